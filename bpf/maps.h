@@ -1,0 +1,88 @@
+/* SPDX-License-Identifier: (GPL-2.0 OR Apache-2.0) */
+/* Every map of the datapath. Layout and meaning: podfence_abi.h. */
+#ifndef PODFENCE_MAPS_H
+#define PODFENCE_MAPS_H
+
+#include "podfence_abi.h"
+
+/* Template for the per-pod tries; userspace creates one per pod.
+ * Sizes, not BTF types: clang emits only a forward declaration for types
+ * reached through the inner map definition, which libbpf cannot size. */
+struct pf_policy_inner {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, PF_POLICY_MAX_ENTRIES);
+	__uint(key_size, sizeof(struct pf_lpm_key));
+	__uint(value_size, sizeof(struct pf_lpm_val));
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
+	__uint(max_entries, PF_MAX_SLOTS);
+	__type(key, __u32);
+	__array(values, struct pf_policy_inner);
+} pf_policy SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, PF_MAX_SLOTS);
+	__type(key, __u32);
+	__type(value, struct pf_pod);
+} pf_pods SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct pf_scratch);
+} pf_scratch SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PROG_ARRAY);
+	__uint(max_entries, 1);
+	__uint(key_size, sizeof(__u32));
+	__uint(value_size, sizeof(__u32));
+} pf_tc_engine SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PROG_ARRAY);
+	__uint(max_entries, 1);
+	__uint(key_size, sizeof(__u32));
+	__uint(value_size, sizeof(__u32));
+} pf_xdp_engine SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, PF_CT_MAX_ENTRIES);
+	__type(key, struct pf_ct_key);
+	__type(value, struct pf_ct_val);
+} pf_conntrack SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, PF_MAX_SLOTS * PF_NUM_DIRS);
+	__type(key, __u32);
+	__type(value, struct pf_counter);
+} pf_counters SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, PF_RULE_HITS_MAX_ENTRIES);
+	__type(key, struct pf_rule_key);
+	__type(value, __u64);
+} pf_rule_hits SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct pf_config);
+} pf_config SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, PF_EVENTS_RING_BYTES);
+} pf_events SEC(".maps");
+
+#endif /* PODFENCE_MAPS_H */

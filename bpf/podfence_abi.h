@@ -1,0 +1,192 @@
+/* SPDX-License-Identifier: (GPL-2.0 OR Apache-2.0) */
+/*
+ * The one contract between the kernel side (bpf/) and userspace (plugin/).
+ * Included by the BPF programs and by C++. Plain C, fixed-width types,
+ * explicit padding: every struct here is a map key or value, so its bytes
+ * are the ABI. Change anything here => bump PF_ABI_VERSION.
+ *
+ * Naming is from the pod's point of view (like Cilium's to/from_container):
+ *   PF_DIR_INGRESS = traffic TO the pod   (host veth tcx egress, XDP on the pod's eth0)
+ *   PF_DIR_EGRESS  = traffic FROM the pod (host veth tcx ingress, XDP on the host veth)
+ */
+#ifndef PODFENCE_ABI_H
+#define PODFENCE_ABI_H
+
+#ifdef __cplusplus
+#include <cstdint>
+typedef std::uint8_t pf_u8;
+typedef std::uint16_t pf_u16;
+typedef std::uint32_t pf_u32;
+typedef std::uint64_t pf_u64;
+#else
+typedef __u8 pf_u8;
+typedef __u16 pf_u16;
+typedef __u32 pf_u32;
+typedef __u64 pf_u64;
+#endif
+
+#define PF_ABI_VERSION 1
+
+/* ---- sizes --------------------------------------------------------------- */
+#define PF_MAX_SLOTS 4096          /* attachments (pod interfaces) per node */
+#define PF_POLICY_MAX_ENTRIES 2097152 /* LPM entries per pod policy (no prealloc) */
+#define PF_CT_MAX_ENTRIES 131072   /* node-wide LRU conntrack */
+#define PF_RULE_HITS_MAX_ENTRIES 65536
+#define PF_EVENTS_RING_BYTES (256 * 1024)
+
+/* ---- directions, families, verdicts --------------------------------------- */
+#define PF_DIR_INGRESS 0
+#define PF_DIR_EGRESS 1
+#define PF_NUM_DIRS 2
+
+#define PF_FAMILY_V4 4
+#define PF_FAMILY_V6 6
+
+#define PF_VERDICT_DENY 0
+#define PF_VERDICT_ALLOW 1
+
+/* ---- per-pod policy: one LPM trie per slot (inner map of pf_policy) -------
+ *
+ * A pod's whole policy, both directions, v4 and v6, lives in ONE trie so it
+ * can be replaced atomically by swapping the outer map entry (pf_policy[slot]).
+ * Two lookups decide a new flow in direction D:
+ *   1. ADDR: {kind=ADDR, dir=D, family, set=0, data=peer address}
+ *      -> val.set = id of the port set that the rules covering this peer
+ *         region admit; miss or PF_SET_NONE => deny.
+ *   2. PORT: {kind=PORT, dir=D, family=0, set=val.set, data[0]=proto,
+ *             data[1..2]=destination port (big endian)}
+ *      -> hit => allow, val.rule = index (within direction D's rule list) of
+ *         the first rule that admits the packet; miss => deny.
+ * The header (kind..set, PF_LPM_HDR_BITS bits) is always matched in full.
+ * ADDR prefixlen = HDR + cidr length. PORT prefixlen = HDR (any protocol, any
+ * port), HDR + 8 (this protocol, any port) or HDR + 8 + n (port prefix of n bits).
+ * A direction that is not isolated is compiled as ADDR 0.0.0.0/0 and ::/0 ->
+ * a set with a PORT "any" entry whose rule is PF_RULE_DEFAULT, so the engine
+ * never needs to know whether a direction is isolated.
+ * Packets without ports (ICMP, non-first fragments, other protocols) are
+ * looked up with port 0, which no port rule can name (ports are 1..65535).
+ */
+#define PF_KIND_ADDR 1
+#define PF_KIND_PORT 2
+#define PF_LPM_HDR_BITS 64
+#define PF_SET_NONE 0
+#define PF_RULE_DEFAULT 0xffffffffu
+
+struct pf_lpm_key {
+	pf_u32 prefixlen;
+	pf_u8 kind;
+	pf_u8 dir;
+	pf_u8 family; /* ADDR: PF_FAMILY_*; PORT: 0 */
+	pf_u8 pad;
+	pf_u32 set; /* PORT: port-set id; ADDR: 0 */
+	pf_u8 data[16];
+};
+
+struct pf_lpm_val {
+	pf_u32 set;  /* ADDR: port-set id (PF_SET_NONE = deny); PORT: unused (0) */
+	pf_u32 rule; /* PORT: first admitting rule index or PF_RULE_DEFAULT; ADDR: 0 */
+};
+
+/* ---- per-slot state (pf_pods, array indexed by slot) ---------------------- */
+#define PF_POD_ACTIVE 1u
+
+struct pf_pod {
+	pf_u32 rev;   /* policy revision; node-unique, bumped on every replace */
+	pf_u32 flags; /* PF_POD_* */
+};
+
+/* ---- attachment context handed from the per-attachment stub to the engine --
+ * Each attach point runs a tiny per-attachment stub program (generated in
+ * userspace from raw instructions, see plugin/bpf/stub) that writes
+ * {slot, dir} into pf_scratch (per-CPU, index 0) and tail-calls the shared
+ * engine in pf_tc_engine[0] / pf_xdp_engine[0]. If the tail call fails the
+ * stub drops: fail closed. Why a stub: XDP has no netns cookie and the pod
+ * side ifindex is not unique on a node; the stub costs one verifier run of a
+ * dozen instructions per attachment instead of one of the whole engine.
+ */
+struct pf_scratch {
+	pf_u32 slot;
+	pf_u32 dir;
+};
+
+/* ---- conntrack (pf_conntrack, LRU hash, node-wide) ------------------------
+ * Key is pod-centric so both directions of a connection hit the same entry:
+ * the pod's address/port and the peer's address/port, whatever the packet's
+ * direction. ICMP echo: both ports = echo identifier. Other portless
+ * protocols: ports 0.
+ */
+struct pf_ct_key {
+	pf_u32 slot;
+	pf_u8 family;
+	pf_u8 proto;
+	pf_u16 pod_port;  /* network order */
+	pf_u16 peer_port; /* network order */
+	pf_u16 pad;
+	pf_u8 pod_addr[16];
+	pf_u8 peer_addr[16];
+};
+
+#define PF_CT_F_CLOSING 1u /* TCP FIN or RST seen: short timeout */
+
+struct pf_ct_val {
+	pf_u64 last_seen_ns; /* bpf_ktime_get_coarse_ns() */
+	pf_u32 rev;          /* pf_pod.rev the flow was last validated against */
+	pf_u8 origin;        /* PF_DIR_* of the packet that opened the flow */
+	pf_u8 flags;         /* PF_CT_F_* */
+	pf_u16 pad;
+};
+
+/* Idle timeouts, nanoseconds. */
+#define PF_CT_TIMEOUT_TCP (3600ull * 1000000000ull)
+#define PF_CT_TIMEOUT_TCP_CLOSING (10ull * 1000000000ull)
+#define PF_CT_TIMEOUT_UDP (120ull * 1000000000ull)
+#define PF_CT_TIMEOUT_OTHER (60ull * 1000000000ull)
+
+/* ---- counters ---------------------------------------------------------------
+ * pf_counters: per-CPU array indexed slot * PF_NUM_DIRS + dir.
+ * pf_rule_hits: per-CPU hash {slot, dir, rule} -> u64, counts NEW flows a rule
+ * admitted (conntrack hits are not policy decisions). Rule PF_RULE_DEFAULT
+ * counts flows admitted because the direction is not isolated.
+ */
+struct pf_counter {
+	pf_u64 allowed_packets;
+	pf_u64 allowed_bytes;
+	pf_u64 denied_packets;
+	pf_u64 denied_bytes;
+};
+
+struct pf_rule_key {
+	pf_u32 slot;
+	pf_u32 dir;
+	pf_u32 rule;
+};
+
+/* ---- node config (pf_config, array of 1) and drop events (pf_events ringbuf) */
+#define PF_CFG_EVENTS 1u /* emit a pf_event per denied packet while set */
+
+struct pf_config {
+	pf_u32 flags;
+	pf_u32 pad;
+};
+
+struct pf_event {
+	pf_u64 ts_ns;
+	pf_u32 slot;
+	pf_u8 dir;
+	pf_u8 family;
+	pf_u8 proto;
+	pf_u8 pad;
+	pf_u8 src[16];
+	pf_u8 dst[16];
+	pf_u16 sport; /* network order */
+	pf_u16 dport; /* network order */
+	pf_u32 len;
+};
+
+/* ---- pinned names (under <bpffsRoot>/podfence/datapath-<hash>/) ----------- */
+#define PF_PIN_PROG_TC "prog_tc"
+#define PF_PIN_PROG_XDP "prog_xdp"
+/* map pins use the map names: pf_policy, pf_pods, pf_scratch, pf_tc_engine,
+ * pf_xdp_engine, pf_conntrack, pf_counters, pf_rule_hits, pf_config, pf_events */
+
+#endif /* PODFENCE_ABI_H */

@@ -1,0 +1,29 @@
+# bpf_object(NAME SOURCE [DEPENDS headers...])
+# Compiles SOURCE with clang for the BPF target, generates NAME.skel.h with
+# bpftool, and defines the INTERFACE target NAME_skel to link against.
+# The skeleton embeds the ELF: nothing is read from disk at run time.
+find_program(BPF_CLANG NAMES clang-14 clang REQUIRED)
+find_program(BPFTOOL NAMES bpftool PATHS /usr/sbin /sbin REQUIRED)
+
+function(bpf_object name src)
+  cmake_parse_arguments(ARG "" "" "DEPENDS" ${ARGN})
+  set(obj ${CMAKE_CURRENT_BINARY_DIR}/${name}.bpf.o)
+  set(skel ${CMAKE_CURRENT_BINARY_DIR}/${name}.skel.h)
+  add_custom_command(
+    OUTPUT ${obj}
+    COMMAND ${BPF_CLANG} -g -O2 -target bpf -D__TARGET_ARCH_x86 -Wall -Werror
+            -I${CMAKE_CURRENT_SOURCE_DIR} -I/usr/include/${CMAKE_LIBRARY_ARCHITECTURE}
+            -c ${CMAKE_CURRENT_SOURCE_DIR}/${src} -o ${obj}
+    DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/${src} ${ARG_DEPENDS}
+    COMMENT "BPF ${src}")
+  add_custom_command(
+    OUTPUT ${skel}
+    COMMAND ${BPFTOOL} gen skeleton ${obj} name ${name} > ${skel}
+    DEPENDS ${obj}
+    COMMENT "skeleton ${name}.skel.h")
+  add_custom_target(${name}_skel_gen DEPENDS ${skel})
+  add_library(${name}_skel INTERFACE)
+  add_dependencies(${name}_skel ${name}_skel_gen)
+  target_include_directories(${name}_skel INTERFACE ${CMAKE_CURRENT_BINARY_DIR})
+  set(${name}_OBJECT ${obj} PARENT_SCOPE)
+endfunction()

@@ -1,0 +1,60 @@
+// The node-wide datapath: the engine programs and shared maps, loaded once
+// from the embedded skeleton and pinned under
+// <bpffsRoot>/podfence/datapath-<hash of the BPF object>/ so every later
+// verb (a new process each time) reuses them without a verifier run.
+#pragma once
+
+#include <string>
+
+#include "../common/fd.hpp"
+
+namespace podfence::bpf {
+
+// Makes sure <root> is a bpffs (mounts one if nothing is mounted there) and
+// <root>/podfence exists. Throws Error(Code::Io) with what failed.
+void ensure_bpffs(const std::string& bpffs_root);
+bool is_bpffs(const std::string& path);
+
+// Exclusive node-wide lock (flock on <root>/podfence) held for a whole verb:
+// runtimes run ADD/DEL of different pods concurrently.
+class NodeLock {
+public:
+    explicit NodeLock(const std::string& bpffs_root);
+private:
+    UniqueFd fd_;
+};
+
+class Datapath {
+public:
+    // Opens the pinned datapath of this binary's BPF object, loading and
+    // pinning it first if absent. Call with the NodeLock held.
+    // Throws Error(Code::BpfLoad) naming the libbpf call and object.
+    static Datapath open_or_load(const std::string& bpffs_root);
+    // Opens whatever is pinned in `dir` (an existing datapath-* directory,
+    // maybe of an older binary): used by DEL/GC/CHECK/CLI.
+    static Datapath open_dir(const std::string& dir);
+
+    const std::string& dir() const { return dir_; }   // absolute pin directory
+    int tc_prog() const { return tc_prog_.get(); }     // engine, tail-call target
+    int xdp_prog() const { return xdp_prog_.get(); }
+    int policy_map() const { return policy_.get(); }   // ARRAY_OF_MAPS slot -> LPM trie
+    int pods_map() const { return pods_.get(); }
+    int scratch_map() const { return scratch_.get(); }
+    int tc_engine_map() const { return tc_engine_.get(); }
+    int xdp_engine_map() const { return xdp_engine_.get(); }
+    int conntrack_map() const { return conntrack_.get(); }
+    int counters_map() const { return counters_.get(); }
+    int rule_hits_map() const { return rule_hits_.get(); }
+    int config_map() const { return config_.get(); }
+    int events_map() const { return events_.get(); }
+
+private:
+    std::string dir_;
+    UniqueFd tc_prog_, xdp_prog_, policy_, pods_, scratch_, tc_engine_, xdp_engine_,
+        conntrack_, counters_, rule_hits_, config_, events_;
+};
+
+// Name of the datapath directory for the BPF object embedded in this binary.
+std::string embedded_datapath_name();
+
+} // namespace podfence::bpf

@@ -1,0 +1,41 @@
+// A pod's compiled policy in the kernel: one LPM trie per slot in the
+// pf_policy map-in-map, replaced atomically. This is the API the plugin and
+// the CLI use to change a live pod's policy.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "../policy/compile.hpp"
+#include "datapath.hpp"
+
+namespace podfence::bpf {
+
+class PolicyStore {
+public:
+    explicit PolicyStore(const Datapath& dp) : dp_(dp) {}
+
+    // Builds a new trie aside, fills it, swaps pf_policy[slot] to it in one
+    // update, then bumps pf_pods[slot].rev to a node-unique revision so
+    // conntrack entries of flows the new policy no longer admits get cut.
+    // Marks the slot active. Returns the new revision.
+    // Throws Error(Code::MapSeed) (E2BIG etc. named) and leaves the old policy in place.
+    std::uint32_t replace(std::uint32_t slot, const std::vector<policy::TrieEntry>& entries);
+
+    // Entries currently in pf_policy[slot], sorted (empty if none).
+    std::vector<policy::TrieEntry> read(std::uint32_t slot) const;
+
+    // Removes the slot's policy, pod record, counters, rule hits and
+    // conntrack entries. No error if already clear.
+    void clear(std::uint32_t slot);
+
+    // A slot no attachment uses (pf_pods flags == 0). Throws Error(Code::MapSeed) when full.
+    std::uint32_t allocate_slot() const;
+
+    std::uint32_t revision(std::uint32_t slot) const;
+
+private:
+    const Datapath& dp_;
+};
+
+} // namespace podfence::bpf

@@ -1,0 +1,2 @@
+// Placeholder until the CNI/CLI owner lands main.
+int main() { return 0; }

@@ -1,0 +1,76 @@
+// The policy model: what the podfence.io/policy annotation means, independent
+// of how the datapath stores it. Parsed from JSON shaped like a Kubernetes
+// NetworkPolicy spec restricted to ipBlock peers.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "../../bpf/podfence_abi.h"
+
+namespace podfence::policy {
+
+enum class Direction : std::uint8_t { Ingress = PF_DIR_INGRESS, Egress = PF_DIR_EGRESS };
+
+// IP protocol numbers as on the wire.
+enum class Protocol : std::uint8_t { TCP = 6, UDP = 17, SCTP = 132 };
+
+struct Cidr {
+    std::uint8_t family = PF_FAMILY_V4;   // PF_FAMILY_V4 or PF_FAMILY_V6
+    std::array<std::uint8_t, 16> addr{};  // network order; v4 uses addr[0..3]; host bits zero
+    std::uint8_t prefix_len = 0;
+    bool operator==(const Cidr&) const = default;
+};
+
+struct IpBlock {
+    Cidr cidr;
+    std::vector<Cidr> except; // each strictly inside cidr, same family
+    bool operator==(const IpBlock&) const = default;
+};
+
+// One entry of a rule's `ports`. has_port=false: every port of the protocol.
+struct PortSpec {
+    Protocol protocol = Protocol::TCP;
+    bool has_port = false;
+    std::uint16_t port = 0;     // 1..65535 when has_port
+    std::uint16_t end_port = 0; // inclusive; == port when no endPort given
+    bool operator==(const PortSpec&) const = default;
+};
+
+// A rule matches when (any_peer or some peer matches) and (any_port or some
+// port matches). any_port also admits portless protocols (ICMP, ...).
+struct Rule {
+    bool any_peer = true;          // no `from`/`to` given
+    std::vector<IpBlock> peers;
+    bool any_port = true;          // no `ports` given
+    std::vector<PortSpec> ports;
+    bool operator==(const Rule&) const = default;
+};
+
+struct Policy {
+    bool isolate_ingress = false;
+    bool isolate_egress = false;
+    std::vector<Rule> ingress;
+    std::vector<Rule> egress;
+    bool operator==(const Policy&) const = default;
+
+    bool isolated(Direction d) const { return d == Direction::Ingress ? isolate_ingress : isolate_egress; }
+    const std::vector<Rule>& rules(Direction d) const { return d == Direction::Ingress ? ingress : egress; }
+};
+
+// Default for pods without the annotation (netconf `defaultPolicy`).
+enum class DefaultAction { Allow, Deny };
+Policy default_policy(DefaultAction action);
+
+// Parses the annotation value. Throws podfence::Error(Code::InvalidPolicy)
+// whose message names the offending field as a JSON path, e.g.
+// "podfence.io/policy: ingress[0].ports[1].endPort: 80 is less than port 443".
+Policy parse_policy(std::string_view json);
+
+// Canonical JSON of a parsed policy (for `podfence inspect` and logs).
+std::string to_json(const Policy& policy);
+
+} // namespace podfence::policy
