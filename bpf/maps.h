@@ -67,7 +67,6 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__uint(max_entries, PF_RULE_HITS_MAX_ENTRIES);
 	__type(key, struct pf_rule_key);
 	__type(value, __u64);

@@ -38,7 +38,8 @@ void add_bpf_filter(int ifindex, bool ingress, int prog_fd, const std::string& n
 void delete_bpf_filter(int ifindex, bool ingress); // no error if absent
 // prog id of podfence's filter at that hook, nullopt if none.
 std::optional<std::uint32_t> bpf_filter_prog_id(int ifindex, bool ingress);
-// number of filters of any owner at that hook (to decide whether a qdisc we created is still used)
+// number of filters (classifier instances: prio+protocol) of any owner at that
+// hook (to decide whether a qdisc we created is still used)
 int count_filters(int ifindex, bool ingress);
 
 } // namespace podfence::netlink

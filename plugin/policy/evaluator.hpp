@@ -24,11 +24,16 @@ struct Packet {
     bool icmp_echo = false;             // ICMP/ICMPv6 echo request or reply
     bool non_first_fragment = false;    // judged with port 0 (no L4 header)
     bool tcp_fin_or_rst = false;
+    std::uint8_t icmp_type = 0;         // ICMP/ICMPv6 type; ICMPv6 133-137 (ND) always pass
 };
 
 struct Decision {
     bool allowed = false;
     std::uint32_t rule = PF_RULE_DEFAULT; // index of first admitting rule, or PF_RULE_DEFAULT
+    // false when the packet passed without a policy decision: ICMPv6 ND, or
+    // (StatefulEvaluator) an existing conntrack entry. Such packets never
+    // count in pf_rule_hits; rule is then PF_RULE_DEFAULT.
+    bool policy_decision = true;
 };
 
 // Stateless: does `policy` admit a NEW flow whose first packet is `pkt`?

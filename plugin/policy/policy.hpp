@@ -4,6 +4,7 @@
 #pragma once
 
 #include <array>
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -61,11 +62,19 @@ struct Policy {
     const std::vector<Rule>& rules(Direction d) const { return d == Direction::Ingress ? ingress : egress; }
 };
 
+// parse_policy() refuses a policy with more rules + peers + except blocks +
+// port entries than this: it bounds compile time and memory for one pod.
+inline constexpr std::size_t kMaxPolicyItems = 200000;
+
 // Default for pods without the annotation (netconf `defaultPolicy`).
 enum class DefaultAction { Allow, Deny };
 Policy default_policy(DefaultAction action);
 
-// Parses the annotation value. Throws podfence::Error(Code::InvalidPolicy)
+// Parses the annotation value. Host bits set in a cidr or except are masked
+// (as Kubernetes does); JSON null counts as an absent key; an
+// absent policyTypes defaults to ["Ingress"], plus "Egress" when an `egress`
+// key is present; an explicit [] isolates nothing (to_json's form of
+// default_policy(Allow)). Throws podfence::Error(Code::InvalidPolicy)
 // whose message names the offending field as a JSON path, e.g.
 // "podfence.io/policy: ingress[0].ports[1].endPort: 80 is less than port 443".
 Policy parse_policy(std::string_view json);

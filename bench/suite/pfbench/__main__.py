@@ -1,0 +1,111 @@
+"""Driver: python3 -m pfbench --out DIR --tools DIR --bpffs DIR [--quick] ...
+Called by bench/suite/run.sh, which builds the tools, mounts the private
+bpffs and cleans up on any exit."""
+import argparse
+import os
+import sys
+import time
+
+from . import report, suites, targets, util
+from .topo import Topology
+from .util import log
+
+FULL = {
+    "reps": 5, "pps_secs": 0.5, "tcp_secs": 2, "matrix_rules": 10000,
+    "scaling_rules": [1, 100, 1000, 10000, 100000], "scaling_reps": 3, "scaling_secs": 0.4,
+    "chain_pods": 10, "scale_pods": 1005, "scale_levels": [1, 100, 1000],
+}
+QUICK = {
+    "reps": 1, "pps_secs": 0.2, "tcp_secs": 1, "matrix_rules": 10000,
+    "scaling_rules": [1, 10000], "scaling_reps": 1, "scaling_secs": 0.2,
+    "chain_pods": 2, "scale_pods": 105, "scale_levels": [1, 100],
+}
+PARTS = ["matrix", "scaling", "testrun", "control"]
+
+
+class Ctx:
+    def __init__(self, a):
+        self.out, self.tmp, self.bpffs = a.out, a.tmp, a.bpffs
+        self.tools, self.run_id = a.tools, a.run_id
+        self.podfence = a.podfence if a.podfence and os.access(a.podfence, os.X_OK) else None
+        self.testrun = a.testrun if a.testrun and os.access(a.testrun, os.X_OK) else None
+        self.podfence_log = os.path.join(a.out, "podfence.log")
+        self.p = dict(QUICK if a.quick else FULL)
+        # The tool takes the rule counts as arguments.
+        self.p["testrun_args"] = (a.testrun_args.split() if a.testrun_args
+                                  else [str(n) for n in self.p["scaling_rules"]])
+        self.rows = {k: [] for k in ("matrix", "scaling", "testrun", "control")}
+        self.missing = []
+        self.memory = {}
+
+    def tool(self, name):
+        return os.path.join(self.tools, name)
+
+
+def main():
+    ap = argparse.ArgumentParser(prog="pfbench")
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--tmp", required=True)
+    ap.add_argument("--tools", required=True)
+    ap.add_argument("--bpffs", required=True)
+    ap.add_argument("--run-id", required=True)
+    ap.add_argument("--podfence")
+    ap.add_argument("--testrun")
+    ap.add_argument("--testrun-args", default="")
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--only", default=",".join(PARTS))
+    ap.add_argument("--verbose", action="store_true")
+    a = ap.parse_args()
+    util.VERBOSE = a.verbose
+    ctx = Ctx(a)
+    parts = a.only.split(",")
+    machine = util.machine_info()
+    t_start = time.time()
+    log(f"machine: {machine}; podfence: {ctx.podfence}; testrun: {ctx.testrun}")
+
+    if "matrix" in parts or "scaling" in parts:
+        with Topology(ctx.run_id, "base") as base:
+            if "matrix" in parts:
+                suites.matrix(ctx, base)
+            if "scaling" in parts:
+                suites.scaling(ctx, base)
+    if "testrun" in parts:
+        suites.testrun(ctx)
+    if "control" in parts:
+        suites.control(ctx)
+
+    for part in ("matrix", "scaling", "control"):
+        report.write_csv(os.path.join(ctx.out, f"{part}.csv"), ctx.rows[part])
+    machine_end = util.machine_info()
+    elapsed = time.time() - t_start
+    rep = report.Report(ctx)
+    rep.w(f"## Benchmark results ({'quick' if a.quick else 'full'} run)")
+    rep.w()
+    rep.w(f"Machine: {machine['nproc']} CPUs, {machine['cpu']}, kernel {machine['kernel']}. "
+          f"Load average at start {machine['loadavg']}, at end {machine_end['loadavg']} "
+          f"(a busy machine makes every number noisy; ratios are interleaved to cancel drift). "
+          f"Suite wall time {elapsed / 60:.1f} min.")
+    rep.w()
+    m = rep.matrix()
+    s = rep.scaling()
+    rep.testrun()
+    c = rep.control()
+    targets.write(rep, m, s, c, ctx.rows["testrun"], ctx.p)
+    bad = sorted({f"{r['config']} {r['metric']} ({r['role']}): {r['check']}"
+                  for part in ("matrix", "scaling") for r in ctx.rows[part] if r["check"] != "ok"})
+    if ctx.missing or bad:
+        rep.w("### Problems in this run")
+        rep.w()
+        for x in ctx.missing + bad:
+            rep.w(f"- {x}")
+        rep.w()
+    with open(os.path.join(ctx.out, "summary.md"), "w") as f:
+        f.write("\n".join(rep.lines) + "\n")
+    log(f"wrote {ctx.out}/summary.md ({elapsed:.0f}s)")
+    for x in ctx.missing + bad:
+        log(f"PROBLEM: {x}")
+    return 1 if ctx.missing or bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

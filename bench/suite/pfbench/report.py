@@ -1,0 +1,358 @@
+"""CSV files, the Markdown summary with target verdicts, and gnuplot PNGs."""
+import csv
+import math
+import os
+import subprocess
+
+from .util import log, median, summary
+
+# ---- CSV -------------------------------------------------------------------
+
+
+def write_csv(path, rows):
+    if not rows:
+        return
+    keys = []
+    for r in rows:
+        keys += [k for k in r if k not in keys]
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=keys)
+        w.writeheader()
+        w.writerows(rows)
+
+
+# ---- aggregation -------------------------------------------------------------
+
+
+def _vals(rows, key="value", **match):
+    return [float(r[key]) for r in rows
+            if all(r.get(k) == v for k, v in match.items()) and _finite(r.get(key))]
+
+
+def _finite(x):
+    try:
+        return math.isfinite(float(x))
+    except (TypeError, ValueError):
+        return False
+
+
+def aggregate(rows, group_keys, metrics):
+    """{group tuple: {metric: {filter:(min,med,max), baseline:(...), ratio, cpu...}}}"""
+    out = {}
+    for r in rows:
+        g = tuple(r[k] for k in group_keys)
+        out.setdefault(g, {})
+    for g in out:
+        match = dict(zip(group_keys, g))
+        for m in metrics:
+            f = _vals(rows, metric=m, role="filter", **match)
+            b = _vals(rows, metric=m, role="baseline", **match)
+            if not f:
+                continue
+            cpu_key = "cpu_ns_per_kib" if m == "tcp" else "cpu_ns_per_pkt"
+            fs, bs = summary(f), summary(b)
+            out[g][m] = {
+                "filter": fs, "baseline": bs,
+                "ratio": fs[1] / bs[1] if b and bs[1] else float("nan"),
+                "cpu_f": median(_vals(rows, cpu_key, metric=m, role="filter", **match)),
+                "cpu_b": median(_vals(rows, cpu_key, metric=m, role="baseline", **match)),
+                "checks": sorted({r["check"] for r in rows if r["metric"] == m
+                                  and all(r.get(k) == v for k, v in match.items())} - {"ok"}),
+            }
+    return out
+
+
+# ---- formatting ----------------------------------------------------------------
+
+
+def _fmt_rate(x, tcp=False):
+    if not _finite(x):
+        return "n/a"
+    return f"{x:.2f}" if tcp else f"{x / 1e6:.3f}"
+
+
+def _trip(t, tcp=False):
+    return " / ".join(_fmt_rate(v, tcp) for v in t)
+
+
+def _r(x):
+    return f"{x:.3f}" if _finite(x) else "n/a"
+
+
+class Report:
+    def __init__(self, ctx):
+        self.ctx = ctx
+        self.lines = []
+        self.verdicts = []
+
+    def w(self, s=""):
+        self.lines.append(s)
+
+    # -- sections -----------------------------------------------------------
+
+    def matrix(self):
+        rows = self.ctx.rows["matrix"]
+        if not rows:
+            return {}
+        agg = aggregate(rows, ["config"], ["pps_allowed", "pps_denied", "tcp"])
+        p = self.ctx.p
+        self.w(f"### Data plane, {p['matrix_rules']} rules (IPv4; {p['reps']} interleaved reps; "
+               f"{p['pps_secs']} s pps windows, {p['tcp_secs']} s TCP)")
+        self.w()
+        self.w("Mpps and Gbit/s as min / median / max; ratio = median(filter) / median(no filter "
+               "measured interleaved in the same run). CPU = busy ns per packet (pps) or per KiB (TCP), "
+               "medians, filter vs its baseline.")
+        self.w()
+        self.w("| config | allowed Mpps | ratio | CPU ns/pkt | denied Mpps | ratio (vs stack discard) "
+               "| TCP Gbit/s | ratio | CPU ns/KiB | checks |")
+        self.w("|---|---|---|---|---|---|---|---|---|---|")
+        for (cfg,), a in agg.items():
+            al, de, tc = a.get("pps_allowed"), a.get("pps_denied"), a.get("tcp")
+            checks = sorted(set((al or {}).get("checks", []) + (de or {}).get("checks", [])
+                                + (tc or {}).get("checks", [])))
+            self.w(f"| {cfg} | {_trip(al['filter']) if al else 'n/a'} | {_r(al['ratio']) if al else 'n/a'} "
+                   f"| {_cpu(al)} | {_trip(de['filter']) if de else 'n/a'} | {_r(de['ratio']) if de else 'n/a'} "
+                   f"| {_trip(tc['filter'], True) if tc else 'n/a'} | {_r(tc['ratio']) if tc else 'n/a'} "
+                   f"| {_cpu(tc)} | {'; '.join(checks) or 'ok'} |")
+        base = {m: summary(_vals(rows, metric=m, role="baseline")) for m in ("pps_allowed", "pps_denied", "tcp")}
+        self.w(f"| (no filter, all reps) | {_trip(base['pps_allowed'])} | 1 | | {_trip(base['pps_denied'])} "
+               f"| 1 | {_trip(base['tcp'], True)} | 1 | | |")
+        self.w()
+        self._plot_matrix(agg)
+        self.w("![data plane ratios](matrix.png)")
+        self.w()
+        return agg
+
+    def scaling(self):
+        rows = self.ctx.rows["scaling"]
+        if not rows:
+            return {}
+        agg = aggregate(rows, ["config", "family", "rules"], ["pps_allowed", "pps_denied"])
+        self.w(f"### Rule scaling ({self.ctx.p['scaling_reps']} interleaved reps per point, "
+               f"{self.ctx.p['scaling_secs']} s windows)")
+        self.w()
+        self.w("Allowed flow = one established connection (podfence: conntrack hit); denied flow = "
+               "every packet through the policy lookup. Ratios: to no filter (same run) and to the "
+               "same filter's own 1-rule median.")
+        self.w()
+        self.w("CPU = ns of CPU per packet (sender + its ksoftirqd, robust to other load); "
+               "\"own 1 rule (CPU)\" = CPU per packet at 1 rule / at N rules, the pps ratio a quiet, "
+               "CPU-bound machine would show.")
+        self.w()
+        self.w("| config | family | rules | load s | allowed Mpps (med) | vs none | vs own 1 rule "
+               "| CPU ns/pkt | own 1 rule (CPU) | denied Mpps (med) | vs none | vs own 1 rule "
+               "| CPU ns/pkt | own 1 rule (CPU) | checks |")
+        self.w("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+        for (cfg, fam, n), a in sorted(agg.items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][2])):
+            one = agg.get((cfg, fam, 1), {})
+            load = median(_vals(rows, "setup_s", config=cfg, family=fam, rules=n, role="filter"))
+            cells = []
+            for m in ("pps_allowed", "pps_denied"):
+                x = a.get(m)
+                if not x:
+                    cells += ["n/a"] * 5
+                    continue
+                own = x["filter"][1] / one[m]["filter"][1] if m in one else float("nan")
+                own_cpu = one[m]["cpu_f"] / x["cpu_f"] if m in one and x["cpu_f"] else float("nan")
+                cells += [_fmt_rate(x["filter"][1]), _r(x["ratio"]), _r(own),
+                          f"{x['cpu_f']:.0f}" if _finite(x["cpu_f"]) else "n/a", _r(own_cpu)]
+            checks = sorted(set(sum((a[m]["checks"] for m in a), [])))
+            self.w(f"| {cfg} | v{fam} | {n} | {load:.1f} | " + " | ".join(cells) + f" | {'; '.join(checks) or 'ok'} |")
+        self.w()
+        self._plot_scaling(agg, rows)
+        self.w("![rule scaling](scaling.png)")
+        self.w()
+        return agg
+
+    def testrun(self):
+        """bench/testrun's CSV: kind,prog,family,rules,case,ns_per_packet,detail."""
+        rows = self.ctx.rows["testrun"]
+        if not rows or "ns_per_packet" not in rows[0]:
+            if rows:
+                self.w("### BPF_PROG_TEST_RUN: testrun.csv has unexpected columns, see the file")
+                self.w()
+            return
+        dp = [r for r in rows if r["kind"] in ("datapath", "article")]
+        mem = [r for r in rows if r["kind"] == "memory"]
+        sizes = sorted({int(r["rules"]) for r in dp})
+        series = sorted({(r["kind"], r["prog"], r["family"], r["case"]) for r in dp})
+        self.w("### BPF_PROG_TEST_RUN ns per packet (bench/testrun, kernel-timed)")
+        self.w()
+        self.w("podfence engine (no stub) vs the article's program. `new`: allowed packet of a new flow "
+               "(conntrack miss, both LPM lookups, conntrack insert; median of single runs); `established_1`: "
+               "same packet again, single runs; `established`/`denied`/article `allowed`: repeat loops. "
+               "Compare single-run cases with the article's `allowed_1`, loops with its `allowed`.")
+        self.w()
+        self.w("| kind | prog | family | case | " + " | ".join(f"{n} rules" for n in sizes) + " |")
+        self.w("|---|---|---|---|" + "---|" * len(sizes))
+        for key in series:
+            vals = {int(r["rules"]): r["ns_per_packet"] for r in dp
+                    if (r["kind"], r["prog"], r["family"], r["case"]) == key}
+            self.w("| " + " | ".join(key) + " | " + " | ".join(vals.get(n, "") for n in sizes) + " |")
+        self.w()
+        if mem:
+            self.w("Per-pod policy trie for N rules (memlock from fdinfo): " + "; ".join(
+                f"{r['family']} {r['rules']} rules: {r['ns_per_packet']} entries, "
+                f"{int(r['detail'].split('=')[1]) / 1024:.0f} KiB" for r in mem if "=" in r["detail"]) + ".")
+            self.w()
+        self._plot_testrun(dp, series)
+
+    def control(self):
+        rows = self.ctx.rows["control"]
+        if not rows:
+            return {}
+        res = {}
+        chain = [r for r in rows if r["test"] == "chain"]
+        if chain:
+            self.w(f"### Control plane: one chain bandwidth -> firewall -> podfence "
+                   f"({self.ctx.p['chain_pods']} pods, ms, median (min-max))")
+            self.w()
+            self.w("| plugin | ADD | DEL | ADD+DEL | ratio to bandwidth |")
+            self.w("|---|---|---|---|---|")
+            meds = {}
+            for plugin in ("bandwidth", "firewall", "podfence"):
+                add = [r["secs"] * 1e3 for r in chain if r["plugin"] == plugin and r["verb"] == "ADD"]
+                dele = [r["secs"] * 1e3 for r in chain if r["plugin"] == plugin and r["verb"] == "DEL"]
+                if not add:
+                    continue
+                meds[plugin] = median(add) + median(dele)
+                self.w(f"| {plugin} | {_ms(add)} | {_ms(dele)} | {meds[plugin]:.1f} | "
+                       f"{_r(meds[plugin] / meds['bandwidth']) if 'bandwidth' in meds else 'n/a'} |")
+            self.w()
+            res["chain"] = meds
+        scale = [r for r in rows if r["test"] == "scale"]
+        if scale:
+            total = self.ctx.p["scale_pods"]
+            win = 5
+            self.w(f"### Control plane: podfence ADD/DEL with pods already on the node (mode tc, 1-rule policies)")
+            self.w()
+            self.w("| pods already on the node | ADD ms, median of the next 5 ADDs | DEL ms (same pods) |")
+            self.w("|---|---|---|")
+            first = [r["secs"] * 1e3 for r in scale if r["verb"] == "ADD" and r["pods_before"] == 0]
+            self.w(f"| 0 (first ADD: loads the datapath) | {first[0]:.1f} | |" if first else "")
+            for lvl in self.ctx.p["scale_levels"]:
+                add = [r["secs"] * 1e3 for r in scale if r["verb"] == "ADD" and lvl <= r["pods_before"] < lvl + win]
+                dele = [r["secs"] * 1e3 for r in scale if r["verb"] == "DEL" and lvl <= r["pods_before"] < lvl + win]
+                res[f"add_{lvl}"] = median(add)
+                self.w(f"| {lvl} | {_ms(add)} | {_ms(dele)} |")
+            self.w()
+            mem = self.ctx.memory
+            if mem:
+                n = mem["pods"]
+                self.w(f"Kernel memory for {n} pods (objects created by the ADDs; bpftool memlock): "
+                       f"{mem['new_maps']} maps, {mem['map_bytes'] / n / 1024:.1f} KiB of maps per pod; "
+                       f"{mem['new_progs']} programs, {mem['prog_bytes'] / n / 1024:.1f} KiB per pod; "
+                       f"{mem['bpffs_entries']} bpffs entries in all ({mem['bpffs_entries'] / n:.1f} per pod).")
+                self.w()
+            self._plot_control(scale)
+            self.w("![ADD latency vs pods on the node](control.png)")
+            self.w()
+        return res
+
+    # -- plots --------------------------------------------------------------
+
+    def _gnuplot(self, name, script):
+        path = os.path.join(self.ctx.out, f"{name}.gp")
+        with open(path, "w") as f:
+            f.write(f"set terminal pngcairo noenhanced size 900,520 font 'sans,10'\n"
+                    f"set output '{os.path.join(self.ctx.out, name + '.png')}'\n" + script)
+        proc = subprocess.run(["gnuplot", path], capture_output=True, text=True)
+        if proc.returncode != 0:
+            log(f"gnuplot {name} failed: {proc.stderr.strip()[:500]}")
+
+    def _dat(self, name, lines):
+        path = os.path.join(self.ctx.out, f"{name}.dat")
+        with open(path, "w") as f:
+            f.write("\n".join(lines) + "\n")
+        return path
+
+    def _plot_matrix(self, agg):
+        lines = ["# config allowed denied tcp"]
+        for (cfg,), a in agg.items():
+            lines.append(cfg + " " + " ".join(_r(a[m]["ratio"]) if m in a else "NaN"
+                                              for m in ("pps_allowed", "pps_denied", "tcp")))
+        dat = self._dat("matrix", lines)
+        self._gnuplot("matrix", f"""
+set title 'Ratio to no filter (median, interleaved), {self.ctx.p['matrix_rules']} rules'
+set style data histograms
+set style histogram clustered gap 1
+set style fill solid 0.8 border -1
+set boxwidth 0.9
+set key top left
+set yrange [0:*]
+set ylabel 'filter / no filter'
+set xtics rotate by -30
+set grid ytics
+set arrow from graph 0, first 0.95 to graph 1, first 0.95 nohead dt 2 lc rgb 'red'
+plot '{dat}' using 2:xtic(1) title 'allowed pps', '' using 3 title 'denied pps (vs stack discard)', '' using 4 title 'TCP 1 stream'
+""")
+
+    def _plot_scaling(self, agg, rows):
+        series = sorted({(cfg, fam) for cfg, fam, _ in agg})
+        plots = []
+        for fam in sorted({f for _, f in series}):
+            b = median(_vals(rows, metric="pps_allowed", role="baseline", family=fam))
+            plots.append(f"{b / 1e6:.4f} with lines lw 2 lc rgb 'gray' dt {1 if fam == 4 else 3} "
+                         f"title 'no filter v{fam}'")
+        for cfg, fam in series:
+            pts = sorted((n, a["pps_allowed"]["filter"][1], a.get("pps_denied", {}).get("filter", (0, float("nan")))[1])
+                         for (c, f, n), a in agg.items() if c == cfg and f == fam and "pps_allowed" in a)
+            dat = self._dat(f"scaling-{cfg}-v{fam}", [f"{n} {al / 1e6:.4f} {de / 1e6:.4f}" for n, al, de in pts])
+            plots.append(f"'{dat}' using 1:2 with linespoints title '{cfg} v{fam} allowed'")
+            plots.append(f"'{dat}' using 1:3 with linespoints dt 2 title '{cfg} v{fam} denied'")
+        self._gnuplot("scaling", f"""
+set title 'Packet rate vs rule count (median)'
+set logscale x
+set logscale y
+set xlabel 'rules'
+set ylabel 'Mpps'
+set key outside right
+set grid
+plot {', '.join(plots)}
+""")
+
+    def _plot_testrun(self, dp, series):
+        plots = []
+        for i, key in enumerate(series):
+            pts = sorted((int(r["rules"]), float(r["ns_per_packet"])) for r in dp
+                         if (r["kind"], r["prog"], r["family"], r["case"]) == key)
+            dat = self._dat(f"testrun-{i}", [f"{n} {v}" for n, v in pts])
+            plots.append(f"'{dat}' using 1:2 with linespoints title '{' '.join(key)}'")
+        if plots:
+            self._gnuplot("testrun", f"""
+set title 'BPF_PROG_TEST_RUN ns per packet vs rules'
+set logscale x
+set logscale y
+set xlabel 'rules'
+set ylabel 'ns/packet' 
+set key outside right
+set grid
+plot {', '.join(plots)}
+""")
+            self.w("![test_run ns/packet](testrun.png)")
+            self.w()
+
+    def _plot_control(self, scale):
+        add = self._dat("control-add", [f"{r['pods_before']} {r['secs'] * 1e3:.3f}" for r in scale if r["verb"] == "ADD"])
+        dele = self._dat("control-del", [f"{r['pods_before']} {r['secs'] * 1e3:.3f}" for r in scale if r["verb"] == "DEL"])
+        self._gnuplot("control", f"""
+set title 'podfence ADD / DEL latency vs pods already on the node'
+set xlabel 'pods already on the node'
+set ylabel 'ms'
+set logscale y
+set grid
+plot '{add}' using 1:2 with points pt 7 ps 0.4 title 'ADD', '{dele}' using 1:2 with points pt 7 ps 0.4 title 'DEL'
+""")
+
+
+def _cpu(a):
+    if not a or not _finite(a["cpu_f"]):
+        return "n/a"
+    return f"{a['cpu_f']:.0f} vs {a['cpu_b']:.0f}"
+
+
+def _ms(xs):
+    if not xs:
+        return "n/a"
+    lo, med, hi = summary(xs)
+    return f"{med:.1f} ({lo:.1f}-{hi:.1f})"

@@ -1,0 +1,282 @@
+"""The four parts of the suite. Each appends plain dict rows to ctx.rows[<part>]."""
+import json
+import os
+import shutil
+import time
+
+from . import cni, filters, rules as R, traffic
+from .topo import Topology
+from .util import BenchError, ip_batch, log, median, run
+
+MATRIX_CONFIGS = [
+    "article-tc", "article-xdp-generic", "article-xdp-native",
+    "podfence-tc", "podfence-xdp-generic", "podfence-xdp-native",
+    "iptables-linear", "nft-linear", "nft-set",
+]
+SCALING_CONFIGS = ["podfence-tc", "iptables-linear", "nft-set"]
+
+
+def _check(cfg, metric, m):
+    """Behaviour, not only speed: a filter must pass the allowed flow and
+    drop the denied one, or its numbers mean nothing."""
+    if metric == "pps_allowed" and m["received"] < 0.9 * m["sent"]:
+        return f"allowed flow lost {1 - m['received'] / max(m['sent'], 1):.0%}"
+    if metric == "pps_denied" and cfg != "none" and m["received"] > 0.01 * m["sent"]:
+        return f"denied flow leaked {m['received'] / max(m['sent'], 1):.0%}"
+    return "ok"
+
+
+def _measure(ctx, topo, cfg, metric, family, pps_secs):
+    if metric == "tcp":
+        m = traffic.tcp(ctx, topo, duration=ctx.p["tcp_secs"])
+        m["check"] = "ok" if m["value"] > 0 else "no throughput"
+    else:
+        m = traffic.blast(ctx, topo, allowed=metric == "pps_allowed", family=family,
+                          duration=pps_secs)
+        m["check"] = _check(cfg, metric, m)
+    traffic.settle()
+    return m
+
+
+def _interleaved(ctx, part, cfg, topo, base, metrics, family, nrules, reps, pps_secs, extra=None):
+    """Runs each metric on the filter and on the baseline topology back to
+    back, alternating which goes first, so load drift hits both alike."""
+    for rep in range(reps):
+        pairs = [("filter", cfg, topo), ("baseline", "none", base)]
+        if rep % 2:
+            pairs.reverse()
+        for metric in metrics:
+            for role, name, t in pairs:
+                m = _measure(ctx, t, name, metric, family, pps_secs)
+                row = {"config": cfg, "family": family, "rules": nrules, "metric": metric,
+                       "rep": rep, "role": role, **(extra or {}), **m}
+                ctx.rows[part].append(row)
+                if m["check"] != "ok":
+                    log(f"CHECK {cfg} {metric} {role}: {m['check']}")
+
+
+def matrix(ctx, base):
+    nrules = ctx.p["matrix_rules"]
+    rules = R.make_rules(nrules, 4)
+    for i, cfg in enumerate(MATRIX_CONFIGS):
+        if cfg.startswith("podfence") and not ctx.podfence:
+            ctx.missing.append(f"matrix/{cfg}: podfence binary not found")
+            continue
+        log(f"matrix: {cfg} ({nrules} rules, {ctx.p['reps']} reps)")
+        with Topology(ctx.run_id, f"m{i}") as topo:
+            f = filters.make(ctx, topo, cfg)
+            try:
+                t0 = time.perf_counter()
+                f.setup(rules, 4)
+                setup_s = time.perf_counter() - t0
+                _interleaved(ctx, "matrix", cfg, topo, base,
+                             ["pps_allowed", "pps_denied", "tcp"], 4, nrules, ctx.p["reps"],
+                             ctx.p["pps_secs"], {"setup_s": setup_s})
+            except BenchError as e:
+                ctx.missing.append(f"matrix/{cfg}: {e}")
+                log(f"matrix: {cfg} FAILED: {e}")
+            finally:
+                f.teardown()
+
+
+def scaling(ctx, base):
+    for i, cfg in enumerate(SCALING_CONFIGS):
+        if cfg.startswith("podfence") and not ctx.podfence:
+            ctx.missing.append(f"scaling/{cfg}: podfence binary not found")
+            continue
+        with Topology(ctx.run_id, f"s{i}") as topo:
+            f = filters.make(ctx, topo, cfg)
+            attached = False
+            try:
+                for family in (4, 6):
+                    for n in ctx.p["scaling_rules"]:
+                        rules = R.make_rules(n, family)
+                        t0 = time.perf_counter()
+                        (f.replace if attached else f.setup)(rules, family)
+                        attached = True
+                        setup_s = time.perf_counter() - t0
+                        log(f"scaling: {cfg} v{family} {n} rules (load {setup_s:.1f}s)")
+                        _interleaved(ctx, "scaling", cfg, topo, base,
+                                     ["pps_allowed", "pps_denied"], family, n,
+                                     ctx.p["scaling_reps"], ctx.p["scaling_secs"],
+                                     {"setup_s": setup_s})
+            except BenchError as e:
+                ctx.missing.append(f"scaling/{cfg}: {e}")
+                log(f"scaling: {cfg} FAILED: {e}")
+            finally:
+                f.teardown()
+
+
+def testrun(ctx):
+    """BPF_PROG_TEST_RUN ns/packet from bench/testrun's tool, kept verbatim."""
+    if not ctx.testrun:
+        ctx.missing.append("testrun: podfence_testrun_bench not found")
+        return
+    args = [ctx.testrun] + ctx.p["testrun_args"]
+    log("testrun: " + " ".join(args))
+    try:
+        out = run(args, timeout=600).stdout
+    except BenchError as e:
+        ctx.missing.append(f"testrun: {e}")
+        return
+    with open(os.path.join(ctx.out, "testrun.csv"), "w") as f:
+        f.write(out)
+    lines = [l for l in out.splitlines() if l.strip() and not l.startswith("#")]
+    if len(lines) < 2:
+        ctx.missing.append("testrun: no CSV rows")
+        return
+    header = [h.strip() for h in lines[0].split(",")]
+    for line in lines[1:]:
+        cells = [c.strip() for c in line.split(",")]
+        if len(cells) == len(header):
+            ctx.rows["testrun"].append(dict(zip(header, cells)))
+
+
+# ---- control plane ---------------------------------------------------------
+
+class _Node:
+    """One node netns and one shared netns holding every pod's interface
+    (CNI_IFNAME p<i>): cheap pods, but each is a real veth pair."""
+
+    def __init__(self, ctx, name):
+        self.ctx = ctx
+        self.node = f"pfb-{ctx.run_id}-{name}-node"
+        self.pods = f"pfb-{ctx.run_id}-{name}-pods"
+        self.count = 0
+
+    def __enter__(self):
+        run(["ip", "netns", "add", self.node])
+        run(["ip", "netns", "add", self.pods])
+        return self
+
+    def __exit__(self, *exc):
+        run(["ip", "netns", "del", self.pods], check=False)
+        run(["ip", "netns", "del", self.node], check=False)
+
+    def add_pods(self, n):
+        first = self.count
+        node_cmds, pod_cmds = [], []
+        for i in range(first, first + n):
+            node_cmds += [f"link add h{i} type veth peer name p{i} netns {self.pods}",
+                          f"link set h{i} up"]
+            pod_cmds.append(f"link set p{i} up")
+        ip_batch(self.node, node_cmds)
+        ip_batch(self.pods, pod_cmds)
+        self.count += n
+        return range(first, first + n)
+
+    def prev(self, i, version):
+        p = cni.prev_result(f"h{i}", "", f"p{i}", "", f"/run/netns/{self.pods}",
+                            [f"10.{252 + i // 65536}.{i // 256 % 256}.{i % 256}/32"])
+        p["cniVersion"] = version
+        for iface in p["interfaces"]:
+            iface.pop("mac")
+        return p
+
+    def invoke(self, binary, verb, conf, i):
+        return cni.invoke(binary, verb, conf, container_id=f"pfb-{self.ctx.run_id}-pod{i}",
+                          ifname=f"p{i}", netns_path=f"/run/netns/{self.pods}",
+                          node_netns=self.node)
+
+
+def _small_policy():
+    return R.podfence_policy(R.make_rules(1, 4))
+
+
+def _chain_confs(ctx, node, i):
+    """bandwidth -> firewall -> podfence, one conflist's worth, cniVersion 1.0.0
+    (the newest the Debian reference plugins speak)."""
+    v = "1.0.0"
+    bw = {"cniVersion": v, "name": "pfb-chain", "type": "bandwidth",
+          "capabilities": {"bandwidth": True},
+          "runtimeConfig": {"bandwidth": {"ingressRate": 1_000_000_000, "ingressBurst": 1_000_000,
+                                          "egressRate": 1_000_000_000, "egressBurst": 1_000_000}}}
+    fw = {"cniVersion": v, "name": "pfb-chain", "type": "firewall", "backend": "iptables"}
+    pf = cni.podfence_conf(ctx.bpffs, ctx.podfence_log, "tc", policy=_small_policy())
+    pf["cniVersion"] = v
+    pf["name"] = "pfb-chain"
+    return [("bandwidth", "/usr/lib/cni/bandwidth", bw), ("firewall", "/usr/lib/cni/firewall", fw),
+            ("podfence", ctx.podfence, pf)]
+
+
+def control_chain(ctx):
+    """ADD and DEL latency of each plugin of one chain, same pods, same run.
+    A podfence failure is reported and the reference plugins still measured."""
+    k = ctx.p["chain_pods"]
+    broken = set()
+    with _Node(ctx, "cpc") as node:
+        pods = node.add_pods(k)
+        for verb, order in (("ADD", list(pods)), ("DEL", list(reversed(pods)))):
+            for i in order:
+                prev = node.prev(i, "1.0.0")
+                chain = _chain_confs(ctx, node, i)
+                for plugin, binary, conf in (chain if verb == "ADD" else reversed(chain)):
+                    if plugin in broken:
+                        continue
+                    try:
+                        out, secs = node.invoke(binary, verb, dict(conf, prevResult=prev), i)
+                    except BenchError as e:
+                        if plugin != "podfence":
+                            raise
+                        broken.add(plugin)
+                        ctx.missing.append(f"control/chain: {e}")
+                        continue
+                    if verb == "ADD" and out:
+                        prev = out
+                    ctx.rows["control"].append({"test": "chain", "plugin": plugin, "verb": verb,
+                                                "pod": i, "pods_before": i, "secs": secs})
+
+
+def _bpf_objects(kind):
+    out = run(["bpftool", "-j", kind, "show"], check=False).stdout
+    try:
+        return {o["id"]: o for o in json.loads(out or "[]")}
+    except json.JSONDecodeError:
+        return {}
+
+
+def control_scale(ctx):
+    """podfence ADD latency as pods accumulate on one node, DEL latency on the
+    way down, and what each pod costs in kernel memory."""
+    total = ctx.p["scale_pods"]
+    policy = _small_policy()
+    with _Node(ctx, "cps") as node:
+        t0 = time.perf_counter()
+        node.add_pods(total)
+        log(f"control: created {total} veth pairs in {time.perf_counter() - t0:.1f}s")
+        conf = cni.podfence_conf(ctx.bpffs, ctx.podfence_log, "tc", policy=policy)
+        maps0, progs0 = _bpf_objects("map"), _bpf_objects("prog")
+        # The first ADD on a node loads the shared datapath: recorded apart.
+        for i in range(total):
+            c = dict(conf, prevResult=node.prev(i, cni.CNI_VERSION))
+            _, secs = node.invoke(ctx.podfence, "ADD", c, i)
+            ctx.rows["control"].append({"test": "scale", "plugin": "podfence", "verb": "ADD",
+                                        "pod": i, "pods_before": i, "secs": secs})
+        maps1, progs1 = _bpf_objects("map"), _bpf_objects("prog")
+        new_maps = [m for k, m in maps1.items() if k not in maps0]
+        new_progs = [p for k, p in progs1.items() if k not in progs0]
+        ctx.memory = {
+            "pods": total,
+            "new_maps": len(new_maps), "new_progs": len(new_progs),
+            "map_bytes": sum(m.get("bytes_memlock", 0) for m in new_maps),
+            "prog_bytes": sum(p.get("bytes_memlock", 0) for p in new_progs),
+            "bpffs_entries": sum(len(fs) + len(ds) for _, ds, fs in os.walk(ctx.bpffs)),
+        }
+        for i in reversed(range(total)):
+            c = dict(conf, prevResult=node.prev(i, cni.CNI_VERSION))
+            _, secs = node.invoke(ctx.podfence, "DEL", c, i)
+            ctx.rows["control"].append({"test": "scale", "plugin": "podfence", "verb": "DEL",
+                                        "pod": i, "pods_before": i, "secs": secs})
+
+
+def control(ctx):
+    if not ctx.podfence:
+        ctx.missing.append("control: podfence binary not found")
+        return
+    for part in (control_chain, control_scale):
+        try:
+            log(f"control: {part.__name__}")
+            part(ctx)
+        except BenchError as e:
+            ctx.missing.append(f"control/{part.__name__}: {e}")
+            log(f"control: {part.__name__} FAILED: {e}")

@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# podfence benchmark suite: data plane (pps, TCP), rule scaling, test_run
+# ns/packet, control-plane latency. See bench/suite/PERFORMANCE.md.
+#
+#   bench/suite/run.sh [--quick] [--out DIR] [--podfence BIN] [--testrun BIN]
+#                      [--only matrix,scaling,testrun,control] [--verbose]
+#
+# Needs root. Everything it creates is named pfb-<run id>-* (netns) or lives
+# in its own temp dirs, and is removed on any exit (trap).
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+repo=$(cd "$here/../.." && pwd)
+quick=0 out="" podfence="" testrun="" only="" verbose=""
+
+usage() { sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
+while [ $# -gt 0 ]; do
+	case "$1" in
+	--quick) quick=1 ;;
+	--out) out=$2; shift ;;
+	--podfence) podfence=$2; shift ;;
+	--testrun) testrun=$2; shift ;;
+	--only) only=$2; shift ;;
+	--verbose) verbose=--verbose ;;
+	-h|--help) usage ;;
+	*) echo "run.sh: unknown argument $1" >&2; usage ;;
+	esac
+	shift
+done
+[ "$(id -u)" = 0 ] || { echo "run.sh: needs root (netns, BPF, bpffs mount)" >&2; exit 2; }
+for t in ip nsenter iperf3 nft iptables-legacy-restore ip6tables-legacy-restore clang cc gnuplot python3 bpftool ss; do
+	command -v "$t" >/dev/null || { echo "run.sh: missing $t (scripts/install-deps.sh)" >&2; exit 2; }
+done
+
+# Newest build of a target across the build directories, unless given.
+newest() { ls -t $repo/build*/"$1" 2>/dev/null | head -n1 || true; }
+[ -n "$podfence" ] || podfence=$(newest plugin/podfence)
+[ -n "$testrun" ] || testrun=$(newest bench/testrun/podfence_testrun_bench)
+
+[ -n "$out" ] || out="$repo/bench-results/$(date +%Y%m%d-%H%M%S)"
+mkdir -p "$out"
+out=$(cd "$out" && pwd)
+run_id=$(od -An -N2 -tx1 /dev/urandom | tr -d ' \n')
+tmp=$(mktemp -d "/tmp/pfb-$run_id.XXXXXX")
+bpffs="$tmp/bpffs"
+
+cleanup() {
+	local rc=$?
+	trap - EXIT INT TERM
+	# Processes the suite started inside its namespaces (iperf3 servers...).
+	for ns in $(ip netns list 2>/dev/null | awk '{print $1}' | grep "^pfb-$run_id-" || true); do
+		for pid in $(ip netns pids "$ns" 2>/dev/null); do kill "$pid" 2>/dev/null || true; done
+		ip netns del "$ns" 2>/dev/null || true
+	done
+	if mountpoint -q "$bpffs" 2>/dev/null; then umount "$bpffs" || umount -l "$bpffs" || true; fi
+	rm -rf "$tmp"
+	exit $rc
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# Tools: built fresh into the temp dir (no CMake dependency for the suite).
+mkdir -p "$tmp/bin" "$bpffs"
+cc -O2 -Wall -Wextra -Werror -o "$tmp/bin/pfb_blast" "$here/tools/pfb_blast.c"
+cc -O2 -Wall -Wextra -Werror -o "$tmp/bin/pfb_attach" "$here/tools/pfb_attach.c" -lbpf
+clang -O2 -g -target bpf -I/usr/include/$(gcc -dumpmachine) \
+	-c "$here/tools/article.bpf.c" -o "$tmp/bin/article.bpf.o"
+# A private bpffs instance: podfence's pins and the article's tcx links live
+# here and vanish with the unmount.
+mount -t bpf bpf "$bpffs"
+
+echo "pfbench: out=$out run=$run_id podfence=${podfence:-none} testrun=${testrun:-none}" >&2
+args=(--out "$out" --tmp "$tmp" --tools "$tmp/bin" --bpffs "$bpffs" --run-id "$run_id")
+[ -n "$podfence" ] && args+=(--podfence "$podfence")
+[ -n "$testrun" ] && args+=(--testrun "$testrun")
+[ "$quick" = 1 ] && args+=(--quick)
+[ -n "$only" ] && args+=(--only "$only")
+[ -n "$verbose" ] && args+=("$verbose")
+cd "$here"
+python3 -m pfbench "${args[@]}"

@@ -1,0 +1,240 @@
+// podfence_testrun_bench [rules...]: BPF_PROG_TEST_RUN ns/packet of the
+// datapath engine for policies of N rules (default 1 100 10000 100000), v4
+// and v6, tc and xdp, next to the seed article's single dport hash lookup.
+// Rules are distinct random CIDRs with one TCP port each (ingress).
+// Cases: new (allowed packet of a NEW flow: conntrack miss, two LPM lookups,
+// conntrack insert, rule hit), established (conntrack hit), denied (peer in a
+// rule's CIDR, wrong port: both lookups, then drop).
+// The kernel times `repeat` runs of one packet; a new flow can run only once
+// (the next run is established), so new flows are timed one call each with
+// distinct source ports (median), and established is also reported timed
+// that way (established_1) to show what the single-run timing adds.
+// CSV on stdout: kind,prog,family,rules,case,value,detail (value: ns/packet,
+// or bytes for kind=memory: the trie's memlock from /proc/self/fdinfo).
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <linux/pkt_cls.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <random>
+#include <set>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "bpf/podfence_abi.h"
+#include "common/fd.hpp"
+#include "datapath/frames.hpp"
+#include "policy/compile.hpp"
+#include "policy/policy.hpp"
+#include "skeletons.hpp"
+
+namespace {
+
+namespace pol = podfence::policy;
+using pftest::Addr;
+using pftest::Frame;
+
+constexpr std::uint32_t kSlot = 1;
+constexpr int kRepeat = 100000;
+constexpr int kNewFlows = 3000;
+
+[[noreturn]] void die(const std::string& what) {
+    throw std::runtime_error(what + ": " + std::strerror(errno));
+}
+
+struct Bench {
+    pfbench::Fds fd;
+    std::unique_ptr<pfbench::Skeletons, pfbench::SkeletonsDeleter> skel;
+    int ncpus = libbpf_num_possible_cpus();
+
+    Bench() {
+        skel = pfbench::load(fd);
+        if (!skel) die("loading the podfence and article skeletons");
+        std::vector<pf_scratch> sc(static_cast<std::size_t>(ncpus), pf_scratch{kSlot, PF_DIR_INGRESS});
+        std::uint32_t zero = 0;
+        if (bpf_map_update_elem(fd.scratch, &zero, sc.data(), BPF_ANY)) die("bpf_map_update_elem(pf_scratch)");
+    }
+
+    // Returns the kernel's mean duration per run.
+    std::uint32_t run(int prog, const std::vector<std::uint8_t>& frame, int repeat, int* retval = nullptr) const {
+        LIBBPF_OPTS(bpf_test_run_opts, o, .data_in = frame.data(), .data_size_in = static_cast<std::uint32_t>(frame.size()),
+                    .repeat = repeat);
+        if (bpf_prog_test_run_opts(prog, &o)) die("bpf_prog_test_run_opts");
+        if (retval) *retval = static_cast<int>(o.retval);
+        return o.duration;
+    }
+
+    void clear_conntrack() const {
+        pf_ct_key k{};
+        while (bpf_map_get_next_key(fd.conntrack, nullptr, &k) == 0) bpf_map_delete_elem(fd.conntrack, &k);
+    }
+};
+
+// Distinct random CIDRs (v4 /20../32, v6 /48../128), one TCP port each.
+pol::Policy make_policy(std::mt19937_64& rng, std::uint8_t family, std::size_t n) {
+    pol::Policy p;
+    p.isolate_ingress = true;
+    std::set<std::pair<std::array<std::uint8_t, 16>, int>> seen;
+    const unsigned bits = family == PF_FAMILY_V4 ? 32 : 128;
+    std::uniform_int_distribution<unsigned> len(family == PF_FAMILY_V4 ? 20 : 48, bits);
+    std::uniform_int_distribution<unsigned> byte(0, 255);
+    std::uniform_int_distribution<unsigned> port(1024, 65535);
+    while (p.ingress.size() < n) {
+        pol::Cidr c;
+        c.family = family;
+        c.prefix_len = static_cast<std::uint8_t>(len(rng));
+        // 10.0.0.0/8 and fd00::/8 hold the rules; 11/8 and fe00::/8 stay free.
+        c.addr[0] = family == PF_FAMILY_V4 ? 10 : 0xfd;
+        for (unsigned i = 1; i < bits / 8; ++i) c.addr[i] = static_cast<std::uint8_t>(byte(rng));
+        for (unsigned i = c.prefix_len; i < bits; ++i) c.addr[i / 8] &= static_cast<std::uint8_t>(~(0x80u >> (i % 8)));
+        if (!seen.insert({c.addr, c.prefix_len}).second) continue;
+        pol::Rule r;
+        r.any_peer = false;
+        r.peers.push_back({c, {}});
+        r.any_port = false;
+        pol::PortSpec ps;
+        ps.has_port = true;
+        ps.port = ps.end_port = static_cast<std::uint16_t>(port(rng));
+        r.ports.push_back(ps);
+        p.ingress.push_back(r);
+    }
+    return p;
+}
+
+long memlock_of(int fd) {
+    std::ifstream in("/proc/self/fdinfo/" + std::to_string(fd));
+    std::string line;
+    while (std::getline(in, line))
+        if (line.rfind("memlock:", 0) == 0) return std::stol(line.substr(8));
+    return -1;
+}
+
+std::uint32_t median(std::vector<std::uint32_t> v) {
+    std::nth_element(v.begin(), v.begin() + static_cast<long>(v.size() / 2), v.end());
+    return v[v.size() / 2];
+}
+
+// Median of 5 repeated measurements of `repeat` runs.
+std::uint32_t steady(const Bench& b, int prog, const std::vector<std::uint8_t>& frame, int expect) {
+    std::vector<std::uint32_t> v;
+    for (int i = 0; i < 5; ++i) {
+        int rc = 0;
+        v.push_back(b.run(prog, frame, kRepeat, &rc));
+        if (rc != expect) throw std::runtime_error("unexpected verdict " + std::to_string(rc));
+    }
+    return median(v);
+}
+
+Frame packet(std::uint8_t family, const pol::Rule& r, std::uint16_t sport, bool right_port) {
+    const pol::Cidr& c = r.peers[0].cidr;
+    Addr peer = c.addr;
+    peer[family == PF_FAMILY_V4 ? 3 : 15] |= 1; // inside the CIDR (host bit or /32 itself)
+    if (c.prefix_len == (family == PF_FAMILY_V4 ? 32 : 128)) peer = c.addr;
+    Frame f;
+    f.family = family;
+    f.src = peer;
+    f.dst = pftest::ip(family == PF_FAMILY_V4 ? "192.168.0.10" : "fc00::10");
+    f.sport = sport;
+    f.dport = static_cast<std::uint16_t>(right_port ? r.ports[0].port : r.ports[0].port ^ 0x8000);
+    f.tcp_flags = pftest::kTcpSyn;
+    return f;
+}
+
+void measure(Bench& b, std::mt19937_64& rng, std::uint8_t family, std::size_t n) {
+    const char* fam = family == PF_FAMILY_V4 ? "v4" : "v6";
+    pol::Policy p = make_policy(rng, family, n);
+    std::vector<pol::TrieEntry> entries = pol::compile(p);
+
+    LIBBPF_OPTS(bpf_map_create_opts, opts, .map_flags = BPF_F_NO_PREALLOC);
+    podfence::UniqueFd trie(bpf_map_create(BPF_MAP_TYPE_LPM_TRIE, "pf_bench", sizeof(pf_lpm_key), sizeof(pf_lpm_val),
+                                           PF_POLICY_MAX_ENTRIES, &opts));
+    if (!trie) die("bpf_map_create(LPM trie)");
+    for (const auto& e : entries)
+        if (bpf_map_update_elem(trie.get(), &e.key, &e.val, BPF_ANY)) die("bpf_map_update_elem(trie)");
+    std::uint32_t outer = static_cast<std::uint32_t>(trie.get());
+    if (bpf_map_update_elem(b.fd.policy, &kSlot, &outer, BPF_ANY)) die("bpf_map_update_elem(pf_policy)");
+    pf_pod pod{static_cast<std::uint32_t>(n), PF_POD_ACTIVE};
+    if (bpf_map_update_elem(b.fd.pods, &kSlot, &pod, BPF_ANY)) die("bpf_map_update_elem(pf_pods)");
+    std::printf("memory,trie,%s,%zu,memlock_bytes,%ld,%zu LPM entries\n", fam, n, memlock_of(trie.get()), entries.size());
+
+    std::uniform_int_distribution<std::size_t> pick(0, n - 1);
+    for (int prog : {b.fd.tc, b.fd.xdp}) {
+        const bool tc = prog == b.fd.tc;
+        const char* pname = tc ? "tc" : "xdp";
+        const int allow = tc ? TC_ACT_UNSPEC : XDP_PASS, deny = tc ? TC_ACT_SHOT : XDP_DROP;
+
+        // (a) new flows: one call each, distinct rules and source ports.
+        b.clear_conntrack();
+        std::vector<std::uint32_t> fresh, est1;
+        for (int i = 0; i < kNewFlows; ++i) {
+            auto frame = pftest::build(packet(family, p.ingress[pick(rng)], static_cast<std::uint16_t>(1024 + i), true));
+            int rc = 0;
+            fresh.push_back(b.run(prog, frame, 1, &rc));
+            if (rc != allow) throw std::runtime_error("new flow not allowed");
+            est1.push_back(b.run(prog, frame, 1, &rc)); // same packet again: established
+        }
+        std::printf("datapath,%s,%s,%zu,new,%u,median of %d single runs\n", pname, fam, n, median(fresh), kNewFlows);
+        std::printf("datapath,%s,%s,%zu,established_1,%u,median of %d single runs\n", pname, fam, n, median(est1),
+                    kNewFlows);
+
+        // (b) established flow, (c) denied packet: kernel-timed loops.
+        auto est = pftest::build(packet(family, p.ingress[pick(rng)], 999, true));
+        b.run(prog, est, 1);
+        std::printf("datapath,%s,%s,%zu,established,%u,repeat %d\n", pname, fam, n, steady(b, prog, est, allow), kRepeat);
+        auto denied = pftest::build(packet(family, p.ingress[pick(rng)], 998, false));
+        std::printf("datapath,%s,%s,%zu,denied,%u,repeat %d\n", pname, fam, n, steady(b, prog, denied, deny), kRepeat);
+    }
+    b.clear_conntrack();
+}
+
+void measure_article(Bench& b, std::mt19937_64& rng, std::size_t n) {
+    std::uniform_int_distribution<unsigned> port(1, 65535);
+    std::uint8_t one = 1;
+    std::uint16_t allowed = 8080;
+    bpf_map_update_elem(b.fd.article_ports, &allowed, &one, BPF_ANY);
+    for (std::size_t i = 1; i < std::min<std::size_t>(n, 65535); ++i) {
+        std::uint16_t p = static_cast<std::uint16_t>(port(rng));
+        bpf_map_update_elem(b.fd.article_ports, &p, &one, BPF_ANY);
+    }
+    auto frame = pftest::build(pftest::tcp4("10.1.2.3", 40000, "192.168.0.10", allowed));
+    for (int prog : {b.fd.article_tc, b.fd.article_xdp}) {
+        const bool tc = prog == b.fd.article_tc;
+        std::printf("article,%s,v4,%zu,allowed,%u,repeat %d\n", tc ? "tc" : "xdp", n,
+                    steady(b, prog, frame, tc ? TC_ACT_OK : XDP_PASS), kRepeat);
+        std::vector<std::uint32_t> single;
+        for (int i = 0; i < kNewFlows; ++i) single.push_back(b.run(prog, frame, 1));
+        std::printf("article,%s,v4,%zu,allowed_1,%u,median of %d single runs\n", tc ? "tc" : "xdp", n, median(single),
+                    kNewFlows);
+    }
+    std::uint16_t k = 0, next = 0;
+    while (bpf_map_get_next_key(b.fd.article_ports, nullptr, &next) == 0) {
+        k = next;
+        bpf_map_delete_elem(b.fd.article_ports, &k);
+    }
+}
+
+} // namespace
+
+int main(int argc, char** argv) try {
+    std::vector<std::size_t> sizes;
+    for (int i = 1; i < argc; ++i) sizes.push_back(std::strtoul(argv[i], nullptr, 10));
+    if (sizes.empty()) sizes = {1, 100, 10000, 100000};
+    Bench b;
+    std::mt19937_64 rng(42);
+    std::printf("kind,prog,family,rules,case,value,detail\n");
+    for (std::size_t n : sizes) {
+        measure_article(b, rng, n);
+        for (std::uint8_t fam : {std::uint8_t{PF_FAMILY_V4}, std::uint8_t{PF_FAMILY_V6}}) measure(b, rng, fam, n);
+        std::fflush(stdout);
+    }
+    return 0;
+} catch (const std::exception& e) {
+    std::fprintf(stderr, "podfence_testrun_bench: %s\n", e.what());
+    return 1;
+}

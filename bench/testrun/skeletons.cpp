@@ -1,0 +1,45 @@
+#include "skeletons.hpp"
+
+#include <bpf/libbpf.h>
+
+#include <cerrno>
+
+#include "pf_article.skel.h"
+#include "podfence.skel.h"
+
+namespace pfbench {
+
+struct Skeletons {
+    ::podfence* dp = nullptr;
+    ::pf_article* article = nullptr;
+};
+
+void SkeletonsDeleter::operator()(Skeletons* s) const {
+    pf_article__destroy(s->article);
+    podfence__destroy(s->dp);
+    delete s;
+}
+
+std::unique_ptr<Skeletons, SkeletonsDeleter> load(Fds& fds) {
+    std::unique_ptr<Skeletons, SkeletonsDeleter> s(new Skeletons);
+    s->dp = podfence__open_and_load();
+    if (s->dp) s->article = pf_article__open_and_load();
+    if (!s->article) {
+        int e = errno;
+        s.reset();
+        errno = e;
+        return nullptr;
+    }
+    fds.tc = bpf_program__fd(s->dp->progs.pf_tc);
+    fds.xdp = bpf_program__fd(s->dp->progs.pf_xdp);
+    fds.policy = bpf_map__fd(s->dp->maps.pf_policy);
+    fds.pods = bpf_map__fd(s->dp->maps.pf_pods);
+    fds.scratch = bpf_map__fd(s->dp->maps.pf_scratch);
+    fds.conntrack = bpf_map__fd(s->dp->maps.pf_conntrack);
+    fds.article_tc = bpf_program__fd(s->article->progs.article_tc);
+    fds.article_xdp = bpf_program__fd(s->article->progs.article_xdp);
+    fds.article_ports = bpf_map__fd(s->article->maps.article_ports);
+    return s;
+}
+
+} // namespace pfbench

@@ -1,0 +1,130 @@
+/* SPDX-License-Identifier: (GPL-2.0 OR Apache-2.0) */
+/*
+ * The decision sequence shared by every attach point. Entry points parse
+ * their context into (data, data_end, len), call pf_engine() and map the
+ * verdict to their program type's return code.
+ */
+#ifndef PODFENCE_ENGINE_H
+#define PODFENCE_ENGINE_H
+
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+
+#include "conntrack.h"
+#include "counters.h"
+#include "maps.h"
+#include "parse.h"
+#include "policy.h"
+
+static __always_inline const __u8 *pf_peer_addr(const struct pf_pkt *p, __u8 dir)
+{
+	return dir == PF_DIR_INGRESS ? p->src : p->dst;
+}
+
+/* Destination port the policy sees: 0 for everything without ports. */
+static __always_inline __u16 pf_policy_dport(const struct pf_pkt *p)
+{
+	return p->ported ? p->dport : 0;
+}
+
+/* Stateful decision for an IP packet of pod `slot` in direction `dir`:
+ *   1. Conntrack hit, not expired:
+ *      a. stamped with the current revision -> ALLOW (the short path: no
+ *         policy lookup, at most one write per second);
+ *      b. older revision -> re-validate as a new flow of the entry's ORIGIN
+ *         direction; admitted -> restamp, ALLOW; else delete, go on to 2.
+ *      An expired entry counts as absent (overwritten or deleted below).
+ *   2. New flow in direction `dir`: admitted -> record it (a full table still
+ *      allows), count a hit for the admitting rule, ALLOW; else DROP.
+ * A missing trie for an active pod fails closed. */
+static __always_inline int pf_decide(__u32 slot, __u8 dir, __u32 rev, const struct pf_pkt *p)
+{
+	struct pf_ct_key key;
+	struct pf_ct_val *ct;
+	void *trie = NULL;
+	__u32 rule = PF_RULE_DEFAULT;
+	__u64 now = bpf_ktime_get_coarse_ns();
+	int stale = 0;
+
+	pf_ct_key_init(&key, slot, dir, p);
+	ct = bpf_map_lookup_elem(&pf_conntrack, &key);
+	if (ct) {
+		if (pf_ct_expired(ct, key.proto, now)) {
+			stale = 1;
+		} else if (ct->rev == rev) {
+			pf_ct_touch(ct, now, p->fin_rst);
+			return PF_VERDICT_ALLOW;
+		} else {
+			__u8 origin = ct->origin;
+
+			trie = pf_policy_trie(slot);
+			if (!trie)
+				return PF_VERDICT_DENY;
+			if (pf_policy_allows(trie, origin, key.family, key.peer_addr, key.proto,
+					     pf_ct_origin_dport(&key, origin), &rule)) {
+				ct->rev = rev;
+				pf_ct_touch(ct, now, p->fin_rst);
+				return PF_VERDICT_ALLOW;
+			}
+			stale = 1;
+		}
+	}
+
+	if (!trie)
+		trie = pf_policy_trie(slot);
+	if (!trie)
+		return PF_VERDICT_DENY;
+	if (!pf_policy_allows(trie, dir, p->family, pf_peer_addr(p, dir), p->proto,
+			      pf_policy_dport(p), &rule)) {
+		if (stale)
+			bpf_map_delete_elem(&pf_conntrack, &key);
+		return PF_VERDICT_DENY;
+	}
+	pf_ct_create(&key, dir, rev, now, p->fin_rst);
+	pf_count_rule_hit(slot, dir, rule);
+	return PF_VERDICT_ALLOW;
+}
+
+/* The whole engine for one frame. Fails closed on anything it cannot
+ * attribute or read: no scratch, unknown or inactive slot, bad direction,
+ * truncated IP/L4 header. Non-IP frames and ICMPv6 neighbour/router
+ * discovery pass without policy or conntrack (but are counted). */
+static __always_inline int pf_engine(void *data, void *data_end, __u32 len)
+{
+	struct pf_pkt pkt = {};
+	struct pf_scratch *sc;
+	struct pf_pod *pod;
+	__u32 zero = 0, slot, dir;
+	int verdict;
+
+	sc = bpf_map_lookup_elem(&pf_scratch, &zero);
+	if (!sc)
+		return PF_VERDICT_DENY;
+	slot = sc->slot;
+	dir = sc->dir;
+	if (dir >= PF_NUM_DIRS)
+		return PF_VERDICT_DENY;
+	pod = bpf_map_lookup_elem(&pf_pods, &slot); /* NULL when slot >= PF_MAX_SLOTS */
+	if (!pod || !(pod->flags & PF_POD_ACTIVE))
+		return PF_VERDICT_DENY;
+
+	switch (pf_parse_frame(data, data_end, &pkt)) {
+	case PF_PARSE_OK:
+		verdict = pf_decide(slot, dir, pod->rev, &pkt);
+		break;
+	case PF_PARSE_NOT_IP:
+	case PF_PARSE_NEIGH:
+		verdict = PF_VERDICT_ALLOW;
+		break;
+	default:
+		verdict = PF_VERDICT_DENY;
+		break;
+	}
+
+	pf_count_packet(slot, dir, verdict, len);
+	if (verdict != PF_VERDICT_ALLOW)
+		pf_emit_drop(slot, dir, &pkt, len);
+	return verdict;
+}
+
+#endif /* PODFENCE_ENGINE_H */

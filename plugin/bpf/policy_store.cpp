@@ -1,0 +1,209 @@
+// Per-pod LPM tries in the pf_policy map-in-map, and the per-slot state
+// around them (pf_pods, counters, rule hits, conntrack).
+#include "policy_store.hpp"
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+#include "common/error.hpp"
+#include "common/log.hpp"
+#include "util.hpp"
+
+namespace podfence::bpf {
+
+using detail::failed;
+using policy::TrieEntry;
+
+namespace {
+
+std::string slot_name(std::uint32_t slot) {
+    return "slot " + std::to_string(slot);
+}
+
+void check_slot(std::uint32_t slot) {
+    if (slot >= PF_MAX_SLOTS)
+        throw Error(Code::MapSeed, "slot " + std::to_string(slot) + " out of range (max " +
+                                       std::to_string(PF_MAX_SLOTS - 1) + ")");
+}
+
+// Must equal pf_policy_inner in bpf/maps.h, or the outer update is refused.
+UniqueFd create_inner(std::uint32_t slot) {
+    LIBBPF_OPTS(bpf_map_create_opts, opts);
+    opts.map_flags = BPF_F_NO_PREALLOC;
+    std::string name = "pf_pod_" + std::to_string(slot);
+    int fd = bpf_map_create(BPF_MAP_TYPE_LPM_TRIE, name.c_str(), sizeof(pf_lpm_key), sizeof(pf_lpm_val),
+                            PF_POLICY_MAX_ENTRIES, &opts);
+    if (fd < 0) throw Error(Code::MapSeed, failed("bpf_map_create", "LPM trie " + name, errno));
+    return UniqueFd(fd);
+}
+
+void fill(int fd, std::uint32_t slot, const std::vector<TrieEntry>& entries) {
+    for (std::size_t i = 0; i < entries.size(); ++i) {
+        if (bpf_map_update_elem(fd, &entries[i].key, &entries[i].val, BPF_ANY) == 0) continue;
+        int e = errno;
+        std::string msg = failed("bpf_map_update_elem",
+                                 "pf_pod_" + std::to_string(slot) + " entry " + std::to_string(i), e);
+        if (e == E2BIG || e == ENOMEM || e == ENOSPC)
+            msg += ": only " + std::to_string(i) + " of " + std::to_string(entries.size()) +
+                   " policy entries fit (memory limit or map size); simplify the policy";
+        throw Error(Code::MapSeed, msg);
+    }
+}
+
+std::vector<pf_pod> read_pods(int pods_fd) {
+    std::vector<pf_pod> pods(PF_MAX_SLOTS);
+    for (std::uint32_t s = 0; s < PF_MAX_SLOTS; ++s) {
+        if (bpf_map_lookup_elem(pods_fd, &s, &pods[s]) != 0)
+            throw Error(Code::MapSeed,
+                        failed("bpf_map_lookup_elem", "pf_pods[" + std::to_string(s) + "]", errno));
+    }
+    return pods;
+}
+
+// Keys of a hash map whose key starts with a u32 slot equal to `slot`.
+// Collected first, deleted after: deleting while walking restarts the walk.
+template <typename Key>
+void delete_slot_keys(int fd, std::uint32_t slot, std::uint32_t max_entries, const char* map) {
+    static_assert(offsetof(Key, slot) == 0);
+    std::vector<Key> doomed;
+    Key cur{}, next{};
+    const Key* prev = nullptr;
+    // Bounded: a concurrently changing LRU map may restart the walk.
+    for (std::uint64_t n = 0; n < 2ull * max_entries; ++n) {
+        if (bpf_map_get_next_key(fd, prev, &next) != 0) {
+            if (errno == ENOENT) break;
+            throw Error(Code::MapSeed, failed("bpf_map_get_next_key", map, errno));
+        }
+        if (next.slot == slot) doomed.push_back(next);
+        cur = next;
+        prev = &cur;
+    }
+    for (const Key& k : doomed) {
+        if (bpf_map_delete_elem(fd, &k) != 0 && errno != ENOENT)
+            throw Error(Code::MapSeed, failed("bpf_map_delete_elem", map, errno));
+    }
+}
+
+bool entry_less(const TrieEntry& a, const TrieEntry& b) {
+    int c = std::memcmp(&a.key, &b.key, sizeof a.key);
+    if (c != 0) return c < 0;
+    return std::memcmp(&a.val, &b.val, sizeof a.val) < 0;
+}
+
+} // namespace
+
+std::uint32_t PolicyStore::replace(std::uint32_t slot, const std::vector<TrieEntry>& entries) {
+    check_slot(slot);
+    UniqueFd inner = create_inner(slot);
+    fill(inner.get(), slot, entries);
+
+    // Revision: max over all slots + 1. It only has to differ from every
+    // revision this slot's conntrack entries can carry; max+1 is strictly
+    // greater than the slot's current one, needs no extra state outside the
+    // ABI's maps, and is unique node-wide because callers hold the NodeLock.
+    // (A clock would repeat within its resolution or wrap within weeks.)
+    std::uint32_t rev = 0;
+    for (const pf_pod& p : read_pods(dp_.pods_map()))
+        rev = std::max(rev, p.rev);
+    if (++rev == 0) rev = 1; // wrapped after 4 billion replaces: 0 means "never set"
+
+    std::uint32_t inner_fd = static_cast<std::uint32_t>(inner.get());
+    if (bpf_map_update_elem(dp_.policy_map(), &slot, &inner_fd, BPF_ANY) != 0)
+        throw Error(Code::MapSeed,
+                    failed("bpf_map_update_elem", "pf_policy[" + std::to_string(slot) + "]", errno));
+    pf_pod pod{rev, PF_POD_ACTIVE};
+    if (bpf_map_update_elem(dp_.pods_map(), &slot, &pod, BPF_ANY) != 0)
+        throw Error(Code::MapSeed,
+                    failed("bpf_map_update_elem", "pf_pods[" + std::to_string(slot) + "]", errno));
+    log::debug("policy of " + slot_name(slot) + " replaced: " + std::to_string(entries.size()) +
+               " entries, rev " + std::to_string(rev));
+    return rev;
+}
+
+std::vector<TrieEntry> PolicyStore::read(std::uint32_t slot) const {
+    check_slot(slot);
+    std::vector<TrieEntry> out;
+    std::uint32_t id = 0;
+    // From userspace, a map-in-map lookup yields the inner map's id.
+    if (bpf_map_lookup_elem(dp_.policy_map(), &slot, &id) != 0) {
+        if (errno == ENOENT) return out;
+        throw Error(Code::MapSeed,
+                    failed("bpf_map_lookup_elem", "pf_policy[" + std::to_string(slot) + "]", errno));
+    }
+    UniqueFd inner(bpf_map_get_fd_by_id(id));
+    if (!inner) {
+        if (errno == ENOENT) return out; // replaced and freed meanwhile
+        throw Error(Code::MapSeed,
+                    failed("bpf_map_get_fd_by_id",
+                           "inner map id " + std::to_string(id) + " of " + slot_name(slot), errno));
+    }
+    pf_lpm_key cur{}, next{};
+    const pf_lpm_key* prev = nullptr;
+    for (;;) {
+        if (bpf_map_get_next_key(inner.get(), prev, &next) != 0) {
+            if (errno == ENOENT) break;
+            throw Error(Code::MapSeed,
+                        failed("bpf_map_get_next_key", "policy trie of " + slot_name(slot), errno));
+        }
+        TrieEntry e;
+        e.key = next;
+        // A lookup with the entry's own prefix length returns that entry:
+        // longer prefixes cannot match a shorter key.
+        if (bpf_map_lookup_elem(inner.get(), &next, &e.val) != 0)
+            throw Error(Code::MapSeed,
+                        failed("bpf_map_lookup_elem", "policy trie of " + slot_name(slot), errno));
+        out.push_back(e);
+        cur = next;
+        prev = &cur;
+    }
+    std::sort(out.begin(), out.end(), entry_less);
+    return out;
+}
+
+void PolicyStore::clear(std::uint32_t slot) {
+    check_slot(slot);
+    // Policy first: from here on the engine finds no trie and denies, so no
+    // new conntrack entries appear for this slot while we sweep.
+    if (bpf_map_delete_elem(dp_.policy_map(), &slot) != 0 && errno != ENOENT)
+        throw Error(Code::MapSeed,
+                    failed("bpf_map_delete_elem", "pf_policy[" + std::to_string(slot) + "]", errno));
+    pf_pod zero_pod{};
+    if (bpf_map_update_elem(dp_.pods_map(), &slot, &zero_pod, BPF_ANY) != 0)
+        throw Error(Code::MapSeed,
+                    failed("bpf_map_update_elem", "pf_pods[" + std::to_string(slot) + "]", errno));
+
+    int ncpu = libbpf_num_possible_cpus();
+    if (ncpu <= 0) throw Error(Code::MapSeed, failed("libbpf_num_possible_cpus", "", ncpu));
+    std::vector<pf_counter> zeros(static_cast<std::size_t>(ncpu));
+    for (std::uint32_t dir = 0; dir < PF_NUM_DIRS; ++dir) {
+        std::uint32_t idx = slot * PF_NUM_DIRS + dir;
+        if (bpf_map_update_elem(dp_.counters_map(), &idx, zeros.data(), BPF_ANY) != 0)
+            throw Error(Code::MapSeed,
+                        failed("bpf_map_update_elem", "pf_counters[" + std::to_string(idx) + "]", errno));
+    }
+    delete_slot_keys<pf_rule_key>(dp_.rule_hits_map(), slot, PF_RULE_HITS_MAX_ENTRIES, "pf_rule_hits");
+    delete_slot_keys<pf_ct_key>(dp_.conntrack_map(), slot, PF_CT_MAX_ENTRIES, "pf_conntrack");
+}
+
+std::uint32_t PolicyStore::allocate_slot() const {
+    auto pods = read_pods(dp_.pods_map());
+    for (std::uint32_t s = 0; s < PF_MAX_SLOTS; ++s)
+        if (pods[s].flags == 0) return s;
+    throw Error(Code::MapSeed, "no free slot in pf_pods: " + std::to_string(PF_MAX_SLOTS) +
+                                   " pod interfaces already attached on this node (run GC?)");
+}
+
+std::uint32_t PolicyStore::revision(std::uint32_t slot) const {
+    check_slot(slot);
+    pf_pod pod{};
+    if (bpf_map_lookup_elem(dp_.pods_map(), &slot, &pod) != 0)
+        throw Error(Code::MapSeed,
+                    failed("bpf_map_lookup_elem", "pf_pods[" + std::to_string(slot) + "]", errno));
+    return pod.rev;
+}
+
+} // namespace podfence::bpf

@@ -1,0 +1,93 @@
+#include "util.hpp"
+
+#include <dirent.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <memory>
+
+#include <bpf/bpf.h>
+
+#include "common/error.hpp"
+#include "common/fd.hpp"
+
+namespace podfence::bpf::detail {
+
+std::string failed(std::string_view call, std::string_view what, int err) {
+    if (err < 0) err = -err;
+    std::string s(call);
+    s += "(";
+    s += what;
+    s += ") failed: ";
+    s += std::strerror(err);
+    return s;
+}
+
+std::uint64_t fnv1a64(const void* data, std::size_t len) {
+    std::uint64_t h = 0xcbf29ce484222325ull;
+    const auto* p = static_cast<const unsigned char*>(data);
+    for (std::size_t i = 0; i < len; ++i) {
+        h ^= p[i];
+        h *= 0x100000001b3ull;
+    }
+    return h;
+}
+
+std::string hex16(std::uint64_t v) {
+    char buf[17];
+    std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(v));
+    return buf;
+}
+
+std::vector<std::string> list_dir(const std::string& dir) {
+    std::vector<std::string> out;
+    std::unique_ptr<DIR, int (*)(DIR*)> d(::opendir(dir.c_str()), ::closedir);
+    if (!d) {
+        if (errno == ENOENT) return out;
+        throw Error(Code::Io, failed("opendir", dir, errno));
+    }
+    while (const dirent* e = ::readdir(d.get())) {
+        std::string n = e->d_name;
+        if (n != "." && n != "..") out.push_back(std::move(n));
+    }
+    return out;
+}
+
+void remove_pin_dir(const std::string& dir) {
+    for (const auto& n : list_dir(dir)) {
+        std::string p = dir + "/" + n;
+        if (::unlink(p.c_str()) != 0 && errno != ENOENT) throw Error(Code::Io, failed("unlink", p, errno));
+    }
+    if (::rmdir(dir.c_str()) != 0 && errno != ENOENT) throw Error(Code::Io, failed("rmdir", dir, errno));
+}
+
+void detach_link_pin(const std::string& path) {
+    UniqueFd fd(bpf_obj_get(path.c_str()));
+    if (!fd) {
+        if (errno == ENOENT) return;
+        throw Error(Code::Io, failed("bpf_obj_get", path, errno));
+    }
+    // ENOLINK: already detached (device gone); EOPNOTSUPP: link type without
+    // detach, the unpin then does it.
+    if (bpf_link_detach(fd.get()) != 0 && errno != ENOLINK && errno != EOPNOTSUPP)
+        throw Error(Code::Attach, failed("bpf_link_detach", path, errno));
+}
+
+bool exists(const std::string& path) {
+    struct stat st;
+    return ::stat(path.c_str(), &st) == 0;
+}
+
+void mkdir_p(const std::string& path) {
+    for (std::size_t pos = 1; pos <= path.size(); ++pos) {
+        if (pos != path.size() && path[pos] != '/') continue;
+        std::string part = path.substr(0, pos);
+        if (::mkdir(part.c_str(), 0700) != 0 && errno != EEXIST)
+            throw Error(Code::Io, failed("mkdir", part, errno));
+    }
+}
+
+} // namespace podfence::bpf::detail

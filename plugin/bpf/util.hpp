@@ -1,0 +1,29 @@
+// Internal helpers of bpf/: errno text, hashing, bpffs directory walking.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace podfence::bpf::detail {
+
+// "call(what) failed: <strerror(err)>", err positive or negative errno.
+std::string failed(std::string_view call, std::string_view what, int err);
+
+std::uint64_t fnv1a64(const void* data, std::size_t len);
+std::string hex16(std::uint64_t v);
+
+// Entry names in a directory (no "." / ".."); empty if it does not exist.
+std::vector<std::string> list_dir(const std::string& dir);
+// Unlinks every entry of `dir` (pins; bpffs dirs we create hold no subdirs) and
+// removes it. No error if absent; throws Error(Io) otherwise.
+void remove_pin_dir(const std::string& dir);
+// Detaches the bpf_link pinned at `path` now (BPF_LINK_DETACH) rather than
+// whenever the kernel frees it after the unpin. No error if absent.
+void detach_link_pin(const std::string& path);
+bool exists(const std::string& path);
+void mkdir_p(const std::string& path); // throws Error(Io)
+
+} // namespace podfence::bpf::detail

@@ -1,0 +1,163 @@
+// `podfence events`: denied packets as they happen. Turns PF_CFG_EVENTS on
+// for the time it runs (RAII: off again on every exit path).
+#include <arpa/inet.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <iostream>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+
+#include "../../bpf/podfence_abi.h"
+#include "../bpf/datapath.hpp"
+#include "../common/error.hpp"
+#include "cli.hpp"
+#include "records.hpp"
+
+namespace podfence::cli {
+namespace {
+
+volatile sig_atomic_t g_stop = 0;
+void on_signal(int) { g_stop = 1; }
+
+// Installs SIGINT/SIGTERM handlers for the scope (so the flag gets cleared).
+class SignalScope {
+public:
+    SignalScope() {
+        struct sigaction sa {};
+        sa.sa_handler = on_signal;
+        sigemptyset(&sa.sa_mask);
+        ::sigaction(SIGINT, &sa, &old_int_);
+        ::sigaction(SIGTERM, &sa, &old_term_);
+    }
+    ~SignalScope() {
+        ::sigaction(SIGINT, &old_int_, nullptr);
+        ::sigaction(SIGTERM, &old_term_, nullptr);
+    }
+    SignalScope(const SignalScope&) = delete;
+    SignalScope& operator=(const SignalScope&) = delete;
+
+private:
+    struct sigaction old_int_ {}, old_term_ {};
+};
+
+void set_events_flag(int config_map, bool on) {
+    std::uint32_t key = 0;
+    pf_config cfg{};
+    bpf_map_lookup_elem(config_map, &key, &cfg); // an absent value reads as zeros
+    cfg.flags = on ? (cfg.flags | PF_CFG_EVENTS) : (cfg.flags & ~PF_CFG_EVENTS);
+    if (bpf_map_update_elem(config_map, &key, &cfg, BPF_ANY) != 0)
+        throw Error(Code::Io, std::string("bpf_map_update_elem(pf_config) failed: ") + std::strerror(errno));
+}
+
+// PF_CFG_EVENTS set for the lifetime of the object.
+class EventsFlag {
+public:
+    explicit EventsFlag(int config_map) : fd_(config_map) { set_events_flag(fd_, true); }
+    ~EventsFlag() {
+        try {
+            set_events_flag(fd_, false);
+        } catch (const std::exception& e) {
+            std::cerr << "podfence: could not clear the events flag: " << e.what() << "\n";
+        }
+    }
+    EventsFlag(const EventsFlag&) = delete;
+    EventsFlag& operator=(const EventsFlag&) = delete;
+
+private:
+    int fd_;
+};
+
+struct RingDeleter {
+    void operator()(ring_buffer* rb) const { ring_buffer__free(rb); }
+};
+
+struct Tally {
+    std::uint64_t printed = 0;
+    std::optional<std::uint64_t> limit; // --count
+    bool done() const { return limit && printed >= *limit; }
+};
+
+struct Printer {
+    std::map<std::uint32_t, std::string> names; // slot -> "container ifname" in this datapath
+    Tally* tally = nullptr;
+};
+
+std::string addr(std::uint8_t family, const std::uint8_t* a) {
+    char buf[INET6_ADDRSTRLEN] = "?";
+    inet_ntop(family == PF_FAMILY_V6 ? AF_INET6 : AF_INET, a, buf, sizeof buf);
+    return family == PF_FAMILY_V6 ? "[" + std::string(buf) + "]" : buf;
+}
+
+std::string proto_name(std::uint8_t p) {
+    switch (p) {
+    case IPPROTO_TCP: return "tcp";
+    case IPPROTO_UDP: return "udp";
+    case IPPROTO_SCTP: return "sctp";
+    case IPPROTO_ICMP: return "icmp";
+    case IPPROTO_ICMPV6: return "icmpv6";
+    default: return "proto " + std::to_string(p);
+    }
+}
+
+int on_event(void* ctx, void* data, size_t size) {
+    auto* p = static_cast<Printer*>(ctx);
+    if (size < sizeof(pf_event) || p->tally->done()) return 0;
+    pf_event ev;
+    std::memcpy(&ev, data, sizeof ev);
+    auto name = p->names.find(ev.slot);
+    std::cout << "denied " << (ev.dir == PF_DIR_INGRESS ? "ingress" : "egress") << " slot " << ev.slot << " ("
+              << (name == p->names.end() ? "unknown pod" : name->second) << ") " << proto_name(ev.proto) << " "
+              << addr(ev.family, ev.src) << ":" << ntohs(ev.sport) << " -> " << addr(ev.family, ev.dst) << ":"
+              << ntohs(ev.dport) << " len " << ev.len << std::endl;
+    ++p->tally->printed;
+    return 0;
+}
+
+} // namespace
+
+void cmd_events(const Args& a) {
+    auto records = load_records(a, std::nullopt);
+    // Every datapath in use (older binaries' too) plus this binary's, if loaded.
+    std::set<std::string> dirs;
+    for (const auto& r : records) dirs.insert(r.datapath_dir);
+    std::string current = a.bpffs_root + "/podfence/" + bpf::embedded_datapath_name();
+    if (::access(current.c_str(), F_OK) == 0) dirs.insert(current);
+    if (dirs.empty()) throw Error(Code::Io, "no podfence datapath loaded under " + a.bpffs_root);
+
+    Tally tally{0, a.count};
+    std::map<std::string, Printer> printers;
+    for (const auto& d : dirs) printers[d].tally = &tally;
+    for (const auto& r : records) printers[r.datapath_dir].names[r.slot] = r.container_id + " " + r.ifname;
+
+    DatapathCache cache;
+    std::vector<std::unique_ptr<EventsFlag>> flags;
+    std::unique_ptr<ring_buffer, RingDeleter> rb;
+    for (const auto& d : dirs) {
+        const bpf::Datapath& dp = cache.get(d);
+        Printer* ctx = &printers[d];
+        if (!rb) {
+            rb.reset(ring_buffer__new(dp.events_map(), on_event, ctx, nullptr));
+            if (!rb) throw Error(Code::Io, "ring_buffer__new(pf_events of " + d + ") failed: " + std::strerror(errno));
+        } else if (ring_buffer__add(rb.get(), dp.events_map(), on_event, ctx) != 0) {
+            throw Error(Code::Io, "ring_buffer__add(pf_events of " + d + ") failed: " + std::strerror(errno));
+        }
+    }
+    SignalScope signals;
+    g_stop = 0;
+    for (const auto& d : dirs) flags.push_back(std::make_unique<EventsFlag>(cache.get(d).config_map()));
+    std::cerr << "podfence: printing denied packets (Ctrl-C to stop)\n";
+    while (!g_stop && !tally.done()) {
+        int n = ring_buffer__poll(rb.get(), 200 /* ms: bounds the reaction to --count and signals */);
+        if (n < 0 && n != -EINTR) throw Error(Code::Io, std::string("ring_buffer__poll failed: ") + std::strerror(-n));
+    }
+}
+
+} // namespace podfence::cli

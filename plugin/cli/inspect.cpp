@@ -1,0 +1,175 @@
+// `podfence inspect` and `podfence counters`.
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include <iomanip>
+#include <iostream>
+#include <map>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+
+#include "../../bpf/podfence_abi.h"
+#include "../common/error.hpp"
+#include "../policy/policy.hpp"
+#include "../verbs/prepare.hpp"
+#include "cli.hpp"
+#include "records.hpp"
+
+namespace podfence::cli {
+namespace {
+
+using nlohmann::json;
+
+std::optional<std::string> filter(const Args& a) {
+    if (a.positional.empty()) return std::nullopt;
+    return a.positional[0];
+}
+
+std::string mode_of(const bpf::AttachmentRecord& r) {
+    if (r.mode == "tc") return "tc/" + r.tc_backend;
+    if (r.mode == "xdp") return "xdp/" + r.xdp_mode;
+    return r.mode;
+}
+
+std::string summary_of(const bpf::AttachmentRecord& r) {
+    try {
+        return verbs::policy_summary(policy::parse_policy(r.policy_json));
+    } catch (const std::exception&) {
+        return "(unreadable policy)";
+    }
+}
+
+json record_json(const bpf::AttachmentRecord& r) {
+    json policy = json::parse(r.policy_json, nullptr, false);
+    return {{"containerID", r.container_id}, {"ifname", r.ifname},        {"netns", r.netns},
+            {"mode", r.mode},                {"tcBackend", r.tc_backend}, {"xdpMode", r.xdp_mode},
+            {"hostVeth", r.host_ifname},     {"hostIfindex", r.host_ifindex},
+            {"podIfindex", r.pod_ifindex},   {"slot", r.slot},            {"rev", r.rev},
+            {"datapath", r.datapath_dir},    {"policySummary", summary_of(r)},
+            {"policy", policy.is_discarded() ? json(r.policy_json) : policy}};
+}
+
+void print_table(const std::vector<std::vector<std::string>>& rows) {
+    std::vector<std::size_t> width;
+    for (const auto& row : rows)
+        for (std::size_t i = 0; i < row.size(); ++i) {
+            if (width.size() <= i) width.push_back(0);
+            width[i] = std::max(width[i], row[i].size());
+        }
+    for (const auto& row : rows) {
+        for (std::size_t i = 0; i < row.size(); ++i) {
+            std::cout << row[i];
+            if (i + 1 < row.size()) std::cout << std::string(width[i] - row[i].size() + 2, ' ');
+        }
+        std::cout << "\n";
+    }
+}
+
+// ---- counters ----
+
+struct DirCounters {
+    pf_counter total{};
+    std::map<std::uint32_t, std::uint64_t> rule_hits; // rule index -> new flows admitted
+};
+
+// Per-CPU map values come as one element per possible CPU.
+template <typename T>
+std::vector<T> percpu_lookup(int map_fd, const void* key) {
+    int ncpu = libbpf_num_possible_cpus();
+    if (ncpu <= 0) throw Error(Code::Io, "libbpf_num_possible_cpus() failed");
+    std::vector<T> values(static_cast<std::size_t>(ncpu));
+    if (bpf_map_lookup_elem(map_fd, key, values.data()) != 0) return {};
+    return values;
+}
+
+std::array<DirCounters, PF_NUM_DIRS> read_counters(const bpf::Datapath& dp, std::uint32_t slot) {
+    std::array<DirCounters, PF_NUM_DIRS> out{};
+    for (std::uint32_t d = 0; d < PF_NUM_DIRS; ++d) {
+        std::uint32_t key = slot * PF_NUM_DIRS + d;
+        for (const pf_counter& c : percpu_lookup<pf_counter>(dp.counters_map(), &key)) {
+            out[d].total.allowed_packets += c.allowed_packets;
+            out[d].total.allowed_bytes += c.allowed_bytes;
+            out[d].total.denied_packets += c.denied_packets;
+            out[d].total.denied_bytes += c.denied_bytes;
+        }
+    }
+    pf_rule_key key{}, next{};
+    const void* prev = nullptr;
+    while (bpf_map_get_next_key(dp.rule_hits_map(), prev, &next) == 0) {
+        key = next;
+        prev = &key;
+        if (key.slot != slot || key.dir >= PF_NUM_DIRS) continue;
+        std::uint64_t sum = 0;
+        for (std::uint64_t v : percpu_lookup<std::uint64_t>(dp.rule_hits_map(), &key)) sum += v;
+        out[key.dir].rule_hits[key.rule] += sum;
+    }
+    return out;
+}
+
+const char* dir_name(std::uint32_t d) { return d == PF_DIR_INGRESS ? "ingress" : "egress"; }
+
+std::string rule_name(std::uint32_t rule) { return rule == PF_RULE_DEFAULT ? "default" : std::to_string(rule); }
+
+json counters_json(const bpf::AttachmentRecord& r, const std::array<DirCounters, PF_NUM_DIRS>& c) {
+    json dirs = json::object();
+    for (std::uint32_t d = 0; d < PF_NUM_DIRS; ++d) {
+        json hits = json::object();
+        for (const auto& [rule, n] : c[d].rule_hits) hits[rule_name(rule)] = n;
+        dirs[dir_name(d)] = {{"allowedPackets", c[d].total.allowed_packets},
+                             {"allowedBytes", c[d].total.allowed_bytes},
+                             {"deniedPackets", c[d].total.denied_packets},
+                             {"deniedBytes", c[d].total.denied_bytes},
+                             {"ruleHits", hits}};
+    }
+    return {{"containerID", r.container_id}, {"ifname", r.ifname}, {"slot", r.slot}, {"directions", dirs}};
+}
+
+void print_counters(const bpf::AttachmentRecord& r, const std::array<DirCounters, PF_NUM_DIRS>& c) {
+    std::cout << r.container_id << " " << r.ifname << " (slot " << r.slot << ", host veth " << r.host_ifname
+              << ")\n";
+    for (std::uint32_t d = 0; d < PF_NUM_DIRS; ++d) {
+        const pf_counter& t = c[d].total;
+        std::cout << "  " << std::left << std::setw(8) << dir_name(d) << std::right << " allowed "
+                  << t.allowed_packets << " pkts " << t.allowed_bytes << " bytes, denied " << t.denied_packets
+                  << " pkts " << t.denied_bytes << " bytes\n";
+        if (c[d].rule_hits.empty()) continue;
+        std::cout << "           rule hits (new flows):";
+        for (const auto& [rule, n] : c[d].rule_hits) std::cout << " " << rule_name(rule) << "=" << n;
+        std::cout << "\n";
+    }
+}
+
+} // namespace
+
+void cmd_inspect(const Args& a) {
+    auto records = load_records(a, filter(a));
+    if (a.json) {
+        json out = json::array();
+        for (const auto& r : records) out.push_back(record_json(r));
+        std::cout << out.dump(2) << "\n";
+        return;
+    }
+    std::vector<std::vector<std::string>> rows = {
+        {"CONTAINER", "IFNAME", "MODE", "HOST VETH", "SLOT", "REV", "POLICY"}};
+    for (const auto& r : records)
+        rows.push_back({r.container_id.substr(0, 12), r.ifname, mode_of(r), r.host_ifname, std::to_string(r.slot),
+                        std::to_string(r.rev), summary_of(r)});
+    print_table(rows);
+}
+
+void cmd_counters(const Args& a) {
+    auto records = load_records(a, filter(a));
+    DatapathCache cache;
+    json out = json::array();
+    for (const auto& r : records) {
+        auto c = read_counters(cache.get(r.datapath_dir), r.slot);
+        if (a.json)
+            out.push_back(counters_json(r, c));
+        else
+            print_counters(r, c);
+    }
+    if (a.json) std::cout << out.dump(2) << "\n";
+}
+
+} // namespace podfence::cli

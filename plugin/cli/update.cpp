@@ -1,0 +1,59 @@
+// `podfence update <containerID> <ifname> <policy.json|->`: replace a live
+// pod's policy (annotations are read only at sandbox creation).
+#include <fstream>
+#include <iostream>
+#include <iterator>
+#include <sstream>
+
+#include "../bpf/policy_store.hpp"
+#include "../bpf/state.hpp"
+#include "../common/error.hpp"
+#include "../common/log.hpp"
+#include "../policy/compile.hpp"
+#include "../policy/policy.hpp"
+#include "../verbs/prepare.hpp"
+#include "../verbs/verbs.hpp"
+#include "cli.hpp"
+
+namespace podfence::cli {
+namespace {
+
+std::string read_source(const std::string& src) {
+    if (src == "-") return {std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>()};
+    std::ifstream in(src);
+    if (!in) throw Error(Code::Io, "cannot open policy file " + src);
+    std::ostringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+}
+
+} // namespace
+
+void cmd_update(const Args& a) {
+    if (a.positional.size() != 3)
+        throw Error(Code::InvalidConfig, "usage: podfence update <containerID> <ifname> <policy.json|->");
+    const std::string& cid = a.positional[0];
+    const std::string& ifname = a.positional[1];
+    // Parse and compile before taking the lock or touching the kernel.
+    policy::Policy pol = policy::parse_policy(read_source(a.positional[2]));
+    auto entries = policy::compile(pol);
+
+    if (!verbs::has_state(a.bpffs_root))
+        throw Error(Code::UnknownContainer, "no podfence state under " + a.bpffs_root + " (wrong --bpffs-root?)");
+    bpf::NodeLock lock(a.bpffs_root);
+    bpf::StateStore store(a.bpffs_root);
+    auto rec = store.find(cid, ifname);
+    if (!rec)
+        throw Error(Code::UnknownContainer, "no attachment for container " + cid + " ifname " + ifname +
+                                                " (see podfence inspect; the full container ID is needed)");
+    bpf::Datapath dp = bpf::Datapath::open_dir(rec->datapath_dir);
+    rec->rev = bpf::PolicyStore(dp).replace(rec->slot, entries); // atomic swap
+    rec->policy_json = policy::to_json(pol);
+    store.update(*rec);
+    std::string msg = "updated container " + cid + " ifname " + ifname + ": rev " + std::to_string(rec->rev) +
+                      ", " + verbs::policy_summary(pol) + " (" + std::to_string(entries.size()) + " trie entries)";
+    log::info(msg);
+    std::cout << msg << "\n";
+}
+
+} // namespace podfence::cli

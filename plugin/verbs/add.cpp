@@ -1,0 +1,95 @@
+// ADD: validate everything, then attach the pod's stubs with its policy.
+// Fail closed: any failure after the first change undoes this ADD entirely.
+#include "../bpf/datapath.hpp"
+#include "../bpf/policy_store.hpp"
+#include "../bpf/state.hpp"
+#include "../cni/result.hpp"
+#include "../common/error.hpp"
+#include "../common/log.hpp"
+#include "backend.hpp"
+#include "layout.hpp"
+#include "prepare.hpp"
+#include "teardown.hpp"
+#include "verbs.hpp"
+#include "veth.hpp"
+
+namespace podfence::verbs {
+namespace {
+
+// Tears the attachment down unless the ADD committed. rec is read at
+// destruction, so it sees whatever the backend recorded so far.
+class Rollback {
+public:
+    Rollback(bpf::StateStore& store, const std::string& root, const bpf::AttachmentRecord& rec)
+        : store_(store), root_(root), rec_(rec) {}
+    Rollback(const Rollback&) = delete;
+    Rollback& operator=(const Rollback&) = delete;
+    ~Rollback() {
+        if (committed_) return;
+        log::warn("ADD failed: rolling back container " + rec_.container_id + " ifname " + rec_.ifname);
+        teardown(store_, root_, rec_); // logs its own failures
+    }
+    void commit() { committed_ = true; }
+
+private:
+    bpf::StateStore& store_;
+    const std::string& root_;
+    const bpf::AttachmentRecord& rec_;
+    bool committed_ = false;
+};
+
+} // namespace
+
+Output add(const cni::Env& env, const cni::NetConf& conf) {
+    // 1. Everything that can be checked without changing the system.
+    cni::Result prev = require_prev_result(conf);
+    PolicyPlan plan = plan_policy(conf);
+    std::string tc_backend = conf.mode == cni::Mode::Tc ? resolve_tc_backend(conf.tc_backend) : "";
+    VethPair veth = find_veth(env.netns, env.ifname, prev);
+
+    bpf::AttachmentRecord rec;
+    rec.container_id = env.container_id;
+    rec.ifname = env.ifname;
+    rec.netns = env.netns;
+    rec.mode = std::string(cni::to_string(conf.mode));
+    rec.tc_backend = tc_backend;
+    rec.host_ifname = veth.host.name;
+    rec.host_ifindex = static_cast<std::uint32_t>(veth.host.ifindex);
+    rec.pod_ifindex = static_cast<std::uint32_t>(veth.pod.ifindex);
+    rec.policy_json = plan.canonical_json;
+    log::info("ADD container " + env.container_id + " ifname " + env.ifname + ": host veth " + rec.host_ifname +
+              ", mode " + rec.mode + (tc_backend.empty() ? "" : "/" + tc_backend) + ", policy " +
+              (plan.from_annotation ? "from annotation" : "defaultPolicy") + " (" +
+              std::to_string(plan.entries.size()) + " trie entries)");
+
+    // 2. The system.
+    const std::string& root = conf.bpffs_root;
+    bpf::ensure_bpffs(root);
+    bpf::NodeLock lock(root);
+    bpf::StateStore store(root);
+    if (auto old = store.find(env.container_id, env.ifname)) {
+        log::info("re-ADD: removing the previous attachment first");
+        auto errors = teardown(store, root, *old);
+        if (!errors.empty())
+            throw Error(Code::Io, "re-ADD of container " + env.container_id + " ifname " + env.ifname +
+                                      ": the previous attachment could not be removed: " + errors.front());
+    }
+    bpf::Datapath dp = bpf::Datapath::open_or_load(root);
+    bpf::PolicyStore policies(dp);
+    rec.datapath_dir = dp.dir();
+    rec.slot = policies.allocate_slot();
+
+    Rollback rollback(store, root, rec);
+    // The record first: a crash from here on leaves something DEL/GC can find.
+    store.create(rec);
+    std::string dir = attachment_dir(store, root, env.container_id, env.ifname);
+    rec.rev = policies.replace(rec.slot, plan.entries);
+    AttachRequest req{dp, rec, dir, conf.xdp_mode, [&] { store.update(rec); }};
+    backend_for(rec)->attach(req);
+    store.update(rec);
+    rollback.commit();
+    log::info("ADD done: slot " + std::to_string(rec.slot) + " rev " + std::to_string(rec.rev));
+    return cni::convert_result(*conf.prev_result, conf.cni_version);
+}
+
+} // namespace podfence::verbs

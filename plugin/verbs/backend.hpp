@@ -1,0 +1,61 @@
+// How a pod's stubs get onto its interfaces. The verbs speak only this
+// interface; tcx, legacy tc (clsact + cls_bpf) and XDP each implement it.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "../bpf/datapath.hpp"
+#include "../bpf/state.hpp"
+#include "../cni/netconf.hpp"
+
+namespace podfence::verbs {
+
+struct AttachRequest {
+    const bpf::Datapath& dp;
+    bpf::AttachmentRecord& rec; // slot, netns and ifindexes set; the backend records what it did
+    std::string dir;            // attachment directory (pins go here)
+    cni::XdpMode xdp_mode = cni::XdpMode::Native;
+    std::function<void()> save; // persists rec: call before creating state no pin can find
+};
+
+class Backend {
+public:
+    virtual ~Backend() = default;
+    // Loads the stubs, attaches and pins them. Throws; the caller rolls back
+    // with detach(), which must cope with any prefix of attach() done.
+    virtual void attach(AttachRequest& req) const = 0;
+    // Removes what attach() created. Never throws: failures are appended.
+    virtual void detach(const bpf::AttachmentRecord& rec, const std::string& dir,
+                        std::vector<std::string>& errors) const = 0;
+    // Appends one message per way the live attachment differs from rec.
+    virtual void verify(const bpf::AttachmentRecord& rec, const std::string& dir,
+                        std::vector<std::string>& problems) const = 0;
+};
+
+// By rec.mode / rec.tc_backend ("tc"+"tcx", "tc"+"legacy", "xdp"). An
+// unknown combination (a newer binary's record) gets a backend that only
+// unpins, so DEL still cleans what it can.
+std::unique_ptr<Backend> backend_for(const bpf::AttachmentRecord& rec);
+
+std::unique_ptr<Backend> make_tcx_backend();
+std::unique_ptr<Backend> make_legacy_tc_backend();
+std::unique_ptr<Backend> make_xdp_backend();
+
+// ---- helpers shared by the backends ----
+std::string pin_path(const std::string& dir, const char* name);
+// unlink(dir/name); a missing pin is fine. Appends failures.
+void unpin(const std::string& dir, const char* name, std::vector<std::string>& errors);
+void unpin_all(const std::string& dir, std::vector<std::string>& errors); // links first, then stubs
+// Pinned stub's program id; 0 (and a problem) if the pin is missing.
+std::uint32_t pinned_prog_id(const std::string& dir, const char* stub, std::vector<std::string>& problems);
+// Checks a pinned bpf_link: present, attached to want_ifindex, running the
+// pinned stub. `where` names the hook for messages. Returns the stub's prog id.
+std::uint32_t verify_pinned_link(const std::string& dir, const char* link, const char* stub,
+                                 std::uint32_t want_ifindex, const std::string& where,
+                                 std::vector<std::string>& problems);
+
+} // namespace podfence::verbs

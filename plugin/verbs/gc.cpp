@@ -1,0 +1,73 @@
+// GC: remove attachments the runtime no longer knows, then datapaths that
+// nothing uses any more (left by older binaries).
+#include <algorithm>
+#include <filesystem>
+#include <set>
+
+#include "../bpf/datapath.hpp"
+#include "../bpf/state.hpp"
+#include "../common/error.hpp"
+#include "../common/log.hpp"
+#include "layout.hpp"
+#include "prepare.hpp"
+#include "teardown.hpp"
+#include "verbs.hpp"
+
+namespace podfence::verbs {
+namespace {
+
+namespace fs = std::filesystem;
+
+// datapath-* directories that no record references and that are not this
+// binary's. The NodeLock is held, so no load is half done in there.
+void collect_datapaths(const std::string& root, const std::vector<bpf::AttachmentRecord>& records,
+                       std::vector<std::string>& errors) {
+    std::set<std::string> used;
+    for (const auto& r : records) used.insert(fs::path(r.datapath_dir).filename().string());
+    std::string current = bpf::embedded_datapath_name();
+    std::error_code ec;
+    for (const auto& entry : fs::directory_iterator(podfence_dir(root), ec)) {
+        std::string name = entry.path().filename().string();
+        if (name.rfind("datapath-", 0) != 0 || name == current || used.count(name)) continue;
+        std::error_code rm;
+        fs::remove_all(entry.path(), rm);
+        if (rm)
+            errors.push_back("removing unused datapath " + entry.path().string() + ": " + rm.message());
+        else
+            log::info("GC: removed unused datapath " + entry.path().string());
+    }
+    if (ec) errors.push_back("listing " + podfence_dir(root) + ": " + ec.message());
+}
+
+} // namespace
+
+Output gc(const cni::Env&, const cni::NetConf& conf) {
+    require_verb_version(cni::Verb::Gc, conf);
+    std::vector<cni::AttachmentId> valid_list = cni::parse_valid_attachments(conf);
+    std::set<cni::AttachmentId> valid(valid_list.begin(), valid_list.end());
+
+    const std::string& root = conf.bpffs_root;
+    if (!has_state(root)) return std::nullopt;
+    bpf::NodeLock lock(root);
+    bpf::StateStore store(root);
+    std::vector<std::string> errors;
+    std::size_t removed = 0;
+    for (const auto& rec : store.list()) {
+        if (valid.count({rec.container_id, rec.ifname})) continue;
+        log::info("GC: container " + rec.container_id + " ifname " + rec.ifname + " is not a valid attachment");
+        auto e = teardown(store, root, rec);
+        if (e.empty()) ++removed;
+        errors.insert(errors.end(), e.begin(), e.end());
+    }
+    collect_datapaths(root, store.list(), errors);
+    log::info("GC: removed " + std::to_string(removed) + " attachment(s), " + std::to_string(errors.size()) +
+              " error(s)");
+    if (!errors.empty()) {
+        std::string all;
+        for (const auto& e : errors) all += (all.empty() ? "" : "; ") + e;
+        throw Error(Code::Io, "GC could not remove everything: " + errors.front(), all);
+    }
+    return std::nullopt;
+}
+
+} // namespace podfence::verbs

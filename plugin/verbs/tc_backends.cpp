@@ -1,0 +1,124 @@
+// mode "tc": the stubs run on the host veth, which sees both directions.
+// tcx (bpf_link, kernel >= 6.6) or, without it, clsact + cls_bpf.
+#include <algorithm>
+
+#include "../../bpf/podfence_abi.h"
+#include "../bpf/attach.hpp"
+#include "../common/error.hpp"
+#include "../common/log.hpp"
+#include "../netlink/netlink.hpp"
+#include "backend.hpp"
+#include "layout.hpp"
+
+namespace podfence::verbs {
+namespace {
+
+// Host veth ingress = packets the pod sends (PF_DIR_EGRESS) and vice versa.
+struct TcHook {
+    const char* link;
+    const char* stub;
+    std::uint32_t dir;
+    bpf::Hook hook;
+    bool tc_ingress; // legacy clsact hook
+    const char* name;
+};
+constexpr TcHook kTcHooks[] = {
+    {kLinkEgress, kStubEgress, PF_DIR_EGRESS, bpf::Hook::TcxIngress, true, "ingress"},
+    {kLinkIngress, kStubIngress, PF_DIR_INGRESS, bpf::Hook::TcxEgress, false, "egress"},
+};
+
+std::string where(const bpf::AttachmentRecord& rec, const TcHook& h, const char* kind) {
+    return std::string(kind) + " " + h.name + " of " + rec.host_ifname;
+}
+
+class TcxBackend final : public Backend {
+public:
+    void attach(AttachRequest& req) const override {
+        for (const TcHook& h : kTcHooks) {
+            UniqueFd stub = bpf::load_tc_stub(req.dp, req.rec.slot, h.dir);
+            bpf::pin(stub.get(), pin_path(req.dir, h.stub));
+            UniqueFd link = bpf::attach_tcx(stub.get(), static_cast<int>(req.rec.host_ifindex), h.hook);
+            // Pinned right away: if this throws, closing the fd detaches it.
+            bpf::pin(link.get(), pin_path(req.dir, h.link));
+        }
+    }
+
+    void detach(const bpf::AttachmentRecord&, const std::string& dir,
+                std::vector<std::string>& errors) const override {
+        unpin_all(dir, errors); // a tcx link that nothing holds detaches
+    }
+
+    void verify(const bpf::AttachmentRecord& rec, const std::string& dir,
+                std::vector<std::string>& problems) const override {
+        for (const TcHook& h : kTcHooks) {
+            std::uint32_t id = verify_pinned_link(dir, h.link, h.stub, rec.host_ifindex, where(rec, h, "tcx"), problems);
+            if (id == 0) continue;
+            auto ids = bpf::tcx_prog_ids(static_cast<int>(rec.host_ifindex), h.hook);
+            if (std::find(ids.begin(), ids.end(), id) == ids.end())
+                problems.push_back(std::string(h.stub) + " (program id " + std::to_string(id) +
+                                   ") is not among the programs at " + where(rec, h, "tcx"));
+        }
+    }
+};
+
+// The host veth is still the one ADD saw (not a reused ifindex).
+bool same_host_link(const bpf::AttachmentRecord& rec) {
+    auto l = netlink::get_link(static_cast<int>(rec.host_ifindex));
+    return l && l->name == rec.host_ifname;
+}
+
+class LegacyTcBackend final : public Backend {
+public:
+    void attach(AttachRequest& req) const override {
+        int ifindex = static_cast<int>(req.rec.host_ifindex);
+        if (netlink::ensure_clsact(ifindex)) {
+            req.rec.legacy_qdisc_created = true;
+            req.save(); // so a DEL after a crash knows the qdisc is ours
+        }
+        for (const TcHook& h : kTcHooks) {
+            UniqueFd stub = bpf::load_tc_stub(req.dp, req.rec.slot, h.dir);
+            bpf::pin(stub.get(), pin_path(req.dir, h.stub));
+            netlink::add_bpf_filter(ifindex, h.tc_ingress, stub.get(), "pf_stub_tc");
+        }
+    }
+
+    void detach(const bpf::AttachmentRecord& rec, const std::string& dir,
+                std::vector<std::string>& errors) const override {
+        int ifindex = static_cast<int>(rec.host_ifindex);
+        try {
+            if (!same_host_link(rec)) {
+                log::info("legacy tc: " + rec.host_ifname + " (ifindex " + std::to_string(rec.host_ifindex) +
+                          ") is gone; its filters went with it");
+            } else {
+                for (const TcHook& h : kTcHooks) netlink::delete_bpf_filter(ifindex, h.tc_ingress);
+                // Only a clsact podfence created, and only once nobody else filters there.
+                if (rec.legacy_qdisc_created && netlink::has_clsact(ifindex) &&
+                    netlink::count_filters(ifindex, true) == 0 && netlink::count_filters(ifindex, false) == 0)
+                    netlink::delete_clsact(ifindex);
+            }
+        } catch (const std::exception& e) {
+            errors.push_back(std::string("legacy tc on ") + rec.host_ifname + ": " + e.what());
+        }
+        unpin_all(dir, errors);
+    }
+
+    void verify(const bpf::AttachmentRecord& rec, const std::string& dir,
+                std::vector<std::string>& problems) const override {
+        for (const TcHook& h : kTcHooks) {
+            std::uint32_t id = pinned_prog_id(dir, h.stub, problems);
+            auto cur = netlink::bpf_filter_prog_id(static_cast<int>(rec.host_ifindex), h.tc_ingress);
+            if (!cur)
+                problems.push_back("no podfence cls_bpf filter at " + where(rec, h, "tc"));
+            else if (id != 0 && *cur != id)
+                problems.push_back("the podfence filter at " + where(rec, h, "tc") + " runs program id " +
+                                   std::to_string(*cur) + ", not its stub " + std::to_string(id) + " (replaced)");
+        }
+    }
+};
+
+} // namespace
+
+std::unique_ptr<Backend> make_tcx_backend() { return std::make_unique<TcxBackend>(); }
+std::unique_ptr<Backend> make_legacy_tc_backend() { return std::make_unique<LegacyTcBackend>(); }
+
+} // namespace podfence::verbs

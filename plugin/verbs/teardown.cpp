@@ -1,0 +1,54 @@
+#include "teardown.hpp"
+
+#include <sys/stat.h>
+
+#include "../bpf/datapath.hpp"
+#include "../bpf/policy_store.hpp"
+#include "../common/log.hpp"
+#include "backend.hpp"
+#include "layout.hpp"
+
+namespace podfence::verbs {
+namespace {
+
+bool dir_exists(const std::string& path) {
+    struct stat st {};
+    return ::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+void clear_slot(const bpf::AttachmentRecord& rec, std::vector<std::string>& errors) {
+    if (rec.datapath_dir.empty() || !dir_exists(rec.datapath_dir)) {
+        log::info("teardown: datapath " + rec.datapath_dir + " is gone; slot " + std::to_string(rec.slot) +
+                  " has nothing to clear");
+        return;
+    }
+    try {
+        bpf::Datapath dp = bpf::Datapath::open_dir(rec.datapath_dir);
+        bpf::PolicyStore(dp).clear(rec.slot);
+    } catch (const std::exception& e) {
+        errors.push_back("clearing slot " + std::to_string(rec.slot) + " in " + rec.datapath_dir + ": " + e.what());
+    }
+}
+
+} // namespace
+
+std::vector<std::string> teardown(bpf::StateStore& store, const std::string& bpffs_root,
+                                  const bpf::AttachmentRecord& rec) {
+    std::vector<std::string> errors;
+    std::string what = "container " + rec.container_id + " ifname " + rec.ifname;
+    try {
+        std::string dir = attachment_dir(store, bpffs_root, rec.container_id, rec.ifname);
+        backend_for(rec)->detach(rec, dir, errors);
+        // A link that is still attached would run its stub on whatever pod
+        // reuses the slot: clear it only once everything is detached.
+        if (errors.empty()) clear_slot(rec, errors);
+        if (errors.empty()) store.remove(rec.container_id, rec.ifname);
+    } catch (const std::exception& e) {
+        errors.push_back(e.what());
+    }
+    for (const auto& e : errors) log::error("teardown of " + what + ": " + e);
+    if (errors.empty()) log::info("removed attachment of " + what + " (slot " + std::to_string(rec.slot) + ")");
+    return errors;
+}
+
+} // namespace podfence::verbs

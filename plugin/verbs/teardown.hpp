@@ -1,0 +1,19 @@
+// Removing one attachment: used by DEL, GC, a re-ADD and ADD's rollback.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "../bpf/state.hpp"
+
+namespace podfence::verbs {
+
+// Detaches (unpins links; legacy tc: deletes podfence's filters and a clsact
+// podfence created that nobody else uses), clears the slot, then removes the
+// record. Never throws: each failure is logged and returned. The record is
+// kept when something before it could not be removed, so a later DEL or GC
+// can retry; the slot is not cleared while a link may still run its stub.
+std::vector<std::string> teardown(bpf::StateStore& store, const std::string& bpffs_root,
+                                  const bpf::AttachmentRecord& rec);
+
+} // namespace podfence::verbs

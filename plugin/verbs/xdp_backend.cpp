@@ -1,0 +1,65 @@
+// mode "xdp": XDP only sees what an interface receives, so the pod's egress
+// is filtered on the host veth and its ingress on the pod's own interface,
+// inside the pod netns.
+#include "../../bpf/podfence_abi.h"
+#include "../bpf/attach.hpp"
+#include "../common/log.hpp"
+#include "../netlink/netns.hpp"
+#include "backend.hpp"
+#include "layout.hpp"
+
+namespace podfence::verbs {
+namespace {
+
+bpf::XdpMode to_bpf(cni::XdpMode m) {
+    return m == cni::XdpMode::Generic ? bpf::XdpMode::Generic : bpf::XdpMode::Native;
+}
+
+class XdpBackend final : public Backend {
+public:
+    void attach(AttachRequest& req) const override {
+        bpf::AttachmentRecord& rec = req.rec;
+        bpf::XdpMode want = to_bpf(req.xdp_mode);
+        bpf::XdpMode used_host = want, used_pod = want;
+
+        UniqueFd stub_e = bpf::load_xdp_stub(req.dp, rec.slot, PF_DIR_EGRESS);
+        bpf::pin(stub_e.get(), pin_path(req.dir, kStubEgress));
+        UniqueFd link_e = bpf::attach_xdp(stub_e.get(), static_cast<int>(rec.host_ifindex), want, &used_host);
+        bpf::pin(link_e.get(), pin_path(req.dir, kLinkEgress));
+
+        UniqueFd stub_i = bpf::load_xdp_stub(req.dp, rec.slot, PF_DIR_INGRESS);
+        bpf::pin(stub_i.get(), pin_path(req.dir, kStubIngress));
+        UniqueFd link_i;
+        {
+            netlink::NetnsGuard in_pod(rec.netns);
+            link_i = bpf::attach_xdp(stub_i.get(), static_cast<int>(rec.pod_ifindex), want, &used_pod);
+        }
+        bpf::pin(link_i.get(), pin_path(req.dir, kLinkIngress));
+
+        bool native = used_host == bpf::XdpMode::Native && used_pod == bpf::XdpMode::Native;
+        rec.xdp_mode = native ? "native" : "generic";
+        if (want == bpf::XdpMode::Native && !native)
+            log::warn("xdp: native mode unavailable on " + rec.host_ifname + " or the pod's " + rec.ifname +
+                      "; generic XDP in use");
+    }
+
+    void detach(const bpf::AttachmentRecord&, const std::string& dir,
+                std::vector<std::string>& errors) const override {
+        // XDP links detach when unpinned; inside a netns that is gone there
+        // was nothing left to detach.
+        unpin_all(dir, errors);
+    }
+
+    void verify(const bpf::AttachmentRecord& rec, const std::string& dir,
+                std::vector<std::string>& problems) const override {
+        verify_pinned_link(dir, kLinkEgress, kStubEgress, rec.host_ifindex, "xdp on " + rec.host_ifname, problems);
+        verify_pinned_link(dir, kLinkIngress, kStubIngress, rec.pod_ifindex, "xdp on the pod's " + rec.ifname,
+                           problems);
+    }
+};
+
+} // namespace
+
+std::unique_ptr<Backend> make_xdp_backend() { return std::make_unique<XdpBackend>(); }
+
+} // namespace podfence::verbs

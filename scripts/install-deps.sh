@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Installs everything podfence needs to build, test, demo and benchmark on a
+# fresh Debian 12 (root). Idempotent: skips apt when all packages are present.
+set -euo pipefail
+
+packages=(
+  # build
+  build-essential cmake pkg-config clang llvm bpftool libbpf-dev libelf-dev zlib1g-dev
+  libzstd-dev libmnl-dev nlohmann-json3-dev doctest-dev clang-format
+  # integration: real reference plugins and the real libcni (Go, offline GOPATH build)
+  containernetworking-plugins golang-go golang-github-appc-cni-dev
+  iproute2 socat netcat-openbsd iputils-ping util-linux jq
+  # benchmarks
+  iperf3 nftables iptables gnuplot-nox ethtool
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "install-deps: installing ${missing[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi

@@ -1,0 +1,266 @@
+#include "datapath/harness.hpp"
+
+#include <arpa/inet.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <linux/pkt_cls.h>
+
+#include <cerrno>
+#include <cstring>
+#include <stdexcept>
+#include <string>
+#include <thread>
+
+
+namespace pftest {
+
+namespace {
+
+[[noreturn]] void fail(const std::string& what, int err) {
+    throw std::runtime_error(what + ": " + std::strerror(err < 0 ? -err : err));
+}
+
+void check(int rc, const std::string& what) {
+    if (rc < 0) fail(what, errno ? errno : -rc);
+}
+
+} // namespace
+
+const char* prog_name(Prog p) { return p == Prog::Tc ? "tc" : "xdp"; }
+
+Entry addr_entry(std::uint8_t dir, std::uint8_t family, const Addr& a, unsigned plen, std::uint32_t set) {
+    Entry e;
+    e.key.prefixlen = PF_LPM_HDR_BITS + plen;
+    e.key.kind = PF_KIND_ADDR;
+    e.key.dir = dir;
+    e.key.family = family == 4 ? PF_FAMILY_V4 : PF_FAMILY_V6;
+    std::memcpy(e.key.data, a.data(), 16);
+    e.val.set = set;
+    return e;
+}
+
+Entry port_entry(std::uint32_t set, int proto, int port, int port_plen, std::uint32_t rule) {
+    Entry e;
+    e.key.kind = PF_KIND_PORT;
+    e.key.set = set;
+    e.key.prefixlen = PF_LPM_HDR_BITS;
+    if (proto > 0) {
+        e.key.data[0] = static_cast<std::uint8_t>(proto);
+        e.key.prefixlen += 8;
+        if (port_plen >= 0) {
+            e.key.data[1] = static_cast<std::uint8_t>(port >> 8);
+            e.key.data[2] = static_cast<std::uint8_t>(port);
+            e.key.prefixlen += static_cast<std::uint32_t>(port_plen);
+        }
+    }
+    e.val.rule = rule;
+    return e;
+}
+
+Harness::Harness() {
+    skel_ = load_skeleton(fd_);
+    if (!skel_) fail("podfence__open_and_load (BPF object podfence)", errno);
+    ncpus_ = libbpf_num_possible_cpus();
+    if (ncpus_ <= 0) fail("libbpf_num_possible_cpus", -ncpus_);
+}
+
+Harness::~Harness() = default;
+
+int Harness::prog_fd(Prog p) const {
+    return p == Prog::Tc ? fd_.tc : fd_.xdp;
+}
+
+namespace {
+
+template <class E> podfence::UniqueFd make_trie(const std::vector<E>& entries) {
+    LIBBPF_OPTS(bpf_map_create_opts, opts, .map_flags = BPF_F_NO_PREALLOC);
+    int fd = bpf_map_create(BPF_MAP_TYPE_LPM_TRIE, "pftd_policy", sizeof(pf_lpm_key), sizeof(pf_lpm_val),
+                            PF_POLICY_MAX_ENTRIES, &opts);
+    check(fd, "bpf_map_create(LPM trie)");
+    podfence::UniqueFd trie(fd);
+    for (const auto& e : entries)
+        check(bpf_map_update_elem(trie.get(), &e.key, &e.val, BPF_ANY), "bpf_map_update_elem(trie)");
+    return trie;
+}
+
+} // namespace
+
+void Harness::set_policy(std::uint32_t slot, const std::vector<Entry>& entries) {
+    podfence::UniqueFd trie = make_trie(entries);
+    std::uint32_t outer_fd = static_cast<std::uint32_t>(trie.get());
+    check(bpf_map_update_elem(fd_.policy, &slot, &outer_fd, BPF_ANY),
+          "bpf_map_update_elem(pf_policy)");
+    tries_[slot] = std::move(trie);
+}
+
+void Harness::install_all(const std::vector<Install>& items) {
+    std::vector<podfence::UniqueFd> tries;
+    for (const auto& it : items) tries.push_back(make_trie(podfence::policy::compile(*it.policy)));
+    std::vector<int> errs(items.size(), 0);
+    std::vector<std::thread> threads;
+    for (std::size_t i = 0; i < items.size(); ++i)
+        threads.emplace_back([&, i] {
+            std::uint32_t outer_fd = static_cast<std::uint32_t>(tries[i].get());
+            if (bpf_map_update_elem(fd_.policy, &items[i].slot, &outer_fd, BPF_ANY) != 0) errs[i] = errno;
+        });
+    for (auto& t : threads) t.join();
+    for (std::size_t i = 0; i < items.size(); ++i) {
+        if (errs[i]) fail("bpf_map_update_elem(pf_policy)", errs[i]);
+        tries_[items[i].slot] = std::move(tries[i]);
+        set_pod(items[i].slot, items[i].rev);
+    }
+}
+
+void Harness::set_policy(std::uint32_t slot, const std::vector<podfence::policy::TrieEntry>& entries) {
+    std::vector<Entry> v;
+    v.reserve(entries.size());
+    for (const auto& e : entries) v.push_back({e.key, e.val});
+    set_policy(slot, v);
+}
+
+void Harness::install(std::uint32_t slot, const podfence::policy::Policy& p, std::uint32_t rev) {
+    set_policy(slot, podfence::policy::compile(p));
+    set_pod(slot, rev);
+}
+
+void Harness::remove_policy(std::uint32_t slot) {
+    bpf_map_delete_elem(fd_.policy, &slot);
+    tries_.erase(slot);
+}
+
+int Harness::trie_fd(std::uint32_t slot) const {
+    auto it = tries_.find(slot);
+    return it == tries_.end() ? -1 : it->second.get();
+}
+
+void Harness::set_pod(std::uint32_t slot, std::uint32_t rev, std::uint32_t flags) {
+    pf_pod pod{rev, flags};
+    check(bpf_map_update_elem(fd_.pods, &slot, &pod, BPF_ANY),
+          "bpf_map_update_elem(pf_pods)");
+}
+
+void Harness::set_scratch(std::uint32_t slot, std::uint32_t dir) {
+    std::vector<pf_scratch> v(static_cast<std::size_t>(ncpus_), pf_scratch{slot, dir});
+    std::uint32_t zero = 0;
+    check(bpf_map_update_elem(fd_.scratch, &zero, v.data(), BPF_ANY),
+          "bpf_map_update_elem(pf_scratch)");
+}
+
+void Harness::set_config(std::uint32_t flags) {
+    pf_config c{flags, 0};
+    std::uint32_t zero = 0;
+    check(bpf_map_update_elem(fd_.config, &zero, &c, BPF_ANY),
+          "bpf_map_update_elem(pf_config)");
+}
+
+RunResult Harness::run(Prog p, const std::vector<std::uint8_t>& frame, std::uint32_t repeat) {
+    LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = frame.data(),
+                .data_size_in = static_cast<std::uint32_t>(frame.size()), .repeat = static_cast<int>(repeat));
+    check(bpf_prog_test_run_opts(prog_fd(p), &opts), std::string("bpf_prog_test_run_opts(pf_") + prog_name(p) + ")");
+    return {static_cast<int>(opts.retval), opts.duration};
+}
+
+int Harness::allow_code(Prog p) { return p == Prog::Tc ? TC_ACT_UNSPEC : XDP_PASS; }
+int Harness::deny_code(Prog p) { return p == Prog::Tc ? TC_ACT_SHOT : XDP_DROP; }
+
+pf_counter Harness::counters(std::uint32_t slot, std::uint32_t dir) const {
+    std::vector<pf_counter> v(static_cast<std::size_t>(ncpus_));
+    std::uint32_t idx = slot * PF_NUM_DIRS + dir;
+    check(bpf_map_lookup_elem(fd_.counters, &idx, v.data()), "bpf_map_lookup_elem(pf_counters)");
+    pf_counter sum{};
+    for (const auto& c : v) {
+        sum.allowed_packets += c.allowed_packets;
+        sum.allowed_bytes += c.allowed_bytes;
+        sum.denied_packets += c.denied_packets;
+        sum.denied_bytes += c.denied_bytes;
+    }
+    return sum;
+}
+
+std::uint64_t Harness::rule_hits(std::uint32_t slot, std::uint32_t dir, std::uint32_t rule) const {
+    std::vector<std::uint64_t> v(static_cast<std::size_t>(ncpus_));
+    pf_rule_key k{slot, dir, rule};
+    if (bpf_map_lookup_elem(fd_.rule_hits, &k, v.data()) != 0) return 0;
+    std::uint64_t sum = 0;
+    for (auto x : v) sum += x;
+    return sum;
+}
+
+std::size_t Harness::conntrack_size() const {
+    int fd = fd_.conntrack;
+    pf_ct_key k{}, next{};
+    std::size_t n = 0;
+    const void* prev = nullptr;
+    while (bpf_map_get_next_key(fd, prev, &next) == 0) {
+        ++n;
+        k = next;
+        prev = &k;
+    }
+    return n;
+}
+
+std::optional<pf_ct_val> Harness::conntrack_find(const pf_ct_key& k) const {
+    pf_ct_val v{};
+    if (bpf_map_lookup_elem(fd_.conntrack, &k, &v) != 0) return std::nullopt;
+    return v;
+}
+
+void Harness::conntrack_put(const pf_ct_key& k, const pf_ct_val& v) {
+    check(bpf_map_update_elem(fd_.conntrack, &k, &v, BPF_ANY),
+          "bpf_map_update_elem(pf_conntrack)");
+}
+
+void Harness::conntrack_clear() {
+    int fd = fd_.conntrack;
+    pf_ct_key k{};
+    while (bpf_map_get_next_key(fd, nullptr, &k) == 0) bpf_map_delete_elem(fd, &k);
+}
+
+void Harness::conntrack_delete(const pf_ct_key& k) { bpf_map_delete_elem(fd_.conntrack, &k); }
+
+void Harness::clear_slot_stats(std::uint32_t slot) {
+    std::vector<pf_counter> zeros(static_cast<std::size_t>(ncpus_));
+    for (std::uint32_t d = 0; d < PF_NUM_DIRS; ++d) {
+        std::uint32_t idx = slot * PF_NUM_DIRS + d;
+        bpf_map_update_elem(fd_.counters, &idx, zeros.data(), BPF_ANY);
+    }
+    int fd = fd_.rule_hits;
+    pf_rule_key k{}, next{};
+    std::vector<pf_rule_key> mine;
+    const void* prev = nullptr;
+    while (bpf_map_get_next_key(fd, prev, &next) == 0) {
+        if (next.slot == slot) mine.push_back(next);
+        k = next;
+        prev = &k;
+    }
+    for (const auto& r : mine) bpf_map_delete_elem(fd, &r);
+}
+
+int Harness::events_fd() const { return fd_.events; }
+
+pf_ct_key ct_key_for(std::uint32_t slot, std::uint8_t dir, const Frame& f) {
+    pf_ct_key k{};
+    k.slot = slot;
+    k.family = f.family == 4 ? PF_FAMILY_V4 : PF_FAMILY_V6;
+    k.proto = f.proto;
+    std::uint16_t sport = 0, dport = 0;
+    bool l4 = !f.non_first_fragment;
+    if (l4 && (f.proto == kTcp || f.proto == kUdp || f.proto == kSctp)) {
+        sport = f.sport;
+        dport = f.dport;
+    } else if (l4 && ((f.family == 4 && f.proto == kIcmp && (f.icmp_type == 8 || f.icmp_type == 0)) ||
+                      (f.family == 6 && f.proto == kIcmp6 && (f.icmp_type == 128 || f.icmp_type == 129)))) {
+        sport = dport = f.icmp_id;
+    }
+    bool to_pod = dir == PF_DIR_INGRESS;
+    k.pod_port = htons(to_pod ? dport : sport);
+    k.peer_port = htons(to_pod ? sport : dport);
+    const Addr& pod = to_pod ? f.dst : f.src;
+    const Addr& peer = to_pod ? f.src : f.dst;
+    std::size_t n = f.family == 4 ? 4 : 16;
+    std::memcpy(k.pod_addr, pod.data(), n);
+    std::memcpy(k.peer_addr, peer.data(), n);
+    return k;
+}
+
+} // namespace pftest

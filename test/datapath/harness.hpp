@@ -1,0 +1,93 @@
+// Loads the datapath skeleton unpinned and drives pf_tc / pf_xdp through
+// BPF_PROG_TEST_RUN with the state a test sets up (policy tries, pod records,
+// the stub's scratch, config), then reads back conntrack and counters.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <vector>
+
+#include "bpf/podfence_abi.h"
+#include "common/fd.hpp"
+#include "datapath/frames.hpp"
+#include "datapath/skel_loader.hpp"
+#include "policy/compile.hpp"
+
+namespace pftest {
+
+enum class Prog { Tc, Xdp };
+const char* prog_name(Prog p);
+
+// Hand-written trie entries (see the two-lookup scheme in podfence_abi.h).
+struct Entry {
+    pf_lpm_key key{};
+    pf_lpm_val val{};
+};
+Entry addr_entry(std::uint8_t dir, std::uint8_t family, const Addr& a, unsigned plen, std::uint32_t set);
+// proto 0 with plen 0: any protocol; port_plen < 0: any port of proto.
+Entry port_entry(std::uint32_t set, int proto, int port, int port_plen, std::uint32_t rule);
+
+struct RunResult {
+    int retval = 0;
+    std::uint32_t duration_ns = 0;
+};
+
+class Harness {
+public:
+    Harness();   // podfence__open_and_load; throws std::runtime_error naming the call
+    ~Harness();
+    Harness(const Harness&) = delete;
+    Harness& operator=(const Harness&) = delete;
+
+    int prog_fd(Prog p) const;
+
+    // New trie holding `entries`, swapped into pf_policy[slot].
+    void set_policy(std::uint32_t slot, const std::vector<Entry>& entries);
+    void set_policy(std::uint32_t slot, const std::vector<podfence::policy::TrieEntry>& entries);
+    // compile()s the policy, installs it and marks the slot active at `rev`.
+    void install(std::uint32_t slot, const podfence::policy::Policy& p, std::uint32_t rev);
+    // The same for many slots at once. Each pf_policy update waits for an RCU
+    // grace period (the kernel's maybe_wait_bpf_programs for map-in-map,
+    // ~15 ms here): the updates run in parallel threads so they share one.
+    struct Install {
+        std::uint32_t slot;
+        const podfence::policy::Policy* policy;
+        std::uint32_t rev;
+    };
+    void install_all(const std::vector<Install>& items);
+    void remove_policy(std::uint32_t slot);
+    int trie_fd(std::uint32_t slot) const; // last trie this harness installed
+    void set_pod(std::uint32_t slot, std::uint32_t rev, std::uint32_t flags = PF_POD_ACTIVE);
+    void set_scratch(std::uint32_t slot, std::uint32_t dir); // every possible CPU
+    void set_config(std::uint32_t flags);
+
+    RunResult run(Prog p, const std::vector<std::uint8_t>& frame, std::uint32_t repeat = 1);
+    // The allow/deny return code of each program type.
+    static int allow_code(Prog p);
+    static int deny_code(Prog p);
+
+    pf_counter counters(std::uint32_t slot, std::uint32_t dir) const; // summed over CPUs
+    std::uint64_t rule_hits(std::uint32_t slot, std::uint32_t dir, std::uint32_t rule) const;
+    std::size_t conntrack_size() const;
+    std::optional<pf_ct_val> conntrack_find(const pf_ct_key& k) const;
+    void conntrack_put(const pf_ct_key& k, const pf_ct_val& v);
+    void conntrack_clear();
+    void conntrack_delete(const pf_ct_key& k);
+    void clear_slot_stats(std::uint32_t slot);
+    int events_fd() const;
+
+    int ncpus() const { return ncpus_; }
+
+private:
+    SkelPtr skel_;
+    SkelFds fd_;
+    int ncpus_ = 0;
+    std::map<std::uint32_t, podfence::UniqueFd> tries_;
+};
+
+// Conntrack key the datapath builds for frame `f` seen in direction `dir`.
+pf_ct_key ct_key_for(std::uint32_t slot, std::uint8_t dir, const Frame& f);
+
+} // namespace pftest

@@ -1,0 +1,25 @@
+// The skeleton's struct is named `podfence`, which C++ cannot have next to
+// namespace podfence: only skel_loader.cpp sees podfence.skel.h, and hands
+// out plain fds.
+#pragma once
+
+#include <memory>
+
+namespace pftest {
+
+struct SkelFds {
+    int tc = -1, xdp = -1;
+    int policy = -1, pods = -1, scratch = -1, tc_engine = -1, xdp_engine = -1, conntrack = -1, counters = -1,
+        rule_hits = -1, config = -1, events = -1;
+};
+
+struct SkelObject; // owns the loaded skeleton
+struct SkelObjectDeleter {
+    void operator()(SkelObject* s) const;
+};
+using SkelPtr = std::unique_ptr<SkelObject, SkelObjectDeleter>;
+
+// podfence__open_and_load(), unpinned. Null with errno set on failure.
+SkelPtr load_skeleton(SkelFds& fds);
+
+} // namespace pftest
