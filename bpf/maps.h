@@ -65,6 +65,8 @@ struct {
 	__type(value, struct pf_counter);
 } pf_counters SEC(".maps");
 
+/* Preallocated: with BPF_F_NO_PREALLOC the first hit of each rule allocated
+ * per-CPU memory inside the program, measured at ~28 us per new flow. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
 	__uint(max_entries, PF_RULE_HITS_MAX_ENTRIES);

@@ -22,8 +22,8 @@ using namespace podfence;
 
 using Handler = verbs::Output (*)(const cni::Env&, const cni::NetConf&);
 const std::map<cni::Verb, Handler> kVerbs = {
-    {cni::Verb::Add, verbs::add},   {cni::Verb::Del, verbs::del},       {cni::Verb::Check, verbs::check},
-    {cni::Verb::Gc, verbs::gc},     {cni::Verb::Status, verbs::status},
+    {cni::Verb::Add, verbs::add}, {cni::Verb::Del, verbs::del},       {cni::Verb::Check, verbs::check},
+    {cni::Verb::Gc, verbs::gc},   {cni::Verb::Status, verbs::status},
 };
 
 log::Level to_log_level(cni::LogLevel l) {
@@ -37,7 +37,9 @@ log::Level to_log_level(cni::LogLevel l) {
 }
 
 // Exactly one JSON document on stdout: the result, VERSION, or the error.
-void emit(const nlohmann::json& doc) { std::cout << doc.dump() << std::endl; }
+void emit(const nlohmann::json& doc) {
+    std::cout << doc.dump() << std::endl;
+}
 
 int run_cni() {
     std::string input((std::istreambuf_iterator<char>(std::cin)), std::istreambuf_iterator<char>());

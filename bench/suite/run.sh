@@ -4,6 +4,7 @@
 #
 #   bench/suite/run.sh [--quick] [--out DIR] [--podfence BIN] [--testrun BIN]
 #                      [--only matrix,scaling,testrun,control] [--verbose]
+#                      [--set KEY=JSON ...]   (e.g. --set scaling_rules=[1,100000])
 #
 # Needs root. Everything it creates is named pfb-<run id>-* (netns) or lives
 # in its own temp dirs, and is removed on any exit (trap).
@@ -11,9 +12,9 @@ set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/../.." && pwd)
-quick=0 out="" podfence="" testrun="" only="" verbose=""
+quick=0 out="" podfence="" testrun="" only="" verbose="" sets=()
 
-usage() { sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
+usage() { sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--quick) quick=1 ;;
@@ -22,6 +23,7 @@ while [ $# -gt 0 ]; do
 	--testrun) testrun=$2; shift ;;
 	--only) only=$2; shift ;;
 	--verbose) verbose=--verbose ;;
+	--set) sets+=(--set "$2"); shift ;;
 	-h|--help) usage ;;
 	*) echo "run.sh: unknown argument $1" >&2; usage ;;
 	esac
@@ -76,5 +78,6 @@ args=(--out "$out" --tmp "$tmp" --tools "$tmp/bin" --bpffs "$bpffs" --run-id "$r
 [ "$quick" = 1 ] && args+=(--quick)
 [ -n "$only" ] && args+=(--only "$only")
 [ -n "$verbose" ] && args+=("$verbose")
+args+=("${sets[@]}")
 cd "$here"
 python3 -m pfbench "${args[@]}"

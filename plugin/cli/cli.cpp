@@ -36,7 +36,9 @@ void cmd_version(const Args&) {
               << "datapath " << bpf::embedded_datapath_name() << " (ABI " << PF_ABI_VERSION << ")\n";
 }
 
-void cmd_help(const Args&) { std::cout << kUsage; }
+void cmd_help(const Args&) {
+    std::cout << kUsage;
+}
 
 std::uint64_t parse_count(const std::string& s) {
     std::uint64_t n = 0;
@@ -59,7 +61,8 @@ Args parse_args(const std::vector<std::string>& argv) {
         if (s == "--bpffs-root") {
             a.bpffs_root = value("--bpffs-root");
             if (a.bpffs_root.empty() || a.bpffs_root[0] != '/')
-                throw Error(Code::InvalidConfig, "--bpffs-root: \"" + a.bpffs_root + "\" must be an absolute path");
+                throw Error(Code::InvalidConfig,
+                            "--bpffs-root: \"" + a.bpffs_root + "\" must be an absolute path");
         } else if (s == "--json") {
             a.json = true;
         } else if (s == "--count") {
@@ -82,7 +85,7 @@ int run(int argc, char** argv) {
     using Command = void (*)(const Args&);
     static const std::map<std::string, std::pair<Command, std::size_t>> commands = {
         // name -> handler, max positional arguments
-        {"version", {cmd_version, 0}}, {"help", {cmd_help, 0}},        {"inspect", {cmd_inspect, 1}},
+        {"version", {cmd_version, 0}},   {"help", {cmd_help, 0}},     {"inspect", {cmd_inspect, 1}},
         {"counters", {cmd_counters, 1}}, {"update", {cmd_update, 3}}, {"events", {cmd_events, 0}},
     };
     try {

@@ -25,7 +25,9 @@ namespace podfence::cli {
 namespace {
 
 volatile sig_atomic_t g_stop = 0;
-void on_signal(int) { g_stop = 1; }
+void on_signal(int) {
+    g_stop = 1;
+}
 
 // Installs SIGINT/SIGTERM handlers for the scope (so the flag gets cleared).
 class SignalScope {
@@ -45,7 +47,8 @@ public:
     SignalScope& operator=(const SignalScope&) = delete;
 
 private:
-    struct sigaction old_int_ {}, old_term_ {};
+    struct sigaction old_int_ {
+    }, old_term_{};
 };
 
 void set_events_flag(int config_map, bool on) {
@@ -114,9 +117,9 @@ int on_event(void* ctx, void* data, size_t size) {
     std::memcpy(&ev, data, sizeof ev);
     auto name = p->names.find(ev.slot);
     std::cout << "denied " << (ev.dir == PF_DIR_INGRESS ? "ingress" : "egress") << " slot " << ev.slot << " ("
-              << (name == p->names.end() ? "unknown pod" : name->second) << ") " << proto_name(ev.proto) << " "
-              << addr(ev.family, ev.src) << ":" << ntohs(ev.sport) << " -> " << addr(ev.family, ev.dst) << ":"
-              << ntohs(ev.dport) << " len " << ev.len << std::endl;
+              << (name == p->names.end() ? "unknown pod" : name->second) << ") " << proto_name(ev.proto)
+              << " " << addr(ev.family, ev.src) << ":" << ntohs(ev.sport) << " -> " << addr(ev.family, ev.dst)
+              << ":" << ntohs(ev.dport) << " len " << ev.len << std::endl;
     ++p->tally->printed;
     return 0;
 }
@@ -127,15 +130,18 @@ void cmd_events(const Args& a) {
     auto records = load_records(a, std::nullopt);
     // Every datapath in use (older binaries' too) plus this binary's, if loaded.
     std::set<std::string> dirs;
-    for (const auto& r : records) dirs.insert(r.datapath_dir);
+    for (const auto& r : records)
+        dirs.insert(r.datapath_dir);
     std::string current = a.bpffs_root + "/podfence/" + bpf::embedded_datapath_name();
     if (::access(current.c_str(), F_OK) == 0) dirs.insert(current);
     if (dirs.empty()) throw Error(Code::Io, "no podfence datapath loaded under " + a.bpffs_root);
 
     Tally tally{0, a.count};
     std::map<std::string, Printer> printers;
-    for (const auto& d : dirs) printers[d].tally = &tally;
-    for (const auto& r : records) printers[r.datapath_dir].names[r.slot] = r.container_id + " " + r.ifname;
+    for (const auto& d : dirs)
+        printers[d].tally = &tally;
+    for (const auto& r : records)
+        printers[r.datapath_dir].names[r.slot] = r.container_id + " " + r.ifname;
 
     DatapathCache cache;
     std::vector<std::unique_ptr<EventsFlag>> flags;
@@ -145,18 +151,22 @@ void cmd_events(const Args& a) {
         Printer* ctx = &printers[d];
         if (!rb) {
             rb.reset(ring_buffer__new(dp.events_map(), on_event, ctx, nullptr));
-            if (!rb) throw Error(Code::Io, "ring_buffer__new(pf_events of " + d + ") failed: " + std::strerror(errno));
+            if (!rb)
+                throw Error(Code::Io,
+                            "ring_buffer__new(pf_events of " + d + ") failed: " + std::strerror(errno));
         } else if (ring_buffer__add(rb.get(), dp.events_map(), on_event, ctx) != 0) {
             throw Error(Code::Io, "ring_buffer__add(pf_events of " + d + ") failed: " + std::strerror(errno));
         }
     }
     SignalScope signals;
     g_stop = 0;
-    for (const auto& d : dirs) flags.push_back(std::make_unique<EventsFlag>(cache.get(d).config_map()));
+    for (const auto& d : dirs)
+        flags.push_back(std::make_unique<EventsFlag>(cache.get(d).config_map()));
     std::cerr << "podfence: printing denied packets (Ctrl-C to stop)\n";
     while (!g_stop && !tally.done()) {
         int n = ring_buffer__poll(rb.get(), 200 /* ms: bounds the reaction to --count and signals */);
-        if (n < 0 && n != -EINTR) throw Error(Code::Io, std::string("ring_buffer__poll failed: ") + std::strerror(-n));
+        if (n < 0 && n != -EINTR)
+            throw Error(Code::Io, std::string("ring_buffer__poll failed: ") + std::strerror(-n));
     }
 }
 

@@ -42,11 +42,19 @@ std::string summary_of(const bpf::AttachmentRecord& r) {
 
 json record_json(const bpf::AttachmentRecord& r) {
     json policy = json::parse(r.policy_json, nullptr, false);
-    return {{"containerID", r.container_id}, {"ifname", r.ifname},        {"netns", r.netns},
-            {"mode", r.mode},                {"tcBackend", r.tc_backend}, {"xdpMode", r.xdp_mode},
-            {"hostVeth", r.host_ifname},     {"hostIfindex", r.host_ifindex},
-            {"podIfindex", r.pod_ifindex},   {"slot", r.slot},            {"rev", r.rev},
-            {"datapath", r.datapath_dir},    {"policySummary", summary_of(r)},
+    return {{"containerID", r.container_id},
+            {"ifname", r.ifname},
+            {"netns", r.netns},
+            {"mode", r.mode},
+            {"tcBackend", r.tc_backend},
+            {"xdpMode", r.xdp_mode},
+            {"hostVeth", r.host_ifname},
+            {"hostIfindex", r.host_ifindex},
+            {"podIfindex", r.pod_ifindex},
+            {"slot", r.slot},
+            {"rev", r.rev},
+            {"datapath", r.datapath_dir},
+            {"policySummary", summary_of(r)},
             {"policy", policy.is_discarded() ? json(r.policy_json) : policy}};
 }
 
@@ -74,8 +82,7 @@ struct DirCounters {
 };
 
 // Per-CPU map values come as one element per possible CPU.
-template <typename T>
-std::vector<T> percpu_lookup(int map_fd, const void* key) {
+template <typename T> std::vector<T> percpu_lookup(int map_fd, const void* key) {
     int ncpu = libbpf_num_possible_cpus();
     if (ncpu <= 0) throw Error(Code::Io, "libbpf_num_possible_cpus() failed");
     std::vector<T> values(static_cast<std::size_t>(ncpu));
@@ -101,21 +108,27 @@ std::array<DirCounters, PF_NUM_DIRS> read_counters(const bpf::Datapath& dp, std:
         prev = &key;
         if (key.slot != slot || key.dir >= PF_NUM_DIRS) continue;
         std::uint64_t sum = 0;
-        for (std::uint64_t v : percpu_lookup<std::uint64_t>(dp.rule_hits_map(), &key)) sum += v;
+        for (std::uint64_t v : percpu_lookup<std::uint64_t>(dp.rule_hits_map(), &key))
+            sum += v;
         out[key.dir].rule_hits[key.rule] += sum;
     }
     return out;
 }
 
-const char* dir_name(std::uint32_t d) { return d == PF_DIR_INGRESS ? "ingress" : "egress"; }
+const char* dir_name(std::uint32_t d) {
+    return d == PF_DIR_INGRESS ? "ingress" : "egress";
+}
 
-std::string rule_name(std::uint32_t rule) { return rule == PF_RULE_DEFAULT ? "default" : std::to_string(rule); }
+std::string rule_name(std::uint32_t rule) {
+    return rule == PF_RULE_DEFAULT ? "default" : std::to_string(rule);
+}
 
 json counters_json(const bpf::AttachmentRecord& r, const std::array<DirCounters, PF_NUM_DIRS>& c) {
     json dirs = json::object();
     for (std::uint32_t d = 0; d < PF_NUM_DIRS; ++d) {
         json hits = json::object();
-        for (const auto& [rule, n] : c[d].rule_hits) hits[rule_name(rule)] = n;
+        for (const auto& [rule, n] : c[d].rule_hits)
+            hits[rule_name(rule)] = n;
         dirs[dir_name(d)] = {{"allowedPackets", c[d].total.allowed_packets},
                              {"allowedBytes", c[d].total.allowed_bytes},
                              {"deniedPackets", c[d].total.denied_packets},
@@ -135,7 +148,8 @@ void print_counters(const bpf::AttachmentRecord& r, const std::array<DirCounters
                   << " pkts " << t.denied_bytes << " bytes\n";
         if (c[d].rule_hits.empty()) continue;
         std::cout << "           rule hits (new flows):";
-        for (const auto& [rule, n] : c[d].rule_hits) std::cout << " " << rule_name(rule) << "=" << n;
+        for (const auto& [rule, n] : c[d].rule_hits)
+            std::cout << " " << rule_name(rule) << "=" << n;
         std::cout << "\n";
     }
 }
@@ -146,15 +160,16 @@ void cmd_inspect(const Args& a) {
     auto records = load_records(a, filter(a));
     if (a.json) {
         json out = json::array();
-        for (const auto& r : records) out.push_back(record_json(r));
+        for (const auto& r : records)
+            out.push_back(record_json(r));
         std::cout << out.dump(2) << "\n";
         return;
     }
     std::vector<std::vector<std::string>> rows = {
         {"CONTAINER", "IFNAME", "MODE", "HOST VETH", "SLOT", "REV", "POLICY"}};
     for (const auto& r : records)
-        rows.push_back({r.container_id.substr(0, 12), r.ifname, mode_of(r), r.host_ifname, std::to_string(r.slot),
-                        std::to_string(r.rev), summary_of(r)});
+        rows.push_back({r.container_id.substr(0, 12), r.ifname, mode_of(r), r.host_ifname,
+                        std::to_string(r.slot), std::to_string(r.rev), summary_of(r)});
     print_table(rows);
 }
 

@@ -9,7 +9,8 @@ namespace podfence::cli {
 
 std::vector<bpf::AttachmentRecord> load_records(const Args& a, const std::optional<std::string>& prefix) {
     if (!bpf::is_bpffs(a.bpffs_root))
-        throw Error(Code::Io, a.bpffs_root + " is not a bpffs: no podfence state there (wrong --bpffs-root?)");
+        throw Error(Code::Io,
+                    a.bpffs_root + " is not a bpffs: no podfence state there (wrong --bpffs-root?)");
     if (!verbs::has_state(a.bpffs_root)) return {};
     std::vector<bpf::AttachmentRecord> out;
     for (auto& r : bpf::StateStore(a.bpffs_root).list())

@@ -39,7 +39,8 @@ void cmd_update(const Args& a) {
     auto entries = policy::compile(pol);
 
     if (!verbs::has_state(a.bpffs_root))
-        throw Error(Code::UnknownContainer, "no podfence state under " + a.bpffs_root + " (wrong --bpffs-root?)");
+        throw Error(Code::UnknownContainer,
+                    "no podfence state under " + a.bpffs_root + " (wrong --bpffs-root?)");
     bpf::NodeLock lock(a.bpffs_root);
     bpf::StateStore store(a.bpffs_root);
     auto rec = store.find(cid, ifname);
@@ -51,7 +52,8 @@ void cmd_update(const Args& a) {
     rec->policy_json = policy::to_json(pol);
     store.update(*rec);
     std::string msg = "updated container " + cid + " ifname " + ifname + ": rev " + std::to_string(rec->rev) +
-                      ", " + verbs::policy_summary(pol) + " (" + std::to_string(entries.size()) + " trie entries)";
+                      ", " + verbs::policy_summary(pol) + " (" + std::to_string(entries.size()) +
+                      " trie entries)";
     log::info(msg);
     std::cout << msg << "\n";
 }

@@ -12,9 +12,8 @@ struct VerbName {
     Verb verb;
     std::string_view name;
 };
-constexpr VerbName kVerbs[] = {{Verb::Add, "ADD"},     {Verb::Del, "DEL"},
-                               {Verb::Check, "CHECK"}, {Verb::Gc, "GC"},
-                               {Verb::Status, "STATUS"}, {Verb::Version, "VERSION"}};
+constexpr VerbName kVerbs[] = {{Verb::Add, "ADD"}, {Verb::Del, "DEL"},       {Verb::Check, "CHECK"},
+                               {Verb::Gc, "GC"},   {Verb::Status, "STATUS"}, {Verb::Version, "VERSION"}};
 
 // Which variables a verb needs (spec "Parameters" table).
 struct Needs {
@@ -35,9 +34,8 @@ Needs needs(Verb v) {
 std::string get(const EnvLookup& lookup, const char* name, bool required, Verb verb) {
     std::optional<std::string> v = lookup(name);
     if (required && (!v || v->empty()))
-        throw Error(Code::InvalidEnv,
-                    std::string(name) + " is not set; the runtime must set it for " +
-                        std::string(verb_name(verb)));
+        throw Error(Code::InvalidEnv, std::string(name) + " is not set; the runtime must set it for " +
+                                          std::string(verb_name(verb)));
     return v.value_or("");
 }
 
@@ -46,7 +44,8 @@ void validate_container_id(const std::string& id) {
     auto ok_first = [](unsigned char c) { return std::isalnum(c) != 0; };
     auto ok_rest = [](unsigned char c) { return std::isalnum(c) || c == '_' || c == '.' || c == '-'; };
     bool ok = !id.empty() && ok_first(static_cast<unsigned char>(id[0]));
-    for (char c : id) ok = ok && ok_rest(static_cast<unsigned char>(c));
+    for (char c : id)
+        ok = ok && ok_rest(static_cast<unsigned char>(c));
     if (!ok)
         throw Error(Code::InvalidEnv, "CNI_CONTAINERID: \"" + id +
                                           "\" has invalid characters (allowed: letters, digits, "

@@ -20,11 +20,11 @@ std::string_view verb_name(Verb v);
 struct Env {
     Verb verb = Verb::Version;
     std::string container_id;
-    std::string netns;   // may be empty for DEL
+    std::string netns; // may be empty for DEL
     std::string ifname;
-    std::string args;    // raw CNI_ARGS
+    std::string args;                                           // raw CNI_ARGS
     std::vector<std::pair<std::string, std::string>> arg_pairs; // CNI_ARGS split at ';' and '='
-    std::string path;    // CNI_PATH
+    std::string path;                                           // CNI_PATH
 };
 
 // nullopt = variable unset. An empty value counts as unset for required

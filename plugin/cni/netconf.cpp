@@ -10,14 +10,12 @@ namespace {
 
 using nlohmann::json;
 
-template <typename E>
-struct Choice {
+template <typename E> struct Choice {
     std::string_view name;
     E value;
 };
 
-template <typename E, std::size_t N>
-std::string_view name_of(const Choice<E> (&choices)[N], E value) {
+template <typename E, std::size_t N> std::string_view name_of(const Choice<E> (&choices)[N], E value) {
     for (const auto& c : choices)
         if (c.value == value) return c.name;
     return "?";
@@ -38,7 +36,9 @@ constexpr Choice<LogLevel> kLogLevels[] = {{"debug", LogLevel::Debug},
     throw Error(Code::InvalidConfig, key + ": " + why);
 }
 
-std::string type_name(const json& v) { return v.type_name(); }
+std::string type_name(const json& v) {
+    return v.type_name();
+}
 
 // Optional string key; absent or null keeps the default.
 std::optional<std::string> opt_string(const json& doc, const char* key) {
@@ -59,7 +59,8 @@ void opt_choice(const json& doc, const char* key, const Choice<E> (&choices)[N],
         }
     }
     std::string list;
-    for (const auto& c : choices) list += (list.empty() ? "" : ", ") + std::string(c.name);
+    for (const auto& c : choices)
+        list += (list.empty() ? "" : ", ") + std::string(c.name);
     bad(key, json(*v).dump() + " is not one of " + list);
 }
 
@@ -88,9 +89,9 @@ void check_capabilities(const json& caps) {
     for (const auto& [key, value] : caps.items()) {
         if (!value.is_boolean()) bad("capabilities." + key, "must be a boolean, got " + type_name(value));
         if (value.get<bool>() && key != kAnnotationsCapability)
-            throw Error(Code::UnsupportedField,
-                        "capabilities: \"" + key + "\": true is not supported by podfence (it only uses " +
-                            std::string(kAnnotationsCapability) + ")");
+            throw Error(Code::UnsupportedField, "capabilities: \"" + key +
+                                                    "\": true is not supported by podfence (it only uses " +
+                                                    std::string(kAnnotationsCapability) + ")");
     }
 }
 
@@ -128,9 +129,15 @@ void parse_podfence_keys(const json& doc, NetConf& c) {
 
 } // namespace
 
-std::string_view to_string(Mode m) { return name_of(kModes, m); }
-std::string_view to_string(XdpMode m) { return name_of(kXdpModes, m); }
-std::string_view to_string(TcBackend b) { return name_of(kTcBackends, b); }
+std::string_view to_string(Mode m) {
+    return name_of(kModes, m);
+}
+std::string_view to_string(XdpMode m) {
+    return name_of(kXdpModes, m);
+}
+std::string_view to_string(TcBackend b) {
+    return name_of(kTcBackends, b);
+}
 
 std::optional<std::string> NetConf::policy_annotation() const {
     if (!annotations) return std::nullopt;
@@ -141,11 +148,10 @@ std::optional<std::string> NetConf::policy_annotation() const {
 
 NetConf parse_netconf(std::string_view text) {
     json doc = json::parse(text, nullptr, /*allow_exceptions=*/false);
-    if (doc.is_discarded())
-        throw Error(Code::Decode, "network configuration on stdin is not valid JSON");
+    if (doc.is_discarded()) throw Error(Code::Decode, "network configuration on stdin is not valid JSON");
     if (!doc.is_object())
-        throw Error(Code::Decode, "network configuration on stdin must be a JSON object, got " +
-                                      type_name(doc));
+        throw Error(Code::Decode,
+                    "network configuration on stdin must be a JSON object, got " + type_name(doc));
     NetConf c;
     parse_version(doc, c);
     c.name = opt_string(doc, "name").value_or("");

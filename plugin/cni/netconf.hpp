@@ -40,7 +40,7 @@ struct NetConf {
     TcBackend tc_backend = TcBackend::Auto;
     policy::DefaultAction default_policy = policy::DefaultAction::Allow;
     std::string bpffs_root{kDefaultBpffsRoot};
-    std::string log_file;            // empty = stderr
+    std::string log_file; // empty = stderr
     LogLevel log_level = LogLevel::Info;
 
     // runtimeConfig["io.kubernetes.cri.pod-annotations"]; nullopt if the

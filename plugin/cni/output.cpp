@@ -15,7 +15,8 @@ nlohmann::json error_json(std::string_view version, const Error& err) {
 
 nlohmann::json version_json() {
     nlohmann::json versions = nlohmann::json::array();
-    for (auto v : kSupportedVersions) versions.push_back(std::string(v));
+    for (auto v : kSupportedVersions)
+        versions.push_back(std::string(v));
     return {{"cniVersion", std::string(kSpecVersion)}, {"supportedVersions", versions}};
 }
 

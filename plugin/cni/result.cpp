@@ -42,8 +42,10 @@ int cidr_family(std::string_view cidr, bool need_prefix) {
     std::string addr(cidr.substr(0, slash));
     unsigned char buf[16];
     int family = 0;
-    if (inet_pton(AF_INET, addr.c_str(), buf) == 1) family = 4;
-    else if (inet_pton(AF_INET6, addr.c_str(), buf) == 1) family = 6;
+    if (inet_pton(AF_INET, addr.c_str(), buf) == 1)
+        family = 4;
+    else if (inet_pton(AF_INET6, addr.c_str(), buf) == 1)
+        family = 6;
     if (family == 0 || slash == std::string_view::npos) return family;
     std::string_view len = cidr.substr(slash + 1);
     unsigned n = 0;
@@ -66,8 +68,8 @@ ResultIp parse_ip(const json& ip, std::size_t i, std::size_t n_interfaces, bool 
     if (auto it = ip.find("interface"); it != ip.end() && !it->is_null()) {
         if (!it->is_number_integer() || it->get<long long>() < 0 ||
             static_cast<std::size_t>(it->get<long long>()) >= n_interfaces)
-            bad(at + ".interface", it->dump() + " is not an index into interfaces (" +
-                                       std::to_string(n_interfaces) + " given)");
+            bad(at + ".interface",
+                it->dump() + " is not an index into interfaces (" + std::to_string(n_interfaces) + " given)");
         out.interface = it->get<int>();
     }
     // 0.x results carry "version"; tolerate its absence (it is derivable)
@@ -82,7 +84,9 @@ ResultIp parse_ip(const json& ip, std::size_t i, std::size_t n_interfaces, bool 
 
 } // namespace
 
-int address_family(std::string_view cidr) { return cidr_family(cidr, false); }
+int address_family(std::string_view cidr) {
+    return cidr_family(cidr, false);
+}
 
 bool Result::has_host_interface(std::string_view name) const {
     for (const auto& i : interfaces)

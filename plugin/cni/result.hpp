@@ -20,8 +20,8 @@ struct ResultInterface {
 };
 
 struct ResultIp {
-    std::string address;  // CIDR, e.g. "10.0.0.5/24"
-    std::string gateway;  // "" if none
+    std::string address;          // CIDR, e.g. "10.0.0.5/24"
+    std::string gateway;          // "" if none
     std::optional<int> interface; // index into interfaces
     int family = 4;               // derived from address
 };

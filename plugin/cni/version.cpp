@@ -31,7 +31,9 @@ int compare_versions(std::string_view a, std::string_view b) {
     return 0;
 }
 
-bool result_has_ip_version(std::string_view v) { return compare_versions(v, "1.0.0") < 0; }
+bool result_has_ip_version(std::string_view v) {
+    return compare_versions(v, "1.0.0") < 0;
+}
 
 std::string supported_versions_list() {
     std::string out;

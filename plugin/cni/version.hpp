@@ -8,8 +8,8 @@
 namespace podfence::cni {
 
 inline constexpr std::string_view kSpecVersion = "1.1.0"; // what VERSION reports as its own
-inline constexpr std::array<std::string_view, 5> kSupportedVersions = {"0.3.0", "0.3.1", "0.4.0",
-                                                                       "1.0.0", "1.1.0"};
+inline constexpr std::array<std::string_view, 5> kSupportedVersions = {"0.3.0", "0.3.1", "0.4.0", "1.0.0",
+                                                                       "1.1.0"};
 
 bool is_supported_version(std::string_view v);
 

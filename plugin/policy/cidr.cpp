@@ -6,8 +6,7 @@
 
 namespace podfence::policy {
 
-std::array<std::uint8_t, 16> mask_addr(const std::array<std::uint8_t, 16>& a, unsigned len)
-{
+std::array<std::uint8_t, 16> mask_addr(const std::array<std::uint8_t, 16>& a, unsigned len) {
     std::array<std::uint8_t, 16> out{};
     for (unsigned byte = 0; byte < 16; ++byte) {
         if (len >= (byte + 1) * 8)
@@ -18,19 +17,16 @@ std::array<std::uint8_t, 16> mask_addr(const std::array<std::uint8_t, 16>& a, un
     return out;
 }
 
-bool cidr_contains(const Cidr& c, std::uint8_t family, const std::array<std::uint8_t, 16>& addr)
-{
+bool cidr_contains(const Cidr& c, std::uint8_t family, const std::array<std::uint8_t, 16>& addr) {
     return c.family == family && mask_addr(addr, c.prefix_len) == c.addr;
 }
 
-bool cidr_covers(const Cidr& outer, const Cidr& inner)
-{
+bool cidr_covers(const Cidr& outer, const Cidr& inner) {
     return outer.family == inner.family && inner.prefix_len >= outer.prefix_len &&
            mask_addr(inner.addr, outer.prefix_len) == outer.addr;
 }
 
-std::optional<Cidr> parse_cidr(std::string_view text, std::string& why)
-{
+std::optional<Cidr> parse_cidr(std::string_view text, std::string& why) {
     const auto slash = text.find('/');
     if (slash == std::string_view::npos) {
         why = "\"" + std::string(text) + "\" is not a CIDR: missing /prefix-length";
@@ -74,15 +70,13 @@ std::optional<Cidr> parse_cidr(std::string_view text, std::string& why)
     return c;
 }
 
-std::string format_addr(std::uint8_t family, const std::array<std::uint8_t, 16>& addr)
-{
+std::string format_addr(std::uint8_t family, const std::array<std::uint8_t, 16>& addr) {
     char buf[INET6_ADDRSTRLEN] = {};
     inet_ntop(family == PF_FAMILY_V6 ? AF_INET6 : AF_INET, addr.data(), buf, sizeof(buf));
     return buf;
 }
 
-std::string format_cidr(const Cidr& c)
-{
+std::string format_cidr(const Cidr& c) {
     return format_addr(c.family, c.addr) + "/" + std::to_string(c.prefix_len);
 }
 

@@ -12,7 +12,9 @@
 
 namespace podfence::policy {
 
-inline constexpr unsigned family_bits(std::uint8_t family) { return family == PF_FAMILY_V6 ? 128 : 32; }
+inline constexpr unsigned family_bits(std::uint8_t family) {
+    return family == PF_FAMILY_V6 ? 128 : 32;
+}
 
 // "a.b.c.d/n" or "x::/n". Host bits are masked (Kubernetes accepts them set).
 // nullopt with `why` filled when the text is not a CIDR.
@@ -21,7 +23,9 @@ std::string format_cidr(const Cidr& c);
 std::string format_addr(std::uint8_t family, const std::array<std::uint8_t, 16>& addr);
 
 // Bit i (0 = most significant of addr[0]).
-inline bool addr_bit(const std::array<std::uint8_t, 16>& a, unsigned i) { return (a[i / 8] >> (7 - i % 8)) & 1; }
+inline bool addr_bit(const std::array<std::uint8_t, 16>& a, unsigned i) {
+    return (a[i / 8] >> (7 - i % 8)) & 1;
+}
 
 // Zero every bit at or beyond `len`.
 std::array<std::uint8_t, 16> mask_addr(const std::array<std::uint8_t, 16>& a, unsigned len);

@@ -19,7 +19,7 @@
 
 #include <algorithm>
 #include <cstring>
-#include <map>
+#include <optional>
 #include <set>
 #include <tuple>
 #include <unordered_map>
@@ -30,15 +30,12 @@
 
 namespace podfence::policy {
 
-bool operator==(const TrieEntry& a, const TrieEntry& b)
-{
+bool operator==(const TrieEntry& a, const TrieEntry& b) {
     return std::memcmp(&a.key, &b.key, sizeof(a.key)) == 0 && std::memcmp(&a.val, &b.val, sizeof(a.val)) == 0;
 }
 
-bool operator<(const TrieEntry& a, const TrieEntry& b)
-{
-    if (int c = std::memcmp(&a.key, &b.key, sizeof(a.key)); c != 0)
-        return c < 0;
+bool operator<(const TrieEntry& a, const TrieEntry& b) {
+    if (int c = std::memcmp(&a.key, &b.key, sizeof(a.key)); c != 0) return c < 0;
     return std::memcmp(&a.val, &b.val, sizeof(a.val)) < 0;
 }
 
@@ -53,8 +50,7 @@ using PortEntries = std::vector<PortEntry>;
 constexpr Protocol kPortProtocols[] = {Protocol::TCP, Protocol::UDP, Protocol::SCTP};
 
 // `rset` is sorted ascending, so the first rule found is the lowest index.
-PortEntries port_entries(const std::vector<Rule>& rules, const std::vector<std::uint32_t>& rset)
-{
+PortEntries port_entries(const std::vector<Rule>& rules, const std::vector<std::uint32_t>& rset) {
     PortEntries out;
     std::optional<std::uint32_t> any;
     for (std::uint32_t r : rset)
@@ -62,21 +58,17 @@ PortEntries port_entries(const std::vector<Rule>& rules, const std::vector<std::
             any = r;
             break;
         }
-    if (any)
-        out.emplace_back(kHdr, 0, 0, *any);
+    if (any) out.emplace_back(kHdr, 0, 0, *any);
 
     for (Protocol proto : kPortProtocols) {
         std::optional<std::uint32_t> whole;
         std::vector<PortRange> ranges;
         for (std::uint32_t r : rset) {
-            if (any && r >= *any)
-                break; // rules after the first any_port rule never win
+            if (any && r >= *any) break; // rules after the first any_port rule never win
             for (const PortSpec& ps : rules[r].ports) {
-                if (ps.protocol != proto)
-                    continue;
+                if (ps.protocol != proto) continue;
                 if (!ps.has_port) {
-                    if (!whole)
-                        whole = r;
+                    if (!whole) whole = r;
                 } else {
                     ranges.push_back({ps.port, ps.end_port, r});
                 }
@@ -98,8 +90,7 @@ PortEntries port_entries(const std::vector<Rule>& rules, const std::vector<std::
 
 // FNV-1a over the entries: hash for the dedupe table (which still compares
 // the entries themselves), and the only key once the output is just counted.
-std::uint64_t hash_of(const PortEntries& pe)
-{
+std::uint64_t hash_of(const PortEntries& pe) {
     std::uint64_t h = 1469598103934665603ull;
     auto mix = [&](std::uint64_t v) {
         for (int i = 0; i < 8; ++i, v >>= 8)
@@ -127,8 +118,7 @@ struct Output {
 
     bool counting() const { return needed > max; }
     std::size_t give_up() const { return std::max<std::size_t>(2 * max, max + (1u << 20)); }
-    void add(const TrieEntry& e)
-    {
+    void add(const TrieEntry& e) {
         if (++needed <= max)
             entries.push_back(e);
         else if (entries.capacity() != 0)
@@ -144,8 +134,7 @@ struct Event {
     std::uint32_t peer = 0;
 };
 
-bool dfs_less(const Cidr& a, const Cidr& b)
-{
+bool dfs_less(const Cidr& a, const Cidr& b) {
     return std::tie(a.addr, a.prefix_len) < std::tie(b.addr, b.prefix_len);
 }
 
@@ -155,9 +144,7 @@ bool dfs_less(const Cidr& a, const Cidr& b)
 class DirectionCompiler {
 public:
     DirectionCompiler(const std::vector<Rule>& rules, std::uint8_t dir, Output& out)
-        : rules_(rules), dir_(dir), out_(out)
-    {
-    }
+        : rules_(rules), dir_(dir), out_(out) {}
 
     void compile_family(std::uint8_t family);
     void compile_allow_all();
@@ -179,21 +166,18 @@ private:
 
     // Walk state for the current family.
     std::vector<std::uint32_t> peer_rule_;
-    std::vector<std::uint8_t> peer_in_;     // inside the peer's cidr
-    std::vector<std::uint32_t> peer_exc_;   // inside this many of its excepts
+    std::vector<std::uint8_t> peer_in_;      // inside the peer's cidr
+    std::vector<std::uint32_t> peer_exc_;    // inside this many of its excepts
     std::vector<std::uint32_t> rule_active_; // active peers per rule
     std::set<std::uint32_t> active_;         // rules with an active peer
 };
 
-std::uint32_t DirectionCompiler::set_for(const std::vector<std::uint32_t>& rset)
-{
-    if (rset.empty())
-        return PF_SET_NONE;
+std::uint32_t DirectionCompiler::set_for(const std::vector<std::uint32_t>& rset) {
+    if (rset.empty()) return PF_SET_NONE;
     // Deduped by content, not by rule set: no per-region copy of R is kept,
     // so memory stays proportional to the output.
     PortEntries pe = port_entries(rules_, rset);
-    if (auto it = by_ports_.find(pe); it != by_ports_.end())
-        return it->second;
+    if (auto it = by_ports_.find(pe); it != by_ports_.end()) return it->second;
     if (out_.counting()) {
         // Nothing more is written: remember a hash only, to count each
         // distinct set once.
@@ -206,26 +190,23 @@ std::uint32_t DirectionCompiler::set_for(const std::vector<std::uint32_t>& rset)
         return it->second;
     }
     const std::uint32_t id = next_set_++;
-    {
-        for (const auto& [plen, proto, port, rule] : pe) {
-            TrieEntry e;
-            e.key.prefixlen = plen;
-            e.key.kind = PF_KIND_PORT;
-            e.key.dir = dir_;
-            e.key.set = id;
-            e.key.data[0] = proto;
-            e.key.data[1] = static_cast<std::uint8_t>(port >> 8);
-            e.key.data[2] = static_cast<std::uint8_t>(port & 0xff);
-            e.val.rule = rule;
-            out_.add(e);
-        }
-        by_ports_.emplace(std::move(pe), id);
+    for (const auto& [plen, proto, port, rule] : pe) {
+        TrieEntry e;
+        e.key.prefixlen = plen;
+        e.key.kind = PF_KIND_PORT;
+        e.key.dir = dir_;
+        e.key.set = id;
+        e.key.data[0] = proto;
+        e.key.data[1] = static_cast<std::uint8_t>(port >> 8); // big endian
+        e.key.data[2] = static_cast<std::uint8_t>(port & 0xff);
+        e.val.rule = rule;
+        out_.add(e);
     }
+    by_ports_.emplace(std::move(pe), id);
     return id;
 }
 
-void DirectionCompiler::emit_addr(const Cidr& c, std::uint32_t set)
-{
+void DirectionCompiler::emit_addr(const Cidr& c, std::uint32_t set) {
     TrieEntry e;
     e.key.prefixlen = kHdr + c.prefix_len;
     e.key.kind = PF_KIND_ADDR;
@@ -236,8 +217,7 @@ void DirectionCompiler::emit_addr(const Cidr& c, std::uint32_t set)
     out_.add(e);
 }
 
-void DirectionCompiler::apply(const Event& e, int sign)
-{
+void DirectionCompiler::apply(const Event& e, int sign) {
     const std::uint32_t p = e.peer;
     const bool was = peer_in_[p] && peer_exc_[p] == 0;
     if (e.is_except)
@@ -245,17 +225,13 @@ void DirectionCompiler::apply(const Event& e, int sign)
     else
         peer_in_[p] = sign > 0;
     const bool now = peer_in_[p] && peer_exc_[p] == 0;
-    if (was == now)
-        return;
+    if (was == now) return;
     const std::uint32_t r = peer_rule_[p];
-    if (now && rule_active_[r]++ == 0)
-        active_.insert(r);
-    if (!now && --rule_active_[r] == 0)
-        active_.erase(r);
+    if (now && rule_active_[r]++ == 0) active_.insert(r);
+    if (!now && --rule_active_[r] == 0) active_.erase(r);
 }
 
-void DirectionCompiler::compile_family(std::uint8_t family)
-{
+void DirectionCompiler::compile_family(std::uint8_t family) {
     peer_rule_.clear();
     std::vector<Event> events;
     for (std::uint32_t r = 0; r < rules_.size(); ++r) {
@@ -268,8 +244,7 @@ void DirectionCompiler::compile_family(std::uint8_t family)
             continue;
         }
         for (const IpBlock& b : rule.peers) {
-            if (b.cidr.family != family)
-                continue;
+            if (b.cidr.family != family) continue;
             const auto p = static_cast<std::uint32_t>(peer_rule_.size());
             peer_rule_.push_back(r);
             events.push_back({b.cidr, false, p});
@@ -280,8 +255,7 @@ void DirectionCompiler::compile_family(std::uint8_t family)
     // Within one prefix, cidrs before excepts (an except equal to its own
     // peer's cidr is rejected by the parser, so order is only for determinism).
     std::sort(events.begin(), events.end(), [](const Event& a, const Event& b) {
-        if (a.prefix != b.prefix)
-            return dfs_less(a.prefix, b.prefix);
+        if (a.prefix != b.prefix) return dfs_less(a.prefix, b.prefix);
         return std::tie(a.is_except, a.peer) < std::tie(b.is_except, b.peer);
     });
     peer_in_.assign(peer_rule_.size(), 0);
@@ -315,15 +289,13 @@ void DirectionCompiler::compile_family(std::uint8_t family)
         std::vector<std::uint32_t> rset;
         for (std::uint32_t r : active_) {
             rset.push_back(r);
-            if (rules_[r].any_port)
-                break;
+            if (rules_[r].any_port) break;
         }
         const std::uint32_t set = set_for(rset);
         // Same answer as the enclosing prefix (or a deny with none): the
         // shorter entry already gives it.
         const std::uint32_t inherited = stack.empty() ? PF_SET_NONE : stack.back().set;
-        if (set != inherited)
-            emit_addr(prefix, set);
+        if (set != inherited) emit_addr(prefix, set);
         stack.push_back({prefix, i, j, set});
         i = j;
     }
@@ -331,8 +303,7 @@ void DirectionCompiler::compile_family(std::uint8_t family)
         pop();
 }
 
-void DirectionCompiler::compile_allow_all()
-{
+void DirectionCompiler::compile_allow_all() {
     const std::uint32_t id = next_set_++;
     for (std::uint8_t family : {std::uint8_t{PF_FAMILY_V4}, std::uint8_t{PF_FAMILY_V6}}) {
         Cidr all;
@@ -350,8 +321,7 @@ void DirectionCompiler::compile_allow_all()
 
 } // namespace
 
-std::vector<TrieEntry> compile(const Policy& policy, std::size_t max_entries)
-{
+std::vector<TrieEntry> compile(const Policy& policy, std::size_t max_entries) {
     Output out;
     out.max = max_entries;
     try {
@@ -365,9 +335,9 @@ std::vector<TrieEntry> compile(const Policy& policy, std::size_t max_entries)
             dc.compile_family(PF_FAMILY_V6);
         }
     } catch (const TooBig&) {
-        throw Error(Code::InvalidPolicy, "podfence.io/policy: policy needs at least " + std::to_string(out.needed) +
-                                             " map entries, more than the per-pod capacity " +
-                                             std::to_string(max_entries));
+        throw Error(Code::InvalidPolicy,
+                    "podfence.io/policy: policy needs at least " + std::to_string(out.needed) +
+                        " map entries, more than the per-pod capacity " + std::to_string(max_entries));
     }
     if (out.counting())
         throw Error(Code::InvalidPolicy, "podfence.io/policy: policy needs " + std::to_string(out.needed) +

@@ -10,48 +10,39 @@ namespace {
 constexpr std::uint8_t kIcmp = 1;
 constexpr std::uint8_t kIcmpV6 = 58;
 
-bool has_ports(std::uint8_t proto)
-{
-    return proto == static_cast<std::uint8_t>(Protocol::TCP) || proto == static_cast<std::uint8_t>(Protocol::UDP) ||
+bool has_ports(std::uint8_t proto) {
+    return proto == static_cast<std::uint8_t>(Protocol::TCP) ||
+           proto == static_cast<std::uint8_t>(Protocol::UDP) ||
            proto == static_cast<std::uint8_t>(Protocol::SCTP);
 }
 
 // ICMPv6 neighbour/router discovery (133-137): always passes, no state.
-bool is_nd(const Packet& p)
-{
+bool is_nd(const Packet& p) {
     return p.family == PF_FAMILY_V6 && p.proto == kIcmpV6 && !p.non_first_fragment && p.icmp_type >= 133 &&
            p.icmp_type <= 137;
 }
 
 // The port policy rules see: the destination port for TCP/UDP/SCTP first
 // fragments, 0 for everything else.
-std::uint16_t policy_port(const Packet& p)
-{
+std::uint16_t policy_port(const Packet& p) {
     return has_ports(p.proto) && !p.non_first_fragment ? p.dport : 0;
 }
 
-bool peer_matches(const IpBlock& b, std::uint8_t family, const std::array<std::uint8_t, 16>& addr)
-{
-    if (!cidr_contains(b.cidr, family, addr))
-        return false;
+bool peer_matches(const IpBlock& b, std::uint8_t family, const std::array<std::uint8_t, 16>& addr) {
+    if (!cidr_contains(b.cidr, family, addr)) return false;
     for (const Cidr& e : b.except)
-        if (cidr_contains(e, family, addr))
-            return false;
+        if (cidr_contains(e, family, addr)) return false;
     return true;
 }
 
-bool port_matches(const PortSpec& ps, std::uint8_t proto, std::uint16_t dport)
-{
-    if (proto != static_cast<std::uint8_t>(ps.protocol))
-        return false;
-    if (!ps.has_port)
-        return true; // every port of the protocol, 0 included
+bool port_matches(const PortSpec& ps, std::uint8_t proto, std::uint16_t dport) {
+    if (proto != static_cast<std::uint8_t>(ps.protocol)) return false;
+    if (!ps.has_port) return true; // every port of the protocol, 0 included
     return ps.port <= dport && dport <= ps.end_port;
 }
 
-bool rule_matches(const Rule& r, std::uint8_t family, const std::array<std::uint8_t, 16>& peer, std::uint8_t proto,
-                  std::uint16_t dport)
-{
+bool rule_matches(const Rule& r, std::uint8_t family, const std::array<std::uint8_t, 16>& peer,
+                  std::uint8_t proto, std::uint16_t dport) {
     bool peer_ok = r.any_peer;
     for (const IpBlock& b : r.peers)
         peer_ok = peer_ok || peer_matches(b, family, peer);
@@ -62,45 +53,37 @@ bool rule_matches(const Rule& r, std::uint8_t family, const std::array<std::uint
 }
 
 // Would the policy admit a new flow in direction d from/to `peer`?
-Decision new_flow(const Policy& policy, Direction d, std::uint8_t family, const std::array<std::uint8_t, 16>& peer,
-                  std::uint8_t proto, std::uint16_t dport)
-{
-    if (!policy.isolated(d))
-        return {true, PF_RULE_DEFAULT};
+Decision new_flow(const Policy& policy, Direction d, std::uint8_t family,
+                  const std::array<std::uint8_t, 16>& peer, std::uint8_t proto, std::uint16_t dport) {
+    if (!policy.isolated(d)) return {true, PF_RULE_DEFAULT};
     const auto& rules = policy.rules(d);
     for (std::uint32_t i = 0; i < rules.size(); ++i)
-        if (rule_matches(rules[i], family, peer, proto, dport))
-            return {true, i};
+        if (rule_matches(rules[i], family, peer, proto, dport)) return {true, i};
     return {false, PF_RULE_DEFAULT};
 }
 
-const std::array<std::uint8_t, 16>& peer_addr(const Packet& p)
-{
+const std::array<std::uint8_t, 16>& peer_addr(const Packet& p) {
     return p.dir == Direction::Ingress ? p.src : p.dst;
 }
 
 } // namespace
 
-Decision evaluate(const Policy& policy, const Packet& pkt)
-{
-    if (is_nd(pkt))
-        return {true, PF_RULE_DEFAULT, false};
+Decision evaluate(const Policy& policy, const Packet& pkt) {
+    if (is_nd(pkt)) return {true, PF_RULE_DEFAULT, false};
     return new_flow(policy, pkt.dir, pkt.family, peer_addr(pkt), pkt.proto, policy_port(pkt));
 }
 
-StatefulEvaluator::StatefulEvaluator(Policy policy, std::uint32_t rev) : policy_(std::move(policy)), rev_(rev) {}
+StatefulEvaluator::StatefulEvaluator(Policy policy, std::uint32_t rev)
+    : policy_(std::move(policy)), rev_(rev) {}
 
-void StatefulEvaluator::replace(Policy policy, std::uint32_t rev)
-{
+void StatefulEvaluator::replace(Policy policy, std::uint32_t rev) {
     // Entries keep their old revision: each is re-validated at its next packet.
     policy_ = std::move(policy);
     rev_ = rev;
 }
 
-Decision StatefulEvaluator::process(const Packet& pkt)
-{
-    if (is_nd(pkt))
-        return {true, PF_RULE_DEFAULT, false};
+Decision StatefulEvaluator::process(const Packet& pkt) {
+    if (is_nd(pkt)) return {true, PF_RULE_DEFAULT, false};
 
     // Pod-centric key: both directions of a connection find the same entry.
     const bool in = pkt.dir == Direction::Ingress;
@@ -116,12 +99,12 @@ Decision StatefulEvaluator::process(const Packet& pkt)
     // 1. Existing flow.
     if (auto it = ct_.find(key); it != ct_.end()) {
         Entry& e = it->second;
-        if (e.rev == rev_)
-            return {true, PF_RULE_DEFAULT, false};
+        if (e.rev == rev_) return {true, PF_RULE_DEFAULT, false};
         // 1b. Policy replaced since: re-validate as a new flow in the
         // direction that opened it.
         const Direction o = e.origin;
-        const std::uint16_t dport = !has_ports(pkt.proto) ? 0 : (o == Direction::Ingress ? pod_port : peer_port);
+        const std::uint16_t dport =
+            !has_ports(pkt.proto) ? 0 : (o == Direction::Ingress ? pod_port : peer_port);
         if (new_flow(policy_, o, pkt.family, std::get<3>(key), pkt.proto, dport).allowed) {
             e.rev = rev_;
             return {true, PF_RULE_DEFAULT, false};
@@ -131,8 +114,7 @@ Decision StatefulEvaluator::process(const Packet& pkt)
 
     // 2. New flow in the packet's direction.
     Decision d = new_flow(policy_, pkt.dir, pkt.family, peer_addr(pkt), pkt.proto, policy_port(pkt));
-    if (d.allowed)
-        ct_[key] = Entry{pkt.dir, rev_};
+    if (d.allowed) ct_[key] = Entry{pkt.dir, rev_};
     return d;
 }
 

@@ -15,23 +15,19 @@ using nlohmann::json;
 
 constexpr std::string_view kPrefix = "podfence.io/policy: ";
 
-[[noreturn]] void fail(const std::string& path, const std::string& what)
-{
+[[noreturn]] void fail(const std::string& path, const std::string& what) {
     throw Error(Code::InvalidPolicy, std::string(kPrefix) + path + ": " + what);
 }
 
-std::string field(const std::string& path, std::string_view key)
-{
+std::string field(const std::string& path, std::string_view key) {
     return path.empty() ? std::string(key) : path + "." + std::string(key);
 }
 
-std::string index(const std::string& path, std::size_t i)
-{
+std::string index(const std::string& path, std::size_t i) {
     return path + "[" + std::to_string(i) + "]";
 }
 
-const char* type_name(const json& j)
-{
+const char* type_name(const json& j) {
     switch (j.type()) {
     case json::value_t::null: return "null";
     case json::value_t::object: return "an object";
@@ -45,20 +41,15 @@ const char* type_name(const json& j)
     }
 }
 
-void expect_object(const json& j, const std::string& path)
-{
-    if (!j.is_object())
-        fail(path, std::string("must be an object, got ") + type_name(j));
+void expect_object(const json& j, const std::string& path) {
+    if (!j.is_object()) fail(path, std::string("must be an object, got ") + type_name(j));
 }
 
-void expect_array(const json& j, const std::string& path)
-{
-    if (!j.is_array())
-        fail(path, std::string("must be an array, got ") + type_name(j));
+void expect_array(const json& j, const std::string& path) {
+    if (!j.is_array()) fail(path, std::string("must be an array, got ") + type_name(j));
 }
 
-void check_keys(const json& obj, const std::string& path, std::initializer_list<std::string_view> allowed)
-{
+void check_keys(const json& obj, const std::string& path, std::initializer_list<std::string_view> allowed) {
     for (const auto& [key, value] : obj.items()) {
         bool known = false;
         for (auto a : allowed)
@@ -73,11 +64,9 @@ void check_keys(const json& obj, const std::string& path, std::initializer_list<
 }
 
 // JSON null is the same as an absent key (as in Kubernetes).
-const json* get(const json& obj, std::string_view key)
-{
+const json* get(const json& obj, std::string_view key) {
     auto it = obj.find(std::string(key));
-    if (it == obj.end() || it->is_null())
-        return nullptr;
+    if (it == obj.end() || it->is_null()) return nullptr;
     return &*it;
 }
 
@@ -86,8 +75,7 @@ public:
     Policy parse(const json& doc);
 
 private:
-    void count(const std::string& path)
-    {
+    void count(const std::string& path) {
         if (++items_ > kMaxPolicyItems)
             fail(path, "policy has more than " + std::to_string(kMaxPolicyItems) +
                            " rules, peers, except blocks and ports in total");
@@ -102,10 +90,10 @@ private:
     std::size_t items_ = 0;
 };
 
-Policy Parser::parse(const json& doc)
-{
+Policy Parser::parse(const json& doc) {
     if (!doc.is_object())
-        throw Error(Code::InvalidPolicy, std::string(kPrefix) + "must be a JSON object (a NetworkPolicy spec), got " +
+        throw Error(Code::InvalidPolicy, std::string(kPrefix) +
+                                             "must be a JSON object (a NetworkPolicy spec), got " +
                                              type_name(doc));
     check_keys(doc, "", {"policyTypes", "ingress", "egress", "podSelector"});
 
@@ -113,22 +101,20 @@ Policy Parser::parse(const json& doc)
         // {} selects "this pod"; labels cannot be resolved by a CNI plugin.
         expect_object(*sel, "podSelector");
         if (!sel->empty())
-            fail("podSelector", "only {} (this pod) is supported: the annotation already applies to its own pod");
+            fail("podSelector",
+                 "only {} (this pod) is supported: the annotation already applies to its own pod");
     }
 
     Policy p;
     const json* ingress = get(doc, "ingress");
     const json* egress = get(doc, "egress");
-    if (ingress)
-        p.ingress = parse_rules(*ingress, "ingress", "from");
-    if (egress)
-        p.egress = parse_rules(*egress, "egress", "to");
+    if (ingress) p.ingress = parse_rules(*ingress, "ingress", "from");
+    if (egress) p.egress = parse_rules(*egress, "egress", "to");
 
     // An explicit [] isolates nothing (unlike Kubernetes, which defaults it):
     // it is how to_json() writes default_policy(Allow) so it reads back equal.
     const json* types = get(doc, "policyTypes");
-    if (types)
-        expect_array(*types, "policyTypes");
+    if (types) expect_array(*types, "policyTypes");
     if (!types) {
         p.isolate_ingress = true;
         p.isolate_egress = egress != nullptr;
@@ -137,8 +123,7 @@ Policy Parser::parse(const json& doc)
     for (std::size_t i = 0; i < types->size(); ++i) {
         const json& t = (*types)[i];
         const std::string path = index("policyTypes", i);
-        if (!t.is_string())
-            fail(path, std::string("must be a string, got ") + type_name(t));
+        if (!t.is_string()) fail(path, std::string("must be a string, got ") + type_name(t));
         const auto& s = t.get_ref<const std::string&>();
         if (s == "Ingress")
             p.isolate_ingress = true;
@@ -150,8 +135,7 @@ Policy Parser::parse(const json& doc)
     return p;
 }
 
-std::vector<Rule> Parser::parse_rules(const json& list, const std::string& path, std::string_view peers_key)
-{
+std::vector<Rule> Parser::parse_rules(const json& list, const std::string& path, std::string_view peers_key) {
     expect_array(list, path);
     std::vector<Rule> rules;
     rules.reserve(list.size());
@@ -160,8 +144,7 @@ std::vector<Rule> Parser::parse_rules(const json& list, const std::string& path,
     return rules;
 }
 
-Rule Parser::parse_rule(const json& j, const std::string& path, std::string_view peers_key)
-{
+Rule Parser::parse_rule(const json& j, const std::string& path, std::string_view peers_key) {
     count(path);
     expect_object(j, path);
     check_keys(j, path, {peers_key, "ports"});
@@ -184,8 +167,7 @@ Rule Parser::parse_rule(const json& j, const std::string& path, std::string_view
     return r;
 }
 
-IpBlock Parser::parse_peer(const json& j, const std::string& path)
-{
+IpBlock Parser::parse_peer(const json& j, const std::string& path) {
     count(path);
     expect_object(j, path);
     for (std::string_view sel : {"podSelector", "namespaceSelector"})
@@ -193,16 +175,14 @@ IpBlock Parser::parse_peer(const json& j, const std::string& path)
             fail(field(path, sel), "cannot be resolved on a node: only ipBlock peers are supported");
     check_keys(j, path, {"ipBlock"});
     const json* block = get(j, "ipBlock");
-    if (!block)
-        fail(path, "a peer needs an ipBlock");
+    if (!block) fail(path, "a peer needs an ipBlock");
     const std::string bpath = field(path, "ipBlock");
     expect_object(*block, bpath);
     check_keys(*block, bpath, {"cidr", "except"});
 
     IpBlock b;
     const json* cidr = get(*block, "cidr");
-    if (!cidr)
-        fail(field(bpath, "cidr"), "is required");
+    if (!cidr) fail(field(bpath, "cidr"), "is required");
     b.cidr = parse_cidr_field(*cidr, field(bpath, "cidr"));
 
     if (const json* except = get(*block, "except")) {
@@ -213,49 +193,42 @@ IpBlock Parser::parse_peer(const json& j, const std::string& path)
             count(ipath);
             Cidr e = parse_cidr_field((*except)[i], ipath);
             if (e.family != b.cidr.family || e.prefix_len <= b.cidr.prefix_len || !cidr_covers(b.cidr, e))
-                fail(ipath, format_cidr(e) + " is not inside cidr " + format_cidr(b.cidr) +
-                                " (an except must be a strictly smaller block of the same family within cidr)");
+                fail(ipath,
+                     format_cidr(e) + " is not inside cidr " + format_cidr(b.cidr) +
+                         " (an except must be a strictly smaller block of the same family within cidr)");
             b.except.push_back(e);
         }
     }
     return b;
 }
 
-Cidr Parser::parse_cidr_field(const json& j, const std::string& path)
-{
-    if (!j.is_string())
-        fail(path, std::string("must be a string, got ") + type_name(j));
+Cidr Parser::parse_cidr_field(const json& j, const std::string& path) {
+    if (!j.is_string()) fail(path, std::string("must be a string, got ") + type_name(j));
     std::string why;
     auto c = parse_cidr(j.get_ref<const std::string&>(), why);
-    if (!c)
-        fail(path, why);
+    if (!c) fail(path, why);
     return *c;
 }
 
-std::uint16_t Parser::parse_port_number(const json& j, const std::string& path)
-{
+std::uint16_t Parser::parse_port_number(const json& j, const std::string& path) {
     if (j.is_string())
         fail(path, "named port \"" + j.get<std::string>() + "\" is not supported: give a number 1-65535");
-    if (!j.is_number_integer())
-        fail(path, std::string("must be an integer 1-65535, got ") + type_name(j));
+    if (!j.is_number_integer()) fail(path, std::string("must be an integer 1-65535, got ") + type_name(j));
     // Unsigned first: a huge value must not wrap through int64.
     const bool ok = j.is_number_unsigned() ? j.get<std::uint64_t>() >= 1 && j.get<std::uint64_t>() <= 65535
                                            : j.get<std::int64_t>() >= 1 && j.get<std::int64_t>() <= 65535;
-    if (!ok)
-        fail(path, j.dump() + " is not a port number 1-65535");
+    if (!ok) fail(path, j.dump() + " is not a port number 1-65535");
     return static_cast<std::uint16_t>(j.get<std::int64_t>());
 }
 
-PortSpec Parser::parse_port(const json& j, const std::string& path)
-{
+PortSpec Parser::parse_port(const json& j, const std::string& path) {
     count(path);
     expect_object(j, path);
     check_keys(j, path, {"protocol", "port", "endPort"});
     PortSpec ps;
     if (const json* proto = get(j, "protocol")) {
         const std::string ppath = field(path, "protocol");
-        if (!proto->is_string())
-            fail(ppath, std::string("must be a string, got ") + type_name(*proto));
+        if (!proto->is_string()) fail(ppath, std::string("must be a string, got ") + type_name(*proto));
         const auto& s = proto->get_ref<const std::string&>();
         // Case-sensitive, as Kubernetes validates it.
         if (s == "TCP")
@@ -276,18 +249,15 @@ PortSpec Parser::parse_port(const json& j, const std::string& path)
     }
     if (end) {
         const std::string epath = field(path, "endPort");
-        if (!port)
-            fail(epath, "requires port");
+        if (!port) fail(epath, "requires port");
         const std::uint16_t e = parse_port_number(*end, epath);
-        if (e < ps.port)
-            fail(epath, std::to_string(e) + " is less than port " + std::to_string(ps.port));
+        if (e < ps.port) fail(epath, std::to_string(e) + " is less than port " + std::to_string(ps.port));
         ps.end_port = e;
     }
     return ps;
 }
 
-const char* protocol_name(Protocol p)
-{
+const char* protocol_name(Protocol p) {
     switch (p) {
     case Protocol::TCP: return "TCP";
     case Protocol::UDP: return "UDP";
@@ -296,8 +266,7 @@ const char* protocol_name(Protocol p)
     return "TCP";
 }
 
-json rules_json(const std::vector<Rule>& rules, std::string_view peers_key)
-{
+json rules_json(const std::vector<Rule>& rules, std::string_view peers_key) {
     json list = json::array();
     for (const Rule& r : rules) {
         json jr = json::object();
@@ -321,8 +290,7 @@ json rules_json(const std::vector<Rule>& rules, std::string_view peers_key)
                 json jp = {{"protocol", protocol_name(ps.protocol)}};
                 if (ps.has_port) {
                     jp["port"] = ps.port;
-                    if (ps.end_port != ps.port)
-                        jp["endPort"] = ps.end_port;
+                    if (ps.end_port != ps.port) jp["endPort"] = ps.end_port;
                 }
                 ports.push_back(std::move(jp));
             }
@@ -335,15 +303,13 @@ json rules_json(const std::vector<Rule>& rules, std::string_view peers_key)
 
 } // namespace
 
-Policy default_policy(DefaultAction action)
-{
+Policy default_policy(DefaultAction action) {
     Policy p;
     p.isolate_ingress = p.isolate_egress = action == DefaultAction::Deny;
     return p;
 }
 
-Policy parse_policy(std::string_view text)
-{
+Policy parse_policy(std::string_view text) {
     json doc;
     try {
         doc = json::parse(text.begin(), text.end());
@@ -353,14 +319,11 @@ Policy parse_policy(std::string_view text)
     return Parser().parse(doc);
 }
 
-std::string to_json(const Policy& policy)
-{
+std::string to_json(const Policy& policy) {
     // nlohmann's object is a std::map: keys come out sorted.
     json types = json::array();
-    if (policy.isolate_ingress)
-        types.push_back("Ingress");
-    if (policy.isolate_egress)
-        types.push_back("Egress");
+    if (policy.isolate_ingress) types.push_back("Ingress");
+    if (policy.isolate_egress) types.push_back("Egress");
     json doc = {{"policyTypes", std::move(types)},
                 {"ingress", rules_json(policy.ingress, "from")},
                 {"egress", rules_json(policy.egress, "to")}};

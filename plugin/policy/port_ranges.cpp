@@ -6,8 +6,7 @@
 
 namespace podfence::policy {
 
-std::vector<PortPrefix> range_to_prefixes(std::uint32_t lo, std::uint32_t hi)
-{
+std::vector<PortPrefix> range_to_prefixes(std::uint32_t lo, std::uint32_t hi) {
     std::vector<PortPrefix> out;
     while (lo <= hi) {
         // Largest aligned block starting at lo that stays within hi.
@@ -23,8 +22,7 @@ std::vector<PortPrefix> range_to_prefixes(std::uint32_t lo, std::uint32_t hi)
     return out;
 }
 
-std::vector<PortRange> min_rule_pieces(const std::vector<PortRange>& ranges)
-{
+std::vector<PortRange> min_rule_pieces(const std::vector<PortRange>& ranges) {
     // Sweep over boundaries: at each position, open ranges starting there and
     // close those ending just before; the active minimum is the piece's rule.
     std::vector<std::pair<std::uint32_t, std::uint32_t>> opens, closes; // (pos, rule)
@@ -51,8 +49,7 @@ std::vector<PortRange> min_rule_pieces(const std::vector<PortRange>& ranges)
             active.erase(active.find(closes[ci].second));
         for (; oi < opens.size() && opens[oi].first == pos; ++oi)
             active.insert(opens[oi].second);
-        if (active.empty() || i + 1 == points.size())
-            continue;
+        if (active.empty() || i + 1 == points.size()) continue;
         const std::uint32_t rule = *active.begin();
         const std::uint32_t hi = points[i + 1] - 1;
         if (!out.empty() && out.back().rule == rule && out.back().hi + 1 == pos)

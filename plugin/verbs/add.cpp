@@ -57,9 +57,9 @@ Output add(const cni::Env& env, const cni::NetConf& conf) {
     rec.host_ifindex = static_cast<std::uint32_t>(veth.host.ifindex);
     rec.pod_ifindex = static_cast<std::uint32_t>(veth.pod.ifindex);
     rec.policy_json = plan.canonical_json;
-    log::info("ADD container " + env.container_id + " ifname " + env.ifname + ": host veth " + rec.host_ifname +
-              ", mode " + rec.mode + (tc_backend.empty() ? "" : "/" + tc_backend) + ", policy " +
-              (plan.from_annotation ? "from annotation" : "defaultPolicy") + " (" +
+    log::info("ADD container " + env.container_id + " ifname " + env.ifname + ": host veth " +
+              rec.host_ifname + ", mode " + rec.mode + (tc_backend.empty() ? "" : "/" + tc_backend) +
+              ", policy " + (plan.from_annotation ? "from annotation" : "defaultPolicy") + " (" +
               std::to_string(plan.entries.size()) + " trie entries)");
 
     // 2. The system.

@@ -23,7 +23,8 @@ public:
     }
     void verify(const bpf::AttachmentRecord& rec, const std::string&,
                 std::vector<std::string>& problems) const override {
-        problems.push_back("record has unknown mode \"" + rec.mode + "\" / tcBackend \"" + rec.tc_backend + "\"");
+        problems.push_back("record has unknown mode \"" + rec.mode + "\" / tcBackend \"" + rec.tc_backend +
+                           "\"");
     }
 };
 
@@ -36,7 +37,9 @@ std::unique_ptr<Backend> backend_for(const bpf::AttachmentRecord& rec) {
     return std::make_unique<UnpinOnlyBackend>();
 }
 
-std::string pin_path(const std::string& dir, const char* name) { return dir + "/" + name; }
+std::string pin_path(const std::string& dir, const char* name) {
+    return dir + "/" + name;
+}
 
 void unpin(const std::string& dir, const char* name, std::vector<std::string>& errors) {
     std::string path = pin_path(dir, name);
@@ -46,7 +49,8 @@ void unpin(const std::string& dir, const char* name, std::vector<std::string>& e
 
 void unpin_all(const std::string& dir, std::vector<std::string>& errors) {
     // Links first: unpinning the last reference detaches them.
-    for (const char* n : {kLinkEgress, kLinkIngress, kStubEgress, kStubIngress}) unpin(dir, n, errors);
+    for (const char* n : {kLinkEgress, kLinkIngress, kStubEgress, kStubIngress})
+        unpin(dir, n, errors);
 }
 
 std::uint32_t pinned_prog_id(const std::string& dir, const char* stub, std::vector<std::string>& problems) {
@@ -71,12 +75,13 @@ std::uint32_t verify_pinned_link(const std::string& dir, const char* link, const
     if (st.ifindex == 0) {
         problems.push_back(std::string(link) + " (" + where + ") is detached");
     } else if (st.ifindex != want_ifindex) {
-        problems.push_back(std::string(link) + " (" + where + ") is on ifindex " + std::to_string(st.ifindex) +
-                           ", expected " + std::to_string(want_ifindex));
+        problems.push_back(std::string(link) + " (" + where + ") is on ifindex " +
+                           std::to_string(st.ifindex) + ", expected " + std::to_string(want_ifindex));
     }
     if (stub_id != 0 && st.prog_id != stub_id)
-        problems.push_back(std::string(link) + " (" + where + ") runs program id " + std::to_string(st.prog_id) +
-                           ", not its stub " + std::to_string(stub_id) + " (replaced)");
+        problems.push_back(std::string(link) + " (" + where + ") runs program id " +
+                           std::to_string(st.prog_id) + ", not its stub " + std::to_string(stub_id) +
+                           " (replaced)");
     return stub_id;
 }
 

@@ -11,6 +11,7 @@
 #include "../bpf/datapath.hpp"
 #include "../bpf/state.hpp"
 #include "../cni/netconf.hpp"
+#include "../common/error.hpp"
 
 namespace podfence::verbs {
 
@@ -46,6 +47,16 @@ std::unique_ptr<Backend> make_legacy_tc_backend();
 std::unique_ptr<Backend> make_xdp_backend();
 
 // ---- helpers shared by the backends ----
+// Runs f; an Error it throws gets `context` prepended (same code), so the
+// operator learns which pod and hook failed, not just the syscall.
+template <typename F> void with_context(const std::string& context, F&& f) {
+    try {
+        f();
+    } catch (const Error& e) {
+        throw Error(e.code(), context + ": " + e.what(), e.details());
+    }
+}
+
 std::string pin_path(const std::string& dir, const char* name);
 // unlink(dir/name); a missing pin is fine. Appends failures.
 void unpin(const std::string& dir, const char* name, std::vector<std::string>& errors);

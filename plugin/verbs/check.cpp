@@ -22,8 +22,10 @@ using Problems = std::vector<std::string>;
 
 [[noreturn]] void mismatch(const cni::Env& env, const Problems& problems) {
     std::string all;
-    for (const auto& p : problems) all += (all.empty() ? "" : "; ") + p;
-    throw Error(Code::CheckMismatch, "CHECK container " + env.container_id + " ifname " + env.ifname + ": " + all);
+    for (const auto& p : problems)
+        all += (all.empty() ? "" : "; ") + p;
+    throw Error(Code::CheckMismatch,
+                "CHECK container " + env.container_id + " ifname " + env.ifname + ": " + all);
 }
 
 void check_interfaces(const cni::Env& env, const bpf::AttachmentRecord& rec, Problems& problems) {
@@ -47,7 +49,8 @@ void check_slot(const bpf::Datapath& dp, const bpf::AttachmentRecord& rec, const
     pf_pod pod{};
     std::uint32_t slot = rec.slot;
     if (bpf_map_lookup_elem(dp.pods_map(), &slot, &pod) != 0 || !(pod.flags & PF_POD_ACTIVE)) {
-        problems.push_back("pf_pods[" + std::to_string(slot) + "] is not active (the datapath treats the pod as unknown)");
+        problems.push_back("pf_pods[" + std::to_string(slot) +
+                           "] is not active (the datapath treats the pod as unknown)");
         return;
     }
     auto kernel = bpf::PolicyStore(dp).read(slot);

@@ -22,23 +22,27 @@ Output del(const cni::Env& env, const cni::NetConf& conf) {
     }
     const std::string& root = conf.bpffs_root;
     if (!has_state(root)) {
-        log::info("DEL container " + env.container_id + " ifname " + env.ifname + ": no podfence state under " +
-                  root + ", nothing to do");
+        log::info("DEL container " + env.container_id + " ifname " + env.ifname +
+                  ": no podfence state under " + root + ", nothing to do");
         return std::nullopt;
     }
     bpf::NodeLock lock(root);
     bpf::StateStore store(root);
     auto rec = store.find(env.container_id, env.ifname);
     if (!rec) {
-        log::info("DEL container " + env.container_id + " ifname " + env.ifname + ": no attachment, nothing to do");
+        log::info("DEL container " + env.container_id + " ifname " + env.ifname +
+                  ": no attachment, nothing to do");
         return std::nullopt;
     }
     auto errors = teardown(store, root, *rec);
     if (!errors.empty()) {
         std::string all;
-        for (const auto& e : errors) all += (all.empty() ? "" : "; ") + e;
-        throw Error(Code::Io, "DEL of container " + env.container_id + " ifname " + env.ifname +
-                                  " left state behind: " + errors.front(), all);
+        for (const auto& e : errors)
+            all += (all.empty() ? "" : "; ") + e;
+        throw Error(Code::Io,
+                    "DEL of container " + env.container_id + " ifname " + env.ifname +
+                        " left state behind: " + errors.front(),
+                    all);
     }
     return std::nullopt;
 }

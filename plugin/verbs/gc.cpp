@@ -23,7 +23,8 @@ namespace fs = std::filesystem;
 void collect_datapaths(const std::string& root, const std::vector<bpf::AttachmentRecord>& records,
                        std::vector<std::string>& errors) {
     std::set<std::string> used;
-    for (const auto& r : records) used.insert(fs::path(r.datapath_dir).filename().string());
+    for (const auto& r : records)
+        used.insert(fs::path(r.datapath_dir).filename().string());
     std::string current = bpf::embedded_datapath_name();
     std::error_code ec;
     for (const auto& entry : fs::directory_iterator(podfence_dir(root), ec)) {
@@ -54,7 +55,8 @@ Output gc(const cni::Env&, const cni::NetConf& conf) {
     std::size_t removed = 0;
     for (const auto& rec : store.list()) {
         if (valid.count({rec.container_id, rec.ifname})) continue;
-        log::info("GC: container " + rec.container_id + " ifname " + rec.ifname + " is not a valid attachment");
+        log::info("GC: container " + rec.container_id + " ifname " + rec.ifname +
+                  " is not a valid attachment");
         auto e = teardown(store, root, rec);
         if (e.empty()) ++removed;
         errors.insert(errors.end(), e.begin(), e.end());
@@ -64,7 +66,8 @@ Output gc(const cni::Env&, const cni::NetConf& conf) {
               " error(s)");
     if (!errors.empty()) {
         std::string all;
-        for (const auto& e : errors) all += (all.empty() ? "" : "; ") + e;
+        for (const auto& e : errors)
+            all += (all.empty() ? "" : "; ") + e;
         throw Error(Code::Io, "GC could not remove everything: " + errors.front(), all);
     }
     return std::nullopt;

@@ -2,7 +2,9 @@
 
 namespace podfence::verbs {
 
-std::string podfence_dir(const std::string& bpffs_root) { return bpffs_root + "/podfence"; }
+std::string podfence_dir(const std::string& bpffs_root) {
+    return bpffs_root + "/podfence";
+}
 
 std::string attachment_dir(const bpf::StateStore& store, const std::string& bpffs_root,
                            const std::string& container_id, const std::string& ifname) {

@@ -47,10 +47,12 @@ EntryDiff diff_entries(std::vector<policy::TrieEntry> kernel, std::vector<policy
     std::sort(expected.begin(), expected.end());
     std::vector<policy::TrieEntry> only;
     EntryDiff d;
-    std::set_difference(expected.begin(), expected.end(), kernel.begin(), kernel.end(), std::back_inserter(only));
+    std::set_difference(expected.begin(), expected.end(), kernel.begin(), kernel.end(),
+                        std::back_inserter(only));
     d.missing = only.size();
     only.clear();
-    std::set_difference(kernel.begin(), kernel.end(), expected.begin(), expected.end(), std::back_inserter(only));
+    std::set_difference(kernel.begin(), kernel.end(), expected.begin(), expected.end(),
+                        std::back_inserter(only));
     d.unexpected = only.size();
     return d;
 }

@@ -35,11 +35,13 @@ class TcxBackend final : public Backend {
 public:
     void attach(AttachRequest& req) const override {
         for (const TcHook& h : kTcHooks) {
-            UniqueFd stub = bpf::load_tc_stub(req.dp, req.rec.slot, h.dir);
-            bpf::pin(stub.get(), pin_path(req.dir, h.stub));
-            UniqueFd link = bpf::attach_tcx(stub.get(), static_cast<int>(req.rec.host_ifindex), h.hook);
-            // Pinned right away: if this throws, closing the fd detaches it.
-            bpf::pin(link.get(), pin_path(req.dir, h.link));
+            with_context("attaching " + where(req.rec, h, "tcx"), [&] {
+                UniqueFd stub = bpf::load_tc_stub(req.dp, req.rec.slot, h.dir);
+                bpf::pin(stub.get(), pin_path(req.dir, h.stub));
+                UniqueFd link = bpf::attach_tcx(stub.get(), static_cast<int>(req.rec.host_ifindex), h.hook);
+                // Pinned right away: if this throws, closing the fd detaches it.
+                bpf::pin(link.get(), pin_path(req.dir, h.link));
+            });
         }
     }
 
@@ -51,7 +53,8 @@ public:
     void verify(const bpf::AttachmentRecord& rec, const std::string& dir,
                 std::vector<std::string>& problems) const override {
         for (const TcHook& h : kTcHooks) {
-            std::uint32_t id = verify_pinned_link(dir, h.link, h.stub, rec.host_ifindex, where(rec, h, "tcx"), problems);
+            std::uint32_t id =
+                verify_pinned_link(dir, h.link, h.stub, rec.host_ifindex, where(rec, h, "tcx"), problems);
             if (id == 0) continue;
             auto ids = bpf::tcx_prog_ids(static_cast<int>(rec.host_ifindex), h.hook);
             if (std::find(ids.begin(), ids.end(), id) == ids.end())
@@ -71,14 +74,18 @@ class LegacyTcBackend final : public Backend {
 public:
     void attach(AttachRequest& req) const override {
         int ifindex = static_cast<int>(req.rec.host_ifindex);
-        if (netlink::ensure_clsact(ifindex)) {
-            req.rec.legacy_qdisc_created = true;
-            req.save(); // so a DEL after a crash knows the qdisc is ours
-        }
+        with_context("adding a clsact qdisc to " + req.rec.host_ifname, [&] {
+            if (netlink::ensure_clsact(ifindex)) {
+                req.rec.legacy_qdisc_created = true;
+                req.save(); // so a DEL after a crash knows the qdisc is ours
+            }
+        });
         for (const TcHook& h : kTcHooks) {
-            UniqueFd stub = bpf::load_tc_stub(req.dp, req.rec.slot, h.dir);
-            bpf::pin(stub.get(), pin_path(req.dir, h.stub));
-            netlink::add_bpf_filter(ifindex, h.tc_ingress, stub.get(), "pf_stub_tc");
+            with_context("attaching " + where(req.rec, h, "tc"), [&] {
+                UniqueFd stub = bpf::load_tc_stub(req.dp, req.rec.slot, h.dir);
+                bpf::pin(stub.get(), pin_path(req.dir, h.stub));
+                netlink::add_bpf_filter(ifindex, h.tc_ingress, stub.get(), "pf_stub_tc");
+            });
         }
     }
 
@@ -90,7 +97,8 @@ public:
                 log::info("legacy tc: " + rec.host_ifname + " (ifindex " + std::to_string(rec.host_ifindex) +
                           ") is gone; its filters went with it");
             } else {
-                for (const TcHook& h : kTcHooks) netlink::delete_bpf_filter(ifindex, h.tc_ingress);
+                for (const TcHook& h : kTcHooks)
+                    netlink::delete_bpf_filter(ifindex, h.tc_ingress);
                 // Only a clsact podfence created, and only once nobody else filters there.
                 if (rec.legacy_qdisc_created && netlink::has_clsact(ifindex) &&
                     netlink::count_filters(ifindex, true) == 0 && netlink::count_filters(ifindex, false) == 0)
@@ -111,14 +119,19 @@ public:
                 problems.push_back("no podfence cls_bpf filter at " + where(rec, h, "tc"));
             else if (id != 0 && *cur != id)
                 problems.push_back("the podfence filter at " + where(rec, h, "tc") + " runs program id " +
-                                   std::to_string(*cur) + ", not its stub " + std::to_string(id) + " (replaced)");
+                                   std::to_string(*cur) + ", not its stub " + std::to_string(id) +
+                                   " (replaced)");
         }
     }
 };
 
 } // namespace
 
-std::unique_ptr<Backend> make_tcx_backend() { return std::make_unique<TcxBackend>(); }
-std::unique_ptr<Backend> make_legacy_tc_backend() { return std::make_unique<LegacyTcBackend>(); }
+std::unique_ptr<Backend> make_tcx_backend() {
+    return std::make_unique<TcxBackend>();
+}
+std::unique_ptr<Backend> make_legacy_tc_backend() {
+    return std::make_unique<LegacyTcBackend>();
+}
 
 } // namespace podfence::verbs

@@ -26,7 +26,8 @@ void clear_slot(const bpf::AttachmentRecord& rec, std::vector<std::string>& erro
         bpf::Datapath dp = bpf::Datapath::open_dir(rec.datapath_dir);
         bpf::PolicyStore(dp).clear(rec.slot);
     } catch (const std::exception& e) {
-        errors.push_back("clearing slot " + std::to_string(rec.slot) + " in " + rec.datapath_dir + ": " + e.what());
+        errors.push_back("clearing slot " + std::to_string(rec.slot) + " in " + rec.datapath_dir + ": " +
+                         e.what());
     }
 }
 
@@ -46,8 +47,10 @@ std::vector<std::string> teardown(bpf::StateStore& store, const std::string& bpf
     } catch (const std::exception& e) {
         errors.push_back(e.what());
     }
-    for (const auto& e : errors) log::error("teardown of " + what + ": " + e);
-    if (errors.empty()) log::info("removed attachment of " + what + " (slot " + std::to_string(rec.slot) + ")");
+    for (const auto& e : errors)
+        log::error("teardown of " + what + ": " + e);
+    if (errors.empty())
+        log::info("removed attachment of " + what + " (slot " + std::to_string(rec.slot) + ")");
     return errors;
 }
 

@@ -22,19 +22,22 @@ public:
         bpf::XdpMode want = to_bpf(req.xdp_mode);
         bpf::XdpMode used_host = want, used_pod = want;
 
-        UniqueFd stub_e = bpf::load_xdp_stub(req.dp, rec.slot, PF_DIR_EGRESS);
-        bpf::pin(stub_e.get(), pin_path(req.dir, kStubEgress));
-        UniqueFd link_e = bpf::attach_xdp(stub_e.get(), static_cast<int>(rec.host_ifindex), want, &used_host);
-        bpf::pin(link_e.get(), pin_path(req.dir, kLinkEgress));
-
-        UniqueFd stub_i = bpf::load_xdp_stub(req.dp, rec.slot, PF_DIR_INGRESS);
-        bpf::pin(stub_i.get(), pin_path(req.dir, kStubIngress));
-        UniqueFd link_i;
-        {
-            netlink::NetnsGuard in_pod(rec.netns);
-            link_i = bpf::attach_xdp(stub_i.get(), static_cast<int>(rec.pod_ifindex), want, &used_pod);
-        }
-        bpf::pin(link_i.get(), pin_path(req.dir, kLinkIngress));
+        with_context("attaching XDP to host veth " + rec.host_ifname, [&] {
+            UniqueFd stub = bpf::load_xdp_stub(req.dp, rec.slot, PF_DIR_EGRESS);
+            bpf::pin(stub.get(), pin_path(req.dir, kStubEgress));
+            UniqueFd link = bpf::attach_xdp(stub.get(), static_cast<int>(rec.host_ifindex), want, &used_host);
+            bpf::pin(link.get(), pin_path(req.dir, kLinkEgress));
+        });
+        with_context("attaching XDP to the pod's " + rec.ifname + " in " + rec.netns, [&] {
+            UniqueFd stub = bpf::load_xdp_stub(req.dp, rec.slot, PF_DIR_INGRESS);
+            bpf::pin(stub.get(), pin_path(req.dir, kStubIngress));
+            UniqueFd link;
+            {
+                netlink::NetnsGuard in_pod(rec.netns);
+                link = bpf::attach_xdp(stub.get(), static_cast<int>(rec.pod_ifindex), want, &used_pod);
+            }
+            bpf::pin(link.get(), pin_path(req.dir, kLinkIngress));
+        });
 
         bool native = used_host == bpf::XdpMode::Native && used_pod == bpf::XdpMode::Native;
         rec.xdp_mode = native ? "native" : "generic";
@@ -52,7 +55,8 @@ public:
 
     void verify(const bpf::AttachmentRecord& rec, const std::string& dir,
                 std::vector<std::string>& problems) const override {
-        verify_pinned_link(dir, kLinkEgress, kStubEgress, rec.host_ifindex, "xdp on " + rec.host_ifname, problems);
+        verify_pinned_link(dir, kLinkEgress, kStubEgress, rec.host_ifindex, "xdp on " + rec.host_ifname,
+                           problems);
         verify_pinned_link(dir, kLinkIngress, kStubIngress, rec.pod_ifindex, "xdp on the pod's " + rec.ifname,
                            problems);
     }
@@ -60,6 +64,8 @@ public:
 
 } // namespace
 
-std::unique_ptr<Backend> make_xdp_backend() { return std::make_unique<XdpBackend>(); }
+std::unique_ptr<Backend> make_xdp_backend() {
+    return std::make_unique<XdpBackend>();
+}
 
 } // namespace podfence::verbs

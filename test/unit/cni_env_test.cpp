@@ -20,8 +20,9 @@ EnvLookup from(std::map<std::string, std::string> vars) {
 }
 
 std::map<std::string, std::string> full(const std::string& cmd) {
-    return {{"CNI_COMMAND", cmd},      {"CNI_CONTAINERID", "abc123"}, {"CNI_NETNS", "/run/netns/x"},
-            {"CNI_IFNAME", "eth0"},     {"CNI_PATH", "/opt/cni/bin"},  {"CNI_ARGS", "K8S_POD_NAME=p;IgnoreUnknown=1"}};
+    return {{"CNI_COMMAND", cmd},          {"CNI_CONTAINERID", "abc123"},
+            {"CNI_NETNS", "/run/netns/x"}, {"CNI_IFNAME", "eth0"},
+            {"CNI_PATH", "/opt/cni/bin"},  {"CNI_ARGS", "K8S_POD_NAME=p;IgnoreUnknown=1"}};
 }
 
 // Runs read_env and returns the error code and message (code 0: no error).
@@ -54,13 +55,27 @@ TEST_CASE("required variables per verb: missing => code 4 naming the variable") 
         bool required;
     };
     const Row rows[] = {
-        {"ADD", "CNI_CONTAINERID", true},  {"ADD", "CNI_NETNS", true},       {"ADD", "CNI_IFNAME", true},
-        {"ADD", "CNI_PATH", true},         {"ADD", "CNI_ARGS", false},       {"CHECK", "CNI_CONTAINERID", true},
-        {"CHECK", "CNI_NETNS", true},      {"CHECK", "CNI_IFNAME", true},    {"CHECK", "CNI_PATH", true},
-        {"DEL", "CNI_CONTAINERID", true},  {"DEL", "CNI_NETNS", false},      {"DEL", "CNI_IFNAME", true},
-        {"DEL", "CNI_PATH", true},         {"GC", "CNI_PATH", true},         {"GC", "CNI_CONTAINERID", false},
-        {"GC", "CNI_NETNS", false},        {"GC", "CNI_IFNAME", false},      {"STATUS", "CNI_PATH", true},
-        {"STATUS", "CNI_CONTAINERID", false}, {"STATUS", "CNI_IFNAME", false}, {"VERSION", "CNI_PATH", false},
+        {"ADD", "CNI_CONTAINERID", true},
+        {"ADD", "CNI_NETNS", true},
+        {"ADD", "CNI_IFNAME", true},
+        {"ADD", "CNI_PATH", true},
+        {"ADD", "CNI_ARGS", false},
+        {"CHECK", "CNI_CONTAINERID", true},
+        {"CHECK", "CNI_NETNS", true},
+        {"CHECK", "CNI_IFNAME", true},
+        {"CHECK", "CNI_PATH", true},
+        {"DEL", "CNI_CONTAINERID", true},
+        {"DEL", "CNI_NETNS", false},
+        {"DEL", "CNI_IFNAME", true},
+        {"DEL", "CNI_PATH", true},
+        {"GC", "CNI_PATH", true},
+        {"GC", "CNI_CONTAINERID", false},
+        {"GC", "CNI_NETNS", false},
+        {"GC", "CNI_IFNAME", false},
+        {"STATUS", "CNI_PATH", true},
+        {"STATUS", "CNI_CONTAINERID", false},
+        {"STATUS", "CNI_IFNAME", false},
+        {"VERSION", "CNI_PATH", false},
         {"VERSION", "CNI_CONTAINERID", false},
     };
     for (const Row& r : rows) {

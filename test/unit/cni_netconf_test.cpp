@@ -101,7 +101,8 @@ TEST_CASE("every bad-input class gets its CNI code and names the key") {
         {"unknown mode", set("mode", "foo"), 7, "mode: \"foo\" is not one of tc, xdp"},
         {"mode wrong type", set("mode", 3), 7, "mode"},
         {"unknown xdpMode", set("xdpMode", "offload"), 7, "xdpMode: \"offload\""},
-        {"unknown tcBackend", set("tcBackend", "ebpf"), 7, "tcBackend: \"ebpf\" is not one of auto, tcx, legacy"},
+        {"unknown tcBackend", set("tcBackend", "ebpf"), 7,
+         "tcBackend: \"ebpf\" is not one of auto, tcx, legacy"},
         {"unknown defaultPolicy", set("defaultPolicy", "block"), 7, "defaultPolicy: \"block\""},
         {"defaultPolicy wrong type", set("defaultPolicy", false), 7, "defaultPolicy"},
         {"unknown logLevel", set("logLevel", "trace"), 7, "logLevel: \"trace\""},
@@ -112,12 +113,13 @@ TEST_CASE("every bad-input class gets its CNI code and names the key") {
         {"capabilities not an object", set("capabilities", "x"), 7, "capabilities"},
         {"capability not a bool", set("capabilities", {{"io.kubernetes.cri.pod-annotations", "yes"}}), 7,
          "capabilities"},
-        {"capability podfence cannot honour", set("capabilities", {{"portMappings", true}}), 2, "portMappings"},
+        {"capability podfence cannot honour", set("capabilities", {{"portMappings", true}}), 2,
+         "portMappings"},
         {"runtimeConfig not an object", set("runtimeConfig", json::array()), 7, "runtimeConfig"},
         {"prevResult not an object", set("prevResult", "x"), 7, "prevResult"},
         {"annotations not an object", with_annotations("x").dump(), 7, "io.kubernetes.cri.pod-annotations"},
-        {"annotation value not a string", with_annotations({{"podfence.io/policy", {{"ingress", 1}}}}).dump(), 7,
-         "podfence.io/policy"},
+        {"annotation value not a string", with_annotations({{"podfence.io/policy", {{"ingress", 1}}}}).dump(),
+         7, "podfence.io/policy"},
         {"other annotation not a string", with_annotations({{"a", 1}}).dump(), 7, "[\"a\"]"},
     };
     for (const Row& r : rows) {
@@ -179,7 +181,8 @@ TEST_CASE("GC input: valid-attachments, the older key, and malformed requests") 
         c[key] = std::move(list);
         return parse_netconf(c.dump());
     };
-    json two = json::array({{{"containerID", "a"}, {"ifname", "eth0"}}, {{"containerID", "b"}, {"ifname", "net1"}}});
+    json two =
+        json::array({{{"containerID", "a"}, {"ifname", "eth0"}}, {{"containerID", "b"}, {"ifname", "net1"}}});
     for (const char* key : {"cni.dev/valid-attachments", "cni.dev/attachments"}) {
         CAPTURE(key);
         auto list = parse_valid_attachments(gc(key, two));

@@ -24,8 +24,7 @@ using namespace podfence::policy;
 
 namespace {
 
-std::array<std::uint8_t, 16> addr(const char* text)
-{
+std::array<std::uint8_t, 16> addr(const char* text) {
     std::array<std::uint8_t, 16> a{};
     const int af = std::strchr(text, ':') ? AF_INET6 : AF_INET;
     REQUIRE(inet_pton(af, text, a.data()) == 1);
@@ -34,29 +33,25 @@ std::array<std::uint8_t, 16> addr(const char* text)
 
 // The kernel's LPM semantics: among entries whose first prefixlen bits (of
 // the key after the prefixlen field) equal the lookup key's, the longest.
-const TrieEntry* lpm_lookup(const std::vector<TrieEntry>& entries, const pf_lpm_key& k)
-{
+const TrieEntry* lpm_lookup(const std::vector<TrieEntry>& entries, const pf_lpm_key& k) {
     const auto* kb = reinterpret_cast<const std::uint8_t*>(&k) + sizeof(k.prefixlen);
     const TrieEntry* best = nullptr;
     for (const TrieEntry& e : entries) {
         const std::uint32_t n = e.key.prefixlen;
-        if (n > k.prefixlen || (best && n <= best->key.prefixlen))
-            continue;
+        if (n > k.prefixlen || (best && n <= best->key.prefixlen)) continue;
         const auto* eb = reinterpret_cast<const std::uint8_t*>(&e.key) + sizeof(e.key.prefixlen);
         bool match = std::memcmp(eb, kb, n / 8) == 0;
         if (match && n % 8) {
             const auto mask = static_cast<std::uint8_t>(0xff << (8 - n % 8));
             match = (eb[n / 8] & mask) == (kb[n / 8] & mask);
         }
-        if (match)
-            best = &e;
+        if (match) best = &e;
     }
     return best;
 }
 
 // What the datapath decides for a new flow, via the two lookups of the ABI.
-Decision trie_decide(const std::vector<TrieEntry>& entries, const Packet& p)
-{
+Decision trie_decide(const std::vector<TrieEntry>& entries, const Packet& p) {
     pf_lpm_key ak{};
     ak.kind = PF_KIND_ADDR;
     ak.dir = static_cast<std::uint8_t>(p.dir);
@@ -65,8 +60,7 @@ Decision trie_decide(const std::vector<TrieEntry>& entries, const Packet& p)
     const auto& peer = p.dir == Direction::Ingress ? p.src : p.dst;
     std::memcpy(ak.data, peer.data(), 16);
     const TrieEntry* a = lpm_lookup(entries, ak);
-    if (!a || a->val.set == PF_SET_NONE)
-        return {false, PF_RULE_DEFAULT};
+    if (!a || a->val.set == PF_SET_NONE) return {false, PF_RULE_DEFAULT};
 
     const bool ported = (p.proto == 6 || p.proto == 17 || p.proto == 132) && !p.non_first_fragment;
     const std::uint16_t port = ported ? p.dport : 0;
@@ -79,8 +73,7 @@ Decision trie_decide(const std::vector<TrieEntry>& entries, const Packet& p)
     pk.data[2] = static_cast<std::uint8_t>(port & 0xff);
     pk.prefixlen = PF_LPM_HDR_BITS + 24;
     const TrieEntry* e = lpm_lookup(entries, pk);
-    if (!e)
-        return {false, PF_RULE_DEFAULT};
+    if (!e) return {false, PF_RULE_DEFAULT};
     return {true, e->val.rule};
 }
 
@@ -95,8 +88,7 @@ struct Gen {
 
     // Addresses concentrated in 10.0.0.0/22 and fd00::/118 so prefixes nest
     // and overlap often; a few elsewhere.
-    std::array<std::uint8_t, 16> address(std::uint8_t family)
-    {
+    std::array<std::uint8_t, 16> address(std::uint8_t family) {
         std::array<std::uint8_t, 16> a{};
         if (family == PF_FAMILY_V4) {
             a = addr(coin(90) ? "10.0.0.0" : "192.168.0.0");
@@ -110,8 +102,7 @@ struct Gen {
         return a;
     }
 
-    Cidr cidr(std::uint8_t family)
-    {
+    Cidr cidr(std::uint8_t family) {
         static const unsigned v4[] = {0, 8, 16, 22, 23, 24, 25, 26, 28, 30, 31, 32};
         static const unsigned v6[] = {0, 16, 64, 118, 119, 120, 121, 122, 124, 126, 127, 128};
         const unsigned len = family == PF_FAMILY_V4 ? v4[uni(0, 11)] : v6[uni(0, 11)];
@@ -122,8 +113,7 @@ struct Gen {
         return c;
     }
 
-    IpBlock block()
-    {
+    IpBlock block() {
         IpBlock b;
         b.cidr = cidr(coin(65) ? PF_FAMILY_V4 : PF_FAMILY_V6);
         const unsigned max = family_bits(b.cidr.family);
@@ -131,7 +121,8 @@ struct Gen {
             // A sub-prefix of the cidr: keep its bits, randomise the rest.
             Cidr e;
             e.family = b.cidr.family;
-            e.prefix_len = static_cast<std::uint8_t>(uni(b.cidr.prefix_len + 1, std::min(max, b.cidr.prefix_len + 12u)));
+            e.prefix_len =
+                static_cast<std::uint8_t>(uni(b.cidr.prefix_len + 1, std::min(max, b.cidr.prefix_len + 12u)));
             auto a = address(e.family);
             const auto keep = b.cidr.addr;
             for (unsigned i = 0; i < b.cidr.prefix_len; ++i) {
@@ -144,8 +135,7 @@ struct Gen {
         return b;
     }
 
-    std::uint16_t port()
-    {
+    std::uint16_t port() {
         switch (uni(0, 4)) {
         case 0: return static_cast<std::uint16_t>(uni(1, 20));
         case 1: return static_cast<std::uint16_t>(uni(65520, 65535));
@@ -154,23 +144,21 @@ struct Gen {
         }
     }
 
-    PortSpec port_spec()
-    {
+    PortSpec port_spec() {
         PortSpec ps;
         static const Protocol protos[] = {Protocol::TCP, Protocol::UDP, Protocol::SCTP};
         ps.protocol = protos[uni(0, 2)];
-        if (coin(15))
-            return ps; // whole protocol
+        if (coin(15)) return ps; // whole protocol
         ps.has_port = true;
         ps.port = port();
         ps.end_port = ps.port;
         if (coin(60))
-            ps.end_port = static_cast<std::uint16_t>(std::min<unsigned>(65535, ps.port + uni(0, coin(20) ? 40000 : 300)));
+            ps.end_port = static_cast<std::uint16_t>(
+                std::min<unsigned>(65535, ps.port + uni(0, coin(20) ? 40000 : 300)));
         return ps;
     }
 
-    Rule rule()
-    {
+    Rule rule() {
         Rule r;
         r.any_peer = coin(15);
         if (!r.any_peer)
@@ -183,8 +171,7 @@ struct Gen {
         return r;
     }
 
-    Policy policy(unsigned max_rules)
-    {
+    Policy policy(unsigned max_rules) {
         Policy p;
         p.isolate_ingress = coin(85);
         p.isolate_egress = coin(70);
@@ -196,8 +183,7 @@ struct Gen {
     }
 
     // A packet whose peer is often on or next to a rule's boundaries.
-    Packet packet(const Policy& pol)
-    {
+    Packet packet(const Policy& pol) {
         Packet p;
         p.dir = coin(50) ? Direction::Ingress : Direction::Egress;
         p.family = coin(60) ? PF_FAMILY_V4 : PF_FAMILY_V6;
@@ -206,8 +192,7 @@ struct Gen {
         for (const auto* rules : {&pol.ingress, &pol.egress})
             for (const Rule& r : *rules)
                 for (const IpBlock& b : r.peers) {
-                    if (b.cidr.family != p.family)
-                        continue;
+                    if (b.cidr.family != p.family) continue;
                     seen.push_back(b.cidr);
                     seen.insert(seen.end(), b.except.begin(), b.except.end());
                 }
@@ -224,12 +209,12 @@ struct Gen {
                 break;
             case 2:
                 for (unsigned i = c.prefix_len; i < bits; ++i)
-                    if (coin(50))
-                        peer[i / 8] |= static_cast<std::uint8_t>(1u << (7 - i % 8));
+                    if (coin(50)) peer[i / 8] |= static_cast<std::uint8_t>(1u << (7 - i % 8));
                 break;
             default:
                 if (c.prefix_len > 0) // flip the last network bit: a sibling block
-                    peer[(c.prefix_len - 1) / 8] ^= static_cast<std::uint8_t>(1u << (7 - (c.prefix_len - 1) % 8));
+                    peer[(c.prefix_len - 1) / 8] ^=
+                        static_cast<std::uint8_t>(1u << (7 - (c.prefix_len - 1) % 8));
             }
         }
         const auto pod = address(p.family);
@@ -265,34 +250,29 @@ struct Gen {
 // Sorted, no duplicate keys, and canonical: the LPM trie ignores bits past
 // prefixlen, so two keys differing only there would be the same entry.
 // Returns the first problem found, "" when none (one assertion per call).
-std::string well_formed(const std::vector<TrieEntry>& entries)
-{
+std::string well_formed(const std::vector<TrieEntry>& entries) {
     for (std::size_t i = 0; i < entries.size(); ++i) {
         const TrieEntry& e = entries[i];
         const std::string at = "entry " + std::to_string(i) + ": ";
-        if (i > 0 && !(entries[i - 1] < e))
-            return at + "not sorted or a duplicate";
-        if (e.key.pad != 0 || e.key.prefixlen < PF_LPM_HDR_BITS)
-            return at + "bad pad or prefixlen";
+        if (i > 0 && !(entries[i - 1] < e)) return at + "not sorted or a duplicate";
+        if (e.key.pad != 0 || e.key.prefixlen < PF_LPM_HDR_BITS) return at + "bad pad or prefixlen";
         if (e.key.kind == PF_KIND_ADDR) {
-            if ((e.key.family != PF_FAMILY_V4 && e.key.family != PF_FAMILY_V6) || e.key.set != 0 || e.val.rule != 0 ||
-                e.key.prefixlen > PF_LPM_HDR_BITS + family_bits(e.key.family))
+            if ((e.key.family != PF_FAMILY_V4 && e.key.family != PF_FAMILY_V6) || e.key.set != 0 ||
+                e.val.rule != 0 || e.key.prefixlen > PF_LPM_HDR_BITS + family_bits(e.key.family))
                 return at + "bad ADDR entry";
         } else if (e.key.kind != PF_KIND_PORT || e.key.family != 0 || e.key.set == PF_SET_NONE ||
                    e.key.prefixlen > PF_LPM_HDR_BITS + 24 || e.val.set != 0) {
             return at + "bad PORT entry";
         }
         for (unsigned bit = e.key.prefixlen - PF_LPM_HDR_BITS; bit < 128; ++bit)
-            if ((e.key.data[bit / 8] >> (7 - bit % 8)) & 1)
-                return at + "bit set past prefixlen";
+            if ((e.key.data[bit / 8] >> (7 - bit % 8)) & 1) return at + "bit set past prefixlen";
     }
     return "";
 }
 
 } // namespace
 
-TEST_CASE("compile: not isolated => ADDR 0/0 and ::/0 -> one set with an any entry, rule DEFAULT")
-{
+TEST_CASE("compile: not isolated => ADDR 0/0 and ::/0 -> one set with an any entry, rule DEFAULT") {
     const auto entries = compile(default_policy(DefaultAction::Allow));
     REQUIRE(entries.size() == 6);
     int addr_entries = 0, port_entries = 0;
@@ -319,16 +299,14 @@ TEST_CASE("compile: not isolated => ADDR 0/0 and ::/0 -> one set with an any ent
     CHECK(compile(default_policy(DefaultAction::Deny)).empty()); // every lookup misses
 }
 
-TEST_CASE("compile: the documented example, entry by entry")
-{
+TEST_CASE("compile: the documented example, entry by entry") {
     const Policy p = parse_policy(R"({"policyTypes": ["Ingress"],
         "ingress": [{"from": [{"ipBlock": {"cidr": "10.0.0.0/8", "except": ["10.1.0.0/16"]}}],
                      "ports": [{"protocol": "TCP", "port": 8080}, {"protocol": "UDP", "port": 5000, "endPort": 5007}]}]})");
     const auto entries = compile(p);
     std::vector<std::string> got;
     for (const TrieEntry& e : entries) {
-        if (e.key.dir != PF_DIR_INGRESS)
-            continue;
+        if (e.key.dir != PF_DIR_INGRESS) continue;
         if (e.key.kind == PF_KIND_ADDR) {
             Cidr c;
             c.family = e.key.family;
@@ -336,9 +314,11 @@ TEST_CASE("compile: the documented example, entry by entry")
             std::memcpy(c.addr.data(), e.key.data, 16);
             got.push_back("addr " + format_cidr(c) + " -> " + std::to_string(e.val.set));
         } else {
-            got.push_back("port set " + std::to_string(e.key.set) + " /" + std::to_string(e.key.prefixlen - PF_LPM_HDR_BITS) +
-                          " proto " + std::to_string(e.key.data[0]) + " port " +
-                          std::to_string(e.key.data[1] * 256 + e.key.data[2]) + " -> rule " + std::to_string(e.val.rule));
+            got.push_back("port set " + std::to_string(e.key.set) + " /" +
+                          std::to_string(e.key.prefixlen - PF_LPM_HDR_BITS) + " proto " +
+                          std::to_string(e.key.data[0]) + " port " +
+                          std::to_string(e.key.data[1] * 256 + e.key.data[2]) + " -> rule " +
+                          std::to_string(e.val.rule));
         }
     }
     std::sort(got.begin(), got.end());
@@ -351,16 +331,14 @@ TEST_CASE("compile: the documented example, entry by entry")
     CHECK(got == want);
 }
 
-TEST_CASE("range_to_prefixes covers exactly the range with aligned blocks")
-{
+TEST_CASE("range_to_prefixes covers exactly the range with aligned blocks") {
     CHECK(range_to_prefixes(0, 65535) == std::vector<PortPrefix>{{0, 0}});
     CHECK(range_to_prefixes(80, 80) == std::vector<PortPrefix>{{80, 16}});
     CHECK(range_to_prefixes(1, 65535).size() == 16);
     std::mt19937 rng(7);
     for (int i = 0; i < 300; ++i) {
         unsigned lo = rng() % 65536, hi = rng() % 65536;
-        if (lo > hi)
-            std::swap(lo, hi);
+        if (lo > hi) std::swap(lo, hi);
         std::uint32_t next = lo;
         for (const PortPrefix& pp : range_to_prefixes(lo, hi)) {
             const std::uint32_t size = 1u << (16 - pp.len);
@@ -372,8 +350,7 @@ TEST_CASE("range_to_prefixes covers exactly the range with aligned blocks")
     }
 }
 
-TEST_CASE("compile agrees with evaluate() under longest-prefix match (random policies)")
-{
+TEST_CASE("compile agrees with evaluate() under longest-prefix match (random policies)") {
     Gen gen(20240601);
     int allowed = 0, denied = 0;
     for (int round = 0; round < 400; ++round) {
@@ -381,7 +358,7 @@ TEST_CASE("compile agrees with evaluate() under longest-prefix match (random pol
         CAPTURE(to_json(pol));
         const auto entries = compile(pol);
         REQUIRE(well_formed(entries) == "");
-        REQUIRE(compile(pol) == entries); // deterministic
+        REQUIRE(compile(pol) == entries);           // deterministic
         REQUIRE(parse_policy(to_json(pol)) == pol); // round trip on arbitrary policies too
         for (int i = 0; i < 150; ++i) {
             const Packet pkt = gen.packet(pol);
@@ -403,8 +380,7 @@ TEST_CASE("compile agrees with evaluate() under longest-prefix match (random pol
     CHECK(denied > 10000);
 }
 
-TEST_CASE("compile: overlapping ranges and any-port rules resolve to the first admitting rule")
-{
+TEST_CASE("compile: overlapping ranges and any-port rules resolve to the first admitting rule") {
     const Policy p = parse_policy(R"({"ingress": [
         {"from": [{"ipBlock": {"cidr": "10.0.0.0/24"}}], "ports": [{"port": 100, "endPort": 200}]},
         {"from": [{"ipBlock": {"cidr": "10.0.0.0/8"}}], "ports": [{"port": 1, "endPort": 65535}, {"protocol": "UDP"}]},
@@ -421,11 +397,11 @@ TEST_CASE("compile: overlapping ranges and any-port rules resolve to the first a
         std::uint32_t rule;
     };
     const Case cases[] = {
-        {"10.0.0.1", 6, 150, false, true, 0},   {"10.0.0.1", 6, 99, false, true, 1},
-        {"10.0.0.1", 6, 0, true, true, 2},      {"10.0.0.1", 1, 0, false, true, 2},
-        {"10.0.0.1", 132, 7, false, true, 2},   {"10.0.0.1", 17, 0, true, true, 1},
-        {"10.1.0.1", 6, 0, true, false, 0},     {"10.1.0.1", 17, 0, true, true, 1},
-        {"10.1.0.1", 47, 0, false, false, 0},   {"10.0.1.1", 47, 0, false, true, 2},
+        {"10.0.0.1", 6, 150, false, true, 0}, {"10.0.0.1", 6, 99, false, true, 1},
+        {"10.0.0.1", 6, 0, true, true, 2},    {"10.0.0.1", 1, 0, false, true, 2},
+        {"10.0.0.1", 132, 7, false, true, 2}, {"10.0.0.1", 17, 0, true, true, 1},
+        {"10.1.0.1", 6, 0, true, false, 0},   {"10.1.0.1", 17, 0, true, true, 1},
+        {"10.1.0.1", 47, 0, false, false, 0}, {"10.0.1.1", 47, 0, false, true, 2},
         {"11.0.0.1", 6, 80, false, false, 0},
     };
     for (const Case& c : cases) {
@@ -440,16 +416,14 @@ TEST_CASE("compile: overlapping ranges and any-port rules resolve to the first a
         CAPTURE(c.dport);
         const Decision want = evaluate(p, pkt);
         CHECK(want.allowed == c.allowed);
-        if (c.allowed)
-            CHECK(want.rule == c.rule);
+        if (c.allowed) CHECK(want.rule == c.rule);
         const Decision got = trie_decide(entries, pkt);
         CHECK(got.allowed == want.allowed);
         CHECK(got.rule == want.rule);
     }
 }
 
-TEST_CASE("compile: identical port sets share one id; ids start at 1 per direction")
-{
+TEST_CASE("compile: identical port sets share one id; ids start at 1 per direction") {
     const Policy p = parse_policy(R"({"ingress": [
         {"from": [{"ipBlock": {"cidr": "10.0.0.0/24"}}, {"ipBlock": {"cidr": "10.0.2.0/24"}}], "ports": [{"port": 80}]},
         {"from": [{"ipBlock": {"cidr": "fd00::/64"}}], "ports": [{"port": 443}]}],
@@ -469,23 +443,22 @@ TEST_CASE("compile: identical port sets share one id; ids start at 1 per directi
     CHECK(port_entries_per_set.count({PF_DIR_EGRESS, 1}) == 1);
 }
 
-TEST_CASE("compile: too many entries for the per-pod capacity")
-{
+TEST_CASE("compile: too many entries for the per-pod capacity") {
     const Policy p = parse_policy(R"({"ingress": [{"ports": [{"port": 1, "endPort": 65534}]}]})");
     const auto n = compile(p).size(); // ingress: 0/0, ::/0 + 30 port prefixes
-    CHECK(n == 35); // + egress not isolated: 0/0, ::/0, any
+    CHECK(n == 35);                   // + egress not isolated: 0/0, ::/0, any
     try {
         compile(p, 20);
         FAIL("no error");
     } catch (const Error& e) {
         CHECK(e.code() == Code::InvalidPolicy);
-        CHECK(std::string(e.what()) == "podfence.io/policy: policy needs 35 map entries, more than the per-pod capacity 20");
+        CHECK(std::string(e.what()) ==
+              "podfence.io/policy: policy needs 35 map entries, more than the per-pod capacity 20");
     }
     CHECK(compile(p, 35).size() == 35);
 }
 
-TEST_CASE("compile: a policy far beyond capacity fails fast with a lower bound")
-{
+TEST_CASE("compile: a policy far beyond capacity fails fast with a lower bound") {
     // 1000 any-peer rules, one port each, then 2000 single-address rules:
     // every address region needs its own ~1001-entry port set (2M entries).
     Policy p;
@@ -493,7 +466,8 @@ TEST_CASE("compile: a policy far beyond capacity fails fast with a lower bound")
     for (std::uint16_t i = 0; i < 1000; ++i) {
         Rule r;
         r.any_port = false;
-        r.ports.push_back({Protocol::TCP, true, static_cast<std::uint16_t>(i + 1), static_cast<std::uint16_t>(i + 1)});
+        r.ports.push_back(
+            {Protocol::TCP, true, static_cast<std::uint16_t>(i + 1), static_cast<std::uint16_t>(i + 1)});
         p.ingress.push_back(r);
     }
     for (std::uint32_t i = 0; i < 2000; ++i) {
@@ -518,8 +492,7 @@ TEST_CASE("compile: a policy far beyond capacity fails fast with a lower bound")
     }
 }
 
-TEST_CASE("compile: 100000 rules with distinct CIDRs compile quickly")
-{
+TEST_CASE("compile: 100000 rules with distinct CIDRs compile quickly") {
     Policy p;
     p.isolate_ingress = p.isolate_egress = true;
     for (std::uint32_t i = 0; i < 100000; ++i) {
@@ -532,7 +505,8 @@ TEST_CASE("compile: 100000 rules with distinct CIDRs compile quickly")
         std::memcpy(b.cidr.addr.data(), &a, 4);
         r.peers.push_back(b);
         r.any_port = false;
-        r.ports.push_back({Protocol::TCP, true, static_cast<std::uint16_t>(1000 + i % 50), static_cast<std::uint16_t>(1000 + i % 50)});
+        r.ports.push_back({Protocol::TCP, true, static_cast<std::uint16_t>(1000 + i % 50),
+                           static_cast<std::uint16_t>(1000 + i % 50)});
         (i % 2 ? p.egress : p.ingress).push_back(std::move(r));
     }
     // One rule covering everything: every region's set includes it.

@@ -49,7 +49,8 @@ TEST_CASE("no annotation: the netconf's defaultPolicy") {
 }
 
 TEST_CASE("the annotation wins over defaultPolicy") {
-    const std::string text = R"({"ingress":[{"from":[{"ipBlock":{"cidr":"10.0.0.0/8"}}],"ports":[{"port":8080}]}]})";
+    const std::string text =
+        R"({"ingress":[{"from":[{"ipBlock":{"cidr":"10.0.0.0/8"}}],"ports":[{"port":8080}]}]})";
     PolicyPlan p = plan_policy(with_policy(text, "deny"));
     CHECK(p.from_annotation);
     CHECK(p.policy == policy::parse_policy(text));
@@ -81,8 +82,8 @@ TEST_CASE("ADD/CHECK without prevResult: code 7 explaining chaining") {
         FAIL("expected an error");
     } catch (const Error& e) {
         CHECK(e.code() == Code::InvalidConfig);
-        CHECK(std::string(e.what()) ==
-              "podfence is a chained plugin: prevResult missing (list it after a primary plugin such as bridge or ptp)");
+        CHECK(std::string(e.what()) == "podfence is a chained plugin: prevResult missing (list it after a "
+                                       "primary plugin such as bridge or ptp)");
     }
     json j = conf_json();
     j["prevResult"] = {{"cniVersion", "1.0.0"}, {"interfaces", json::array({{{"name", "veth0"}}})}};
@@ -96,9 +97,10 @@ TEST_CASE("verbs newer than the configuration's version are refused (code 1)") {
         bool ok;
     };
     const Row rows[] = {
-        {cni::Verb::Check, "0.3.1", false}, {cni::Verb::Check, "0.4.0", true},  {cni::Verb::Gc, "1.0.0", false},
-        {cni::Verb::Gc, "1.1.0", true},     {cni::Verb::Status, "0.4.0", false}, {cni::Verb::Status, "1.1.0", true},
-        {cni::Verb::Add, "0.3.0", true},    {cni::Verb::Del, "0.3.0", true},
+        {cni::Verb::Check, "0.3.1", false},  {cni::Verb::Check, "0.4.0", true},
+        {cni::Verb::Gc, "1.0.0", false},     {cni::Verb::Gc, "1.1.0", true},
+        {cni::Verb::Status, "0.4.0", false}, {cni::Verb::Status, "1.1.0", true},
+        {cni::Verb::Add, "0.3.0", true},     {cni::Verb::Del, "0.3.0", true},
     };
     for (const Row& r : rows) {
         CAPTURE(cni::verb_name(r.verb));
@@ -127,7 +129,8 @@ TEST_CASE("diff_entries counts missing and unexpected entries, order-insensitive
 }
 
 TEST_CASE("policy summary for operators") {
-    CHECK(policy_summary(policy::default_policy(policy::DefaultAction::Allow)) == "ingress: open, egress: open");
+    CHECK(policy_summary(policy::default_policy(policy::DefaultAction::Allow)) ==
+          "ingress: open, egress: open");
     CHECK(policy_summary(policy::default_policy(policy::DefaultAction::Deny)) ==
           "ingress: deny all, egress: deny all");
     policy::Policy p = policy::parse_policy(

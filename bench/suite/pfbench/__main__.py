@@ -2,6 +2,7 @@
 Called by bench/suite/run.sh, which builds the tools, mounts the private
 bpffs and cleans up on any exit."""
 import argparse
+import json
 import os
 import sys
 import time
@@ -55,9 +56,16 @@ def main():
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--only", default=",".join(PARTS))
     ap.add_argument("--verbose", action="store_true")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=JSON",
+                    help="override one parameter, e.g. scaling_rules=[1,100000]")
     a = ap.parse_args()
     util.VERBOSE = a.verbose
     ctx = Ctx(a)
+    for kv in a.set:
+        key, _, val = kv.partition("=")
+        if key not in ctx.p:
+            ap.error(f"--set: unknown parameter {key} (one of {', '.join(sorted(ctx.p))})")
+        ctx.p[key] = json.loads(val)
     parts = a.only.split(",")
     machine = util.machine_info()
     t_start = time.time()

@@ -100,8 +100,8 @@ class Report:
                f"{p['pps_secs']} s pps windows, {p['tcp_secs']} s TCP)")
         self.w()
         self.w("Mpps and Gbit/s as min / median / max; ratio = median(filter) / median(no filter "
-               "measured interleaved in the same run). CPU = busy ns per packet (pps) or per KiB (TCP), "
-               "medians, filter vs its baseline.")
+               "measured interleaved in the same run). CPU: median ns of CPU per packet (sender + its "
+               "CPU's ksoftirqd) or per KiB (iperf3 client + server), filter vs its interleaved baseline.")
         self.w()
         self.w("| config | allowed Mpps | ratio | CPU ns/pkt | denied Mpps | ratio (vs stack discard) "
                "| TCP Gbit/s | ratio | CPU ns/KiB | checks |")

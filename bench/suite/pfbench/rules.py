@@ -1,7 +1,12 @@
 """One rule set, rendered for every filter under test ("the same rules").
 
-A rule is (cidr, port): allow TCP from the pod to a peer in cidr on port.
-Rules 0..n-2 are distinct random CIDRs (v4: /24../32 inside 20.0.0.0/6,
+"n rules" = n (cidr, port) pairs: allow TCP from the pod to a peer in cidr on
+port; iptables/nftables get one rule (or set element) per pair. podfence gets
+them as NetworkPolicy egress rules of PEERS_PER_RULE ipBlocks sharing one
+port: 1 up to 10,000 pairs (every pair its own rule, like the testrun tool),
+4 above, because podfence caps a policy at 200,000 items (rules + peers +
+excepts + ports) and 100,000 one-peer rules would be 300,000 items.
+Pairs 0..n-2 are distinct random CIDRs (v4: /24../32 inside 20.0.0.0/6,
 v6: /48../128 inside 2001:db8::/32) that never contain the node address;
 the LAST rule is the one the allowed flow matches (node address, ports
 ALLOWED_PORT and the iperf3 port), so linear chains pay their worst case.
@@ -19,12 +24,17 @@ DENIED_PORT = 9090
 _RESERVED = {ALLOWED_PORT, DENIED_PORT, IPERF_PORT}
 
 
+def peers_per_rule(n):
+    return 1 if n <= 10000 else 4
+
+
 def make_rules(n, family, seed=4):
-    """n >= 1 rules: list of (cidr_str, [ports])."""
+    """n >= 1 pairs, grouped: list of ([cidr_str...], [ports]); the last
+    group is the allowed flow's own rule."""
     rng = random.Random(f"{seed}-{family}-{n}")
     seen = set()
-    rules = []
-    while len(rules) < n - 1:
+    pairs = []
+    while len(pairs) < n - 1:
         if family == 4:
             plen = rng.randint(24, 32)
             addr = (20 << 24) | rng.getrandbits(26)
@@ -37,19 +47,25 @@ def make_rules(n, family, seed=4):
         if port in _RESERVED or (net, port) in seen:
             continue
         seen.add((net, port))
-        rules.append((str(net), [port]))
+        pairs.append((str(net), port))
+    g = peers_per_rule(n)
+    rules = [([c for c, _ in pairs[i:i + g]], [pairs[i][1]]) for i in range(0, len(pairs), g)]
     host = f"{HOST_V4}/32" if family == 4 else f"{HOST_V6}/128"
-    rules.append((host, [ALLOWED_PORT, IPERF_PORT]))
+    rules.append(([host], [ALLOWED_PORT, IPERF_PORT]))
     return rules
+
+
+def count_pairs(rules):
+    return sum(len(cidrs) * len(ports) for cidrs, ports in rules)
 
 
 def podfence_policy(rules):
     """podfence.io/policy annotation: egress isolated with the rules; ingress
     isolated with none, so replies pass only through conntrack (full
     stateful policy, the production shape)."""
-    egress = [{"to": [{"ipBlock": {"cidr": cidr}}],
+    egress = [{"to": [{"ipBlock": {"cidr": c}} for c in cidrs],
                "ports": [{"protocol": "TCP", "port": p} for p in ports]}
-              for cidr, ports in rules]
+              for cidrs, ports in rules]
     return json.dumps({"policyTypes": ["Ingress", "Egress"], "ingress": [], "egress": egress},
                       separators=(",", ":"))
 
@@ -64,9 +80,10 @@ def iptables_restore(rules, family):
     implementations, stateless like the article's programs."""
     lines = ["*filter", ":INPUT ACCEPT [0:0]", ":PFB_POD - [0:0]",
              f"-A INPUT -i {HOST_IF} -j PFB_POD"]
-    for cidr, ports in rules:
-        for p in ports:
-            lines.append(f"-A PFB_POD -d {cidr} -p tcp -m tcp --dport {p} -j ACCEPT")
+    for cidrs, ports in rules:
+        for cidr in cidrs:
+            for p in ports:
+                lines.append(f"-A PFB_POD -d {cidr} -p tcp -m tcp --dport {p} -j ACCEPT")
     if family == 6:
         # Neighbour discovery must pass, as it does through podfence.
         lines.insert(4, "-A PFB_POD -p ipv6-icmp -j ACCEPT")
@@ -76,14 +93,15 @@ def iptables_restore(rules, family):
 
 def nft_linear(rules, family):
     sel = "ip daddr" if family == 4 else "ip6 daddr"
-    body = [f"\t\t{sel} {cidr} tcp dport {p} accept" for cidr, ports in rules for p in ports]
+    body = [f"\t\t{sel} {cidr} tcp dport {p} accept"
+            for cidrs, ports in rules for cidr in cidrs for p in ports]
     return _nft_table(body, family)
 
 
 def nft_set(rules, family):
     typ = "ipv4_addr" if family == 4 else "ipv6_addr"
     sel = "ip daddr" if family == 4 else "ip6 daddr"
-    elems = ",\n\t\t\t".join(f"{cidr} . {p}" for cidr, ports in rules for p in ports)
+    elems = ",\n\t\t\t".join(f"{cidr} . {p}" for cidrs, ports in rules for cidr in cidrs for p in ports)
     head = [f"\tset allow {{\n\t\ttype {typ} . inet_service; flags interval;\n"
             f"\t\telements = {{ {elems} }}\n\t}}"]
     return _nft_table([f"\t\t{sel} . tcp dport @allow accept"], family, head)
