@@ -321,8 +321,10 @@ serve_tcp() { # NS PORT
 	nsenter --net="/run/netns/$1" socat TCP6-LISTEN:"$2",reuseaddr,fork,ipv6only=0 SYSTEM:'echo pong; cat' 2>/dev/null &
 	BGPIDS+=($!)
 }
+# The UDP server reads the datagram before answering: a shell that exits
+# unread makes socat's write fail (EPIPE) and, racing, drop the answer.
 serve_udp() { # NS PORT
-	nsenter --net="/run/netns/$1" socat UDP6-RECVFROM:"$2",fork,ipv6only=0 SYSTEM:'echo pong' 2>/dev/null &
+	nsenter --net="/run/netns/$1" socat UDP6-RECVFROM:"$2",fork,ipv6only=0 SYSTEM:'read -r x; echo pong' 2>/dev/null &
 	BGPIDS+=($!)
 }
 wait_listen() { # NS PROTO(t|u) PORT...

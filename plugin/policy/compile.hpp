@@ -17,7 +17,9 @@ struct TrieEntry {
 // Deterministic: the same policy always yields the same entries in the same
 // order (CHECK compares them with what is in the kernel). Throws
 // Error(Code::InvalidPolicy) naming the policy when more than max_entries
-// would be needed.
+// would be needed: "policy needs N map entries, more than the per-pod
+// capacity M" ("needs at least N" when counting was cut short, past
+// max(2M, M + 2^20)). Memory stays bounded by max_entries either way.
 std::vector<TrieEntry> compile(const Policy& policy, std::size_t max_entries = PF_POLICY_MAX_ENTRIES);
 
 // Byte-wise equality/ordering helpers for comparing compiled sets.
