@@ -5,13 +5,16 @@
 
 #include "podfence_abi.h"
 
-/* Template for the per-pod tries; userspace creates one per pod.
+/* Template for the per-pod policy maps; userspace creates one per pod, sized
+ * to its entries (a hash inner map may differ from the template in
+ * max_entries only). One entry here: libbpf creates the template for real
+ * while loading, and a hash allocates its buckets up front.
  * Sizes, not BTF types: clang emits only a forward declaration for types
  * reached through the inner map definition, which libbpf cannot size. */
 struct pf_policy_inner {
-	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__uint(max_entries, PF_POLICY_MAX_ENTRIES);
+	__uint(max_entries, 1);
 	__uint(key_size, sizeof(struct pf_lpm_key));
 	__uint(value_size, sizeof(struct pf_lpm_val));
 };

@@ -16,7 +16,7 @@ build_driver() {
 	gopath=$(dirname "$out")/gopath
 	mkdir -p "$gopath"
 	(cd "$INTEG_DIR/driver" &&
-		GO111MODULE=off GOFLAGS= GOPATH="/usr/share/gocode:$gopath" \
+		GO111MODULE=off GOFLAGS='' GOPATH="/usr/share/gocode:$gopath" \
 			GOCACHE="${GOCACHE:-$gopath/cache}" go build -o "$out" .)
 }
 

@@ -1,7 +1,7 @@
 #!/bin/bash
 # End-to-end suite: the real podfence binary driven by the REAL libcni
 # (integration/driver), chained after the real reference plugins (bridge,
-# host-local, bandwidth, ipvlan), with real sockets between pod netns.
+# host-local, bandwidth, macvlan/ipvlan), with real sockets between pod netns.
 #
 #   integration/run.sh [--plugin PATH] [--quick] [--mode "tc xdp tc-legacy"]
 #
@@ -178,8 +178,10 @@ le32() { printf '%d %d %d %d' $(($1 & 255)) $((($1 >> 8) & 255)) $((($1 >> 16) &
 # slot_clear SLOT: pf_pods[slot] inactive and no policy trie in pf_policy[slot].
 slot_clear() {
 	local flags
+	# shellcheck disable=SC2046 # le32 prints the four key bytes as words
 	flags=$(bpftool -j map lookup pinned "$(dp_map pf_pods)" key $(le32 "$1") | jq -r '.formatted.value.flags')
 	[ "$flags" = 0 ] || why "pf_pods[$1].flags = $flags"
+	# shellcheck disable=SC2046
 	if bpftool -j map lookup pinned "$(dp_map pf_policy)" key $(le32 "$1") >/dev/null 2>&1; then
 		why "pf_policy[$1] still holds a trie"
 	fi
@@ -188,6 +190,7 @@ slot_clear() {
 # policy_trie_id SLOT: id of the LPM trie in pf_policy[slot].
 policy_trie_id() {
 	local hex
+	# shellcheck disable=SC2046
 	hex=$(bpftool -j map lookup pinned "$(dp_map pf_policy)" key $(le32 "$1") | jq -r '.value | map(.[2:]) | reverse | join("")')
 	echo $((16#$hex))
 }
@@ -445,7 +448,7 @@ POL_A=$(jq -cn --arg b4 "$B4/32" --arg b6 "$B6/128" --arg c4 "$C4/32" --arg c6 "
 		{to: [{ipBlock: {cidr: $b4}}, {ipBlock: {cidr: $b6}}]}]}')
 
 run_mode() {
-	local mode=$1 pfkeys conf1 conf2 confv cid pid
+	local mode=$1 pfkeys conf1 cid
 	pfkeys=$(jq -cn --arg m "$mode" --arg root "$BPFFS" --arg lf "$WORK/podfence.log" \
 		'{mode: $m, bpffsRoot: $root, logFile: $lf, logLevel: "debug", defaultPolicy: "allow"}
 		 + (if $m == "xdp" then {xdpMode: "native"} elif $m == "tc-legacy" then {mode: "tc", tcBackend: "legacy"} else {} end)')
@@ -537,7 +540,7 @@ run_mode() {
 	# CHECK after tampering: a link unpinned (=> detached); legacy tc: our
 	# cls_bpf filter deleted behind podfence's back
 	local link pref
-	link=$(ls "$ATT/${POD_DIR[$ca]}" 2>/dev/null | grep '^link_' | head -1 || true)
+	link=$(find "$ATT/${POD_DIR[$ca]:-none}" -maxdepth 1 -name 'link_*' -printf '%f\n' 2>/dev/null | head -1 || true)
 	if [ "$mode" = tc-legacy ]; then
 		pref=$(cls_bpf_prefs "${POD_VETH[$ca]}" ingress | cut -d' ' -f1)
 		in_ns "$PREFIX-node" tc filter del dev "${POD_VETH[$ca]}" ingress pref "${pref:-0}" 2>/dev/null || true
@@ -577,7 +580,7 @@ policy_replace_case() {
 	mkfifo "$fifo"
 	nsenter --net="/run/netns/$PREFIX-a" timeout 30 socat -T20 - TCP:"$B4":8080,connect-timeout=2 <"$fifo" >"$out" 2>/dev/null &
 	cpid=$!
-	BGPIDS+=($cpid)
+	BGPIDS+=("$cpid")
 	exec 7>"$fifo"
 	echo one >&7
 	local i
@@ -699,7 +702,8 @@ has_tbf() {
 
 # chain 2: bridge -> bandwidth -> pfti-foreign-tc -> podfence
 bandwidth_case() {
-	local mode=$1 pfkeys=$2 foreign=$3 conf2=$WORK/chain2-$mode.conflist bw ce cf
+	local mode=$1 pfkeys=$2 foreign=$3 bw ce cf conf2
+	conf2=$WORK/chain2-$mode.conflist
 	[ "$mode" = xdp ] && pfkeys=$(jq -c '. + {xdpMode: "generic"}' <<<"$pfkeys")
 	make_conflist 20-podfence-bandwidth.conflist "$PREFIX-bw" "$PREFIX-br1" 10.99.1.0/24 fd99:1::/64 \
 		"$WORK/ipam" "$(jq -c '. + {defaultPolicy: "deny"}' <<<"$pfkeys")" >"$conf2.tmp"

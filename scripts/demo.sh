@@ -85,7 +85,7 @@ WEB=10.98.0.10 CLIENT=10.98.0.20
 CONF=$WORK/demo.conflist
 make_conflist 10-podfence-containerd.conflist "$PREFIX" "$PREFIX-br0" 10.98.0.0/24 fd98::/64 "$WORK/ipam" \
 	"$(jq -cn --arg m "$MODE" --arg r "$BPFFS" --arg l "$WORK/podfence.log" \
-		'{mode: $m, xdpMode: "generic", bpffsRoot: $r, logFile: $l}')" >"$CONF"
+		'{mode: $m, bpffsRoot: $r, logFile: $l} + (if $m == "xdp" then {xdpMode: "generic"} else {} end)')" >"$CONF"
 POLICY=$(jq -cn --arg c "$CLIENT/32" '{ingress: [{from: [{ipBlock: {cidr: $c}}], ports: [{protocol: "TCP", port: 8080}]}]}')
 
 # run_driver VERB POD: what containerd does for a pod sandbox, via libcni.

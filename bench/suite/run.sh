@@ -5,6 +5,7 @@
 #   bench/suite/run.sh [--quick] [--out DIR] [--podfence BIN] [--testrun BIN]
 #                      [--only matrix,scaling,testrun,control] [--verbose]
 #                      [--set KEY=JSON ...]   (e.g. --set scaling_rules=[1,100000])
+#   bench/suite/run.sh --report-only --out DIR  (rebuild summary.md and plots)
 #
 # Needs root. Everything it creates is named pfb-<run id>-* (netns) or lives
 # in its own temp dirs, and is removed on any exit (trap).
@@ -12,9 +13,9 @@ set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/../.." && pwd)
-quick=0 out="" podfence="" testrun="" only="" verbose="" sets=()
+quick=0 report_only=0 out="" podfence="" testrun="" only="" verbose="" sets=()
 
-usage() { sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
+usage() { sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--quick) quick=1 ;;
@@ -24,11 +25,17 @@ while [ $# -gt 0 ]; do
 	--only) only=$2; shift ;;
 	--verbose) verbose=--verbose ;;
 	--set) sets+=(--set "$2"); shift ;;
+	--report-only) report_only=1 ;;
 	-h|--help) usage ;;
 	*) echo "run.sh: unknown argument $1" >&2; usage ;;
 	esac
 	shift
 done
+if [ "$report_only" = 1 ]; then
+	[ -n "$out" ] || { echo "run.sh: --report-only needs --out DIR" >&2; exit 2; }
+	cd "$here" && exec python3 -m pfbench --report-only --out "$(cd "$out" && pwd)" \
+		--tmp /nonexistent --tools /nonexistent --bpffs /nonexistent --run-id none
+fi
 [ "$(id -u)" = 0 ] || { echo "run.sh: needs root (netns, BPF, bpffs mount)" >&2; exit 2; }
 for t in ip nsenter iperf3 nft iptables-legacy-restore ip6tables-legacy-restore clang cc gnuplot python3 bpftool ss; do
 	command -v "$t" >/dev/null || { echo "run.sh: missing $t (scripts/install-deps.sh)" >&2; exit 2; }

@@ -1,5 +1,5 @@
-// Per-pod LPM tries in the pf_policy map-in-map, and the per-slot state
-// around them (pf_pods, counters, rule hits, conntrack).
+// Per-pod policy maps (hash, ABI 2) in the pf_policy map-in-map, and the
+// per-slot state around them (pf_pods, counters, rule hits, conntrack).
 #include "policy_store.hpp"
 
 #include <bpf/bpf.h>
@@ -30,15 +30,52 @@ void check_slot(std::uint32_t slot) {
                                        std::to_string(PF_MAX_SLOTS - 1) + ")");
 }
 
-// Must equal pf_policy_inner in bpf/maps.h, or the outer update is refused.
-UniqueFd create_inner(std::uint32_t slot) {
+// Type, flags, key and value sizes must equal pf_policy_inner in
+// bpf/maps.h, or the outer update is refused; max_entries may differ for a
+// hash. The map is never written after fill(), so it is sized to its
+// entries: a hash allocates roundup_pow_of_two(max_entries) buckets up
+// front, and twice the entries keeps chains short for the engine's many
+// missing lookups (one per prefix length tried) for 16 bytes per bucket.
+UniqueFd create_inner(std::uint32_t slot, std::size_t entries) {
+    if (entries > PF_POLICY_MAX_ENTRIES)
+        throw Error(Code::MapSeed, "policy of slot " + std::to_string(slot) + " has " + std::to_string(entries) +
+                                       " entries, more than the per-pod capacity " +
+                                       std::to_string(PF_POLICY_MAX_ENTRIES) + "; simplify the policy");
     LIBBPF_OPTS(bpf_map_create_opts, opts);
     opts.map_flags = BPF_F_NO_PREALLOC;
     std::string name = "pf_pod_" + std::to_string(slot);
-    int fd = bpf_map_create(BPF_MAP_TYPE_LPM_TRIE, name.c_str(), sizeof(pf_lpm_key), sizeof(pf_lpm_val),
-                            PF_POLICY_MAX_ENTRIES, &opts);
-    if (fd < 0) throw Error(Code::MapSeed, failed("bpf_map_create", "LPM trie " + name, errno));
+    const auto max = static_cast<std::uint32_t>(std::max<std::size_t>(2 * entries, 1));
+    int fd = bpf_map_create(BPF_MAP_TYPE_HASH, name.c_str(), sizeof(pf_lpm_key), sizeof(pf_lpm_val), max, &opts);
+    if (fd < 0)
+        throw Error(Code::MapSeed, failed("bpf_map_create", "policy hash " + name + " (max_entries " +
+                                                                std::to_string(max) + ")",
+                                          errno));
     return UniqueFd(fd);
+}
+
+// The largest prefixlen a key of this kind can have; 0 for unknown kinds.
+std::uint32_t max_prefixlen(const pf_lpm_key& k) {
+    switch (k.kind) {
+    case PF_KIND_ADDR: return PF_LPM_HDR_BITS + (k.family == PF_FAMILY_V4 ? 32 : k.family == PF_FAMILY_V6 ? 128 : 0);
+    case PF_KIND_PORT: return PF_LPM_HDR_BITS + PF_PORT_KEY_BITS;
+    case PF_KIND_ADDR_LENS: return PF_ADDR_LENS_PREFIXLEN;
+    case PF_KIND_PORT_LENS: return PF_PORT_LENS_PREFIXLEN;
+    default: return 0;
+    }
+}
+
+// A hash accepts any key, where the LPM trie of ABI 1 refused impossible
+// prefix lengths: refuse them here so a broken entry fails the replace
+// instead of silently never matching.
+void validate(std::uint32_t slot, const std::vector<TrieEntry>& entries) {
+    for (std::size_t i = 0; i < entries.size(); ++i) {
+        const pf_lpm_key& k = entries[i].key;
+        if (k.prefixlen >= PF_LPM_HDR_BITS && k.prefixlen <= max_prefixlen(k)) continue;
+        throw Error(Code::MapSeed, "pf_pod_" + std::to_string(slot) + " entry " + std::to_string(i) +
+                                       ": prefixlen " + std::to_string(k.prefixlen) + " invalid for kind " +
+                                       std::to_string(k.kind) + " family " + std::to_string(k.family) +
+                                       " (bpf/podfence_abi.h ABI " + std::to_string(PF_ABI_VERSION) + ")");
+    }
 }
 
 void fill(int fd, std::uint32_t slot, const std::vector<TrieEntry>& entries) {
@@ -98,7 +135,8 @@ bool entry_less(const TrieEntry& a, const TrieEntry& b) {
 
 std::uint32_t PolicyStore::replace(std::uint32_t slot, const std::vector<TrieEntry>& entries) {
     check_slot(slot);
-    UniqueFd inner = create_inner(slot);
+    validate(slot, entries);
+    UniqueFd inner = create_inner(slot, entries.size());
     fill(inner.get(), slot, entries);
 
     // Revision: max over all slots + 1. It only has to differ from every
@@ -147,15 +185,15 @@ std::vector<TrieEntry> PolicyStore::read(std::uint32_t slot) const {
         if (bpf_map_get_next_key(inner.get(), prev, &next) != 0) {
             if (errno == ENOENT) break;
             throw Error(Code::MapSeed,
-                        failed("bpf_map_get_next_key", "policy trie of " + slot_name(slot), errno));
+                        failed("bpf_map_get_next_key", "policy map of " + slot_name(slot), errno));
         }
         TrieEntry e;
         e.key = next;
-        // A lookup with the entry's own prefix length returns that entry:
-        // longer prefixes cannot match a shorter key.
+        // The map is never modified once installed, so every key the walk
+        // returns is still there.
         if (bpf_map_lookup_elem(inner.get(), &next, &e.val) != 0)
             throw Error(Code::MapSeed,
-                        failed("bpf_map_lookup_elem", "policy trie of " + slot_name(slot), errno));
+                        failed("bpf_map_lookup_elem", "policy map of " + slot_name(slot), errno));
         out.push_back(e);
         cur = next;
         prev = &cur;
@@ -166,7 +204,7 @@ std::vector<TrieEntry> PolicyStore::read(std::uint32_t slot) const {
 
 void PolicyStore::clear(std::uint32_t slot) {
     check_slot(slot);
-    // Policy first: from here on the engine finds no trie and denies, so no
+    // Policy first: from here on the engine finds no policy map and denies, so no
     // new conntrack entries appear for this slot while we sweep.
     if (bpf_map_delete_elem(dp_.policy_map(), &slot) != 0 && errno != ENOENT)
         throw Error(Code::MapSeed,

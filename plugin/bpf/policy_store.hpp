@@ -1,5 +1,5 @@
-// A pod's compiled policy in the kernel: one LPM trie per slot in the
-// pf_policy map-in-map, replaced atomically. This is the API the plugin and
+// A pod's compiled policy in the kernel: one hash map per slot (ABI 2, see
+// bpf/podfence_abi.h) in the pf_policy map-in-map, replaced atomically. This is the API the plugin and
 // the CLI use to change a live pod's policy.
 #pragma once
 
@@ -15,14 +15,15 @@ class PolicyStore {
 public:
     explicit PolicyStore(const Datapath& dp) : dp_(dp) {}
 
-    // Builds a new trie aside, fills it, swaps pf_policy[slot] to it in one
+    // Builds a new map aside (sized to `entries`), fills it, swaps pf_policy[slot] to it in one
     // update, then bumps pf_pods[slot].rev to a node-unique revision so
     // conntrack entries of flows the new policy no longer admits get cut.
     // Marks the slot active. Returns the new revision.
     // Throws Error(Code::MapSeed) (E2BIG etc. named) and leaves the old policy in place.
     std::uint32_t replace(std::uint32_t slot, const std::vector<policy::TrieEntry>& entries);
 
-    // Entries currently in pf_policy[slot], sorted (empty if none).
+    // Entries currently in pf_policy[slot], sorted (empty if none). Hash
+    // iteration order is arbitrary: the sort makes it comparable to compile().
     std::vector<policy::TrieEntry> read(std::uint32_t slot) const;
 
     // Removes the slot's policy, pod record, counters, rule hits and

@@ -1,4 +1,4 @@
-// Policy -> LPM trie entries (layout: bpf/podfence_abi.h).
+// Policy -> entries of the pod's policy map (layout: bpf/podfence_abi.h).
 //
 // Per direction and family the peer address space is cut into regions in
 // which the set R of rules whose peers match is constant. Every cidr and
@@ -15,9 +15,15 @@
 //   HDR+8+n    port prefixes of the pieces where a port spec's rule is lower
 // An entry is only written where it changes the answer of the shorter one,
 // so the longest match is always the right rule.
+//
+// Each direction ends with its LENS entries: the bitmaps of the prefix
+// lengths its ADDR entries (per family) and each port set's PORT entries
+// use, which is all the engine tries (it matches longest first in a hash).
 #include "compile.hpp"
 
 #include <algorithm>
+#include <array>
+#include <map>
 #include <cstring>
 #include <optional>
 #include <set>
@@ -42,6 +48,47 @@ bool operator<(const TrieEntry& a, const TrieEntry& b) {
 namespace {
 
 constexpr std::uint32_t kHdr = PF_LPM_HDR_BITS;
+
+// Collects the prefix lengths of ADDR and PORT entries and writes the LENS
+// entries that list them (one definition for compile() and length_entries()).
+class Lengths {
+public:
+    void note(const TrieEntry& e) {
+        const std::uint32_t len = e.key.prefixlen - kHdr;
+        if (e.key.kind == PF_KIND_ADDR)
+            addr_[{e.key.dir, e.key.family}][len / 64] |= 1ull << (len % 64);
+        else if (e.key.kind == PF_KIND_PORT)
+            port_[{e.key.dir, e.key.set}] |= 1ull << len;
+    }
+
+    template <typename Sink> void emit(Sink&& sink) const {
+        for (const auto& [df, words] : addr_)
+            for (std::uint8_t w = 0; w < words.size(); ++w) {
+                if (words[w] == 0) continue; // absent word = no length there
+                TrieEntry e;
+                e.key.prefixlen = PF_ADDR_LENS_PREFIXLEN;
+                e.key.kind = PF_KIND_ADDR_LENS;
+                e.key.dir = df.first;
+                e.key.family = df.second;
+                e.key.data[0] = w;
+                pf_lens_set(&e.val, words[w]);
+                sink(e);
+            }
+        for (const auto& [ds, bits] : port_) {
+            TrieEntry e;
+            e.key.prefixlen = PF_PORT_LENS_PREFIXLEN;
+            e.key.kind = PF_KIND_PORT_LENS;
+            e.key.dir = ds.first;
+            e.key.set = ds.second;
+            pf_lens_set(&e.val, bits);
+            sink(e);
+        }
+    }
+
+private:
+    std::map<std::pair<std::uint8_t, std::uint8_t>, std::array<std::uint64_t, PF_ADDR_LENS_WORDS_V6>> addr_;
+    std::map<std::pair<std::uint8_t, std::uint32_t>, std::uint64_t> port_;
+};
 
 // One PORT entry of a set, without the set id: (prefixlen, proto, port, rule).
 using PortEntry = std::tuple<std::uint32_t, std::uint8_t, std::uint16_t, std::uint32_t>;
@@ -148,9 +195,13 @@ public:
 
     void compile_family(std::uint8_t family);
     void compile_allow_all();
+    // The LENS entries of everything emitted so far; call once, last.
+    void finish();
 
 private:
     std::uint32_t set_for(const std::vector<std::uint32_t>& rset);
+    void emit(const TrieEntry& e);
+    void emit_port_set(const PortEntries& pe, std::uint32_t id);
     void emit_addr(const Cidr& c, std::uint32_t set);
     void apply(const Event& e, int sign);
 
@@ -163,6 +214,7 @@ private:
     };
     std::unordered_map<PortEntries, std::uint32_t, Hash> by_ports_;
     std::unordered_map<std::uint64_t, std::uint32_t> counted_ports_; // once out_.counting()
+    Lengths lengths_;
 
     // Walk state for the current family.
     std::vector<std::uint32_t> peer_rule_;
@@ -182,14 +234,21 @@ std::uint32_t DirectionCompiler::set_for(const std::vector<std::uint32_t>& rset)
         // Nothing more is written: remember a hash only, to count each
         // distinct set once.
         auto [it, fresh] = counted_ports_.emplace(hash_of(pe), next_set_);
-        if (fresh) {
-            ++next_set_;
-            for (std::size_t i = 0; i < pe.size(); ++i)
-                out_.add(TrieEntry{});
-        }
+        if (fresh) emit_port_set(pe, next_set_++); // counted, and its lengths noted
         return it->second;
     }
     const std::uint32_t id = next_set_++;
+    emit_port_set(pe, id);
+    by_ports_.emplace(std::move(pe), id);
+    return id;
+}
+
+void DirectionCompiler::emit(const TrieEntry& e) {
+    lengths_.note(e);
+    out_.add(e);
+}
+
+void DirectionCompiler::emit_port_set(const PortEntries& pe, std::uint32_t id) {
     for (const auto& [plen, proto, port, rule] : pe) {
         TrieEntry e;
         e.key.prefixlen = plen;
@@ -200,10 +259,8 @@ std::uint32_t DirectionCompiler::set_for(const std::vector<std::uint32_t>& rset)
         e.key.data[1] = static_cast<std::uint8_t>(port >> 8); // big endian
         e.key.data[2] = static_cast<std::uint8_t>(port & 0xff);
         e.val.rule = rule;
-        out_.add(e);
+        emit(e);
     }
-    by_ports_.emplace(std::move(pe), id);
-    return id;
 }
 
 void DirectionCompiler::emit_addr(const Cidr& c, std::uint32_t set) {
@@ -214,7 +271,11 @@ void DirectionCompiler::emit_addr(const Cidr& c, std::uint32_t set) {
     e.key.family = c.family;
     std::memcpy(e.key.data, c.addr.data(), sizeof(e.key.data));
     e.val.set = set;
-    out_.add(e);
+    emit(e);
+}
+
+void DirectionCompiler::finish() {
+    lengths_.emit([&](const TrieEntry& e) { out_.add(e); });
 }
 
 void DirectionCompiler::apply(const Event& e, int sign) {
@@ -316,7 +377,7 @@ void DirectionCompiler::compile_allow_all() {
     e.key.dir = dir_;
     e.key.set = id;
     e.val.rule = PF_RULE_DEFAULT;
-    out_.add(e);
+    emit(e);
 }
 
 } // namespace
@@ -329,10 +390,11 @@ std::vector<TrieEntry> compile(const Policy& policy, std::size_t max_entries) {
             DirectionCompiler dc(policy.rules(d), static_cast<std::uint8_t>(d), out);
             if (!policy.isolated(d)) {
                 dc.compile_allow_all();
-                continue;
+            } else {
+                dc.compile_family(PF_FAMILY_V4);
+                dc.compile_family(PF_FAMILY_V6);
             }
-            dc.compile_family(PF_FAMILY_V4);
-            dc.compile_family(PF_FAMILY_V6);
+            dc.finish();
         }
     } catch (const TooBig&) {
         throw Error(Code::InvalidPolicy,
@@ -345,6 +407,15 @@ std::vector<TrieEntry> compile(const Policy& policy, std::size_t max_entries) {
                                              std::to_string(max_entries));
     std::sort(out.entries.begin(), out.entries.end());
     return std::move(out.entries);
+}
+
+std::vector<TrieEntry> length_entries(const std::vector<TrieEntry>& entries) {
+    Lengths lengths;
+    for (const TrieEntry& e : entries)
+        lengths.note(e);
+    std::vector<TrieEntry> out;
+    lengths.emit([&](const TrieEntry& e) { out.push_back(e); });
+    return out;
 }
 
 } // namespace podfence::policy

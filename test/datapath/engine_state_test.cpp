@@ -238,19 +238,24 @@ TEST_CASE("datapath: conntrack entries, refresh, closing and expiry") {
     }
 }
 
-TEST_CASE("datapath: raw trie ABI (hand-written entries)") {
+TEST_CASE("datapath: raw policy map ABI (hand-written entries)") {
     Harness h;
     // Ingress: 10.0.0.0/8 -> set 1 (TCP 8000-8003 = port prefix /14 -> rule 3,
-    // UDP any port -> rule 4), 10.1.0.0/16 -> PF_SET_NONE. fd00::/16 -> set 2
-    // (any -> rule 0). Egress: nothing (deny).
-    std::vector<Entry> entries = {
+    // UDP any port -> rule 4), 10.1.0.0/16 -> PF_SET_NONE, 10.1.2.3/32 ->
+    // set 2. fd00::/16 -> set 2 (any -> rule 0), fd00:0:0:1::/64 ->
+    // PF_SET_NONE, fd00::1:0:0:7/128 -> set 1 (v6 LENS words 0, 1 and 2).
+    // Egress: nothing (deny).
+    std::vector<Entry> entries = with_lengths({
         addr_entry(PF_DIR_INGRESS, 4, ip("10.0.0.0"), 8, 1),
         addr_entry(PF_DIR_INGRESS, 4, ip("10.1.0.0"), 16, PF_SET_NONE),
+        addr_entry(PF_DIR_INGRESS, 4, ip("10.1.2.3"), 32, 2),
         addr_entry(PF_DIR_INGRESS, 6, ip("fd00::"), 16, 2),
+        addr_entry(PF_DIR_INGRESS, 6, ip("fd00:0:0:1::"), 64, PF_SET_NONE),
+        addr_entry(PF_DIR_INGRESS, 6, ip("fd00:0:0:1::7"), 128, 1),
         port_entry(1, kTcp, 8000, 14, 3),
         port_entry(1, kUdp, 0, -1, 4),
         port_entry(2, 0, 0, 0, 0),
-    };
+    });
     h.set_policy(kSlot, entries);
     h.set_pod(kSlot, 1);
     struct Row {
@@ -263,10 +268,16 @@ TEST_CASE("datapath: raw trie ABI (hand-written entries)") {
         {"tcp 8000 in set 1", PF_DIR_INGRESS, tcp4("10.9.9.9", 1, kPod, 8000), true, 3},
         {"tcp 8003 in set 1", PF_DIR_INGRESS, tcp4("10.9.9.9", 2, kPod, 8003), true, 3},
         {"tcp 8004 outside the /14", PF_DIR_INGRESS, tcp4("10.9.9.9", 3, kPod, 8004), false, 0},
+        {"tcp 7999 outside the /14", PF_DIR_INGRESS, tcp4("10.9.9.9", 3, kPod, 7999), false, 0},
         {"udp any port", PF_DIR_INGRESS, udp4("10.9.9.9", 4, kPod, 0), true, 4},
+        {"icmp: no any entry in set 1", PF_DIR_INGRESS, icmp(4, "10.9.9.9", kPod, 8, 1), false, 0},
         {"PF_SET_NONE denies", PF_DIR_INGRESS, udp4("10.1.9.9", 5, kPod, 9), false, 0},
+        {"/32 inside the NONE /16 wins", PF_DIR_INGRESS, udp4("10.1.2.3", 5, kPod, 9), true, 0},
         {"ADDR miss denies", PF_DIR_INGRESS, udp4("11.0.0.1", 6, kPod, 9), false, 0},
         {"v6 any-proto entry admits ICMPv6", PF_DIR_INGRESS, icmp(6, "fd00::1", "fd00::10", 128, 1), true, 0},
+        {"v6 /64 NONE denies", PF_DIR_INGRESS, icmp(6, "fd00:0:0:1::8", "fd00::10", 128, 1), false, 0},
+        {"v6 /128 in the /64 -> set 1", PF_DIR_INGRESS, udp6("fd00:0:0:1::7", 7, "fd00::10", 53), true, 4},
+        {"v6 miss denies", PF_DIR_INGRESS, icmp(6, "fd01::1", "fd00::10", 128, 1), false, 0},
         {"egress has no entries", PF_DIR_EGRESS, tcp4(kPod, 7, "10.9.9.9", 8000), false, 0},
     };
     for (Prog p : kProgs) {
@@ -278,6 +289,22 @@ TEST_CASE("datapath: raw trie ABI (hand-written entries)") {
             CHECK(allowed(h, p, kSlot, r.dir, r.f) == r.allow);
             if (r.allow) CHECK(h.rule_hits(kSlot, r.dir, r.rule) >= 1);
         }
+    }
+
+    // The engine tries only the lengths a LENS word lists: without /16 the
+    // except-like NONE entry is skipped and the /8 answers; an extra length
+    // with no entries is only a missing lookup.
+    std::vector<Entry> skewed;
+    for (const Entry& e : entries)
+        if (!(e.key.kind == PF_KIND_ADDR_LENS && e.key.family == PF_FAMILY_V4)) skewed.push_back(e);
+    skewed.push_back(addr_lens_entry(PF_DIR_INGRESS, 4, 0, (1ull << 8) | (1ull << 24) | (1ull << 32)));
+    h.set_policy(kSlot, skewed);
+    for (Prog p : kProgs) {
+        h.conntrack_clear();
+        CAPTURE(prog_name(p));
+        CHECK(allowed(h, p, kSlot, PF_DIR_INGRESS, udp4("10.1.9.9", 5, kPod, 9)));    // /8 -> set 1, rule 4
+        CHECK(allowed(h, p, kSlot, PF_DIR_INGRESS, udp4("10.1.2.3", 5, kPod, 9)));    // /32 still listed
+        CHECK_FALSE(allowed(h, p, kSlot, PF_DIR_INGRESS, udp4("11.1.9.9", 5, kPod, 9)));
     }
 }
 

@@ -5,6 +5,7 @@
 #include <bpf/libbpf.h>
 #include <linux/pkt_cls.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <stdexcept>
@@ -57,6 +58,24 @@ Entry port_entry(std::uint32_t set, int proto, int port, int port_plen, std::uin
     return e;
 }
 
+std::vector<Entry> with_lengths(std::vector<Entry> entries) {
+    std::vector<podfence::policy::TrieEntry> plain;
+    for (const auto& e : entries) plain.push_back({e.key, e.val});
+    for (const auto& e : podfence::policy::length_entries(plain)) entries.push_back({e.key, e.val});
+    return entries;
+}
+
+Entry addr_lens_entry(std::uint8_t dir, std::uint8_t family, unsigned word, std::uint64_t bits) {
+    Entry e;
+    e.key.prefixlen = PF_ADDR_LENS_PREFIXLEN;
+    e.key.kind = PF_KIND_ADDR_LENS;
+    e.key.dir = dir;
+    e.key.family = family == 4 ? PF_FAMILY_V4 : PF_FAMILY_V6;
+    e.key.data[0] = static_cast<std::uint8_t>(word);
+    pf_lens_set(&e.val, bits);
+    return e;
+}
+
 Harness::Harness() {
     skel_ = load_skeleton(fd_);
     if (!skel_) fail("podfence__open_and_load (BPF object podfence)", errno);
@@ -72,11 +91,12 @@ int Harness::prog_fd(Prog p) const {
 
 namespace {
 
+// The pod's policy map as PolicyStore makes it (hash sized to its entries).
 template <class E> podfence::UniqueFd make_trie(const std::vector<E>& entries) {
     LIBBPF_OPTS(bpf_map_create_opts, opts, .map_flags = BPF_F_NO_PREALLOC);
-    int fd = bpf_map_create(BPF_MAP_TYPE_LPM_TRIE, "pftd_policy", sizeof(pf_lpm_key), sizeof(pf_lpm_val),
-                            PF_POLICY_MAX_ENTRIES, &opts);
-    check(fd, "bpf_map_create(LPM trie)");
+    const auto max = static_cast<std::uint32_t>(std::max<std::size_t>(2 * entries.size(), 1));
+    int fd = bpf_map_create(BPF_MAP_TYPE_HASH, "pftd_policy", sizeof(pf_lpm_key), sizeof(pf_lpm_val), max, &opts);
+    check(fd, "bpf_map_create(policy hash)");
     podfence::UniqueFd trie(fd);
     for (const auto& e : entries)
         check(bpf_map_update_elem(trie.get(), &e.key, &e.val, BPF_ANY), "bpf_map_update_elem(trie)");

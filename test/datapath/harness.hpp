@@ -20,7 +20,8 @@ namespace pftest {
 enum class Prog { Tc, Xdp };
 const char* prog_name(Prog p);
 
-// Hand-written trie entries (see the two-lookup scheme in podfence_abi.h).
+// Hand-written policy entries (see the two longest-prefix matches and the
+// LENS entries in podfence_abi.h).
 struct Entry {
     pf_lpm_key key{};
     pf_lpm_val val{};
@@ -28,6 +29,11 @@ struct Entry {
 Entry addr_entry(std::uint8_t dir, std::uint8_t family, const Addr& a, unsigned plen, std::uint32_t set);
 // proto 0 with plen 0: any protocol; port_plen < 0: any port of proto.
 Entry port_entry(std::uint32_t set, int proto, int port, int port_plen, std::uint32_t rule);
+// `entries` plus the LENS entries listing their prefix lengths (the engine
+// tries no other length).
+std::vector<Entry> with_lengths(std::vector<Entry> entries);
+// An ADDR_LENS entry with an arbitrary bitmap (`family` 4 or 6).
+Entry addr_lens_entry(std::uint8_t dir, std::uint8_t family, unsigned word, std::uint64_t bits);
 
 struct RunResult {
     int retval = 0;
@@ -43,7 +49,7 @@ public:
 
     int prog_fd(Prog p) const;
 
-    // New trie holding `entries`, swapped into pf_policy[slot].
+    // New policy map holding exactly `entries`, swapped into pf_policy[slot].
     void set_policy(std::uint32_t slot, const std::vector<Entry>& entries);
     void set_policy(std::uint32_t slot, const std::vector<podfence::policy::TrieEntry>& entries);
     // compile()s the policy, installs it and marks the slot active at `rev`.

@@ -1,4 +1,4 @@
-// Hand-written LPM trie entries (layout: bpf/podfence_abi.h) for kernel tests.
+// Hand-written policy map entries (layout: bpf/podfence_abi.h) for kernel tests.
 #pragma once
 
 #include <arpa/inet.h>
@@ -49,13 +49,16 @@ inline podfence::policy::TrieEntry port_entry(std::uint8_t dir, std::uint32_t se
 
 // Ingress: TCP `port` only from `peer`/32 (rule 0). Egress: not isolated.
 inline std::vector<podfence::policy::TrieEntry> allow_tcp_from(const char* peer, std::uint16_t port) {
-    return {
+    std::vector<podfence::policy::TrieEntry> v = {
         addr_entry(PF_DIR_INGRESS, peer, 32, 1),
         port_entry(PF_DIR_INGRESS, 1, 6, port, 0),
         addr_entry(PF_DIR_EGRESS, "0.0.0.0", 0, 2),
         addr6_any(PF_DIR_EGRESS, 2),
         port_entry(PF_DIR_EGRESS, 2, 0, 0, PF_RULE_DEFAULT),
     };
+    // The engine only tries the prefix lengths the LENS entries list.
+    for (const auto& e : podfence::policy::length_entries(v)) v.push_back(e);
+    return v;
 }
 
 } // namespace pftk

@@ -1,5 +1,6 @@
-// compile(): checked against the reference evaluator through a
-// longest-prefix-match simulator of the kernel's LPM trie, plus the shape of
+// compile(): checked against the reference evaluator through a simulator of
+// the engine's longest-prefix match over a hash (bpf/policy.h: exact lookups
+// at the lengths the LENS bitmaps list, longest first), plus the shape of
 // well-known policies, determinism, capacity errors and speed.
 #include <doctest/doctest.h>
 
@@ -12,6 +13,7 @@
 #include <random>
 #include <set>
 #include <string>
+#include <tuple>
 
 #include "common/error.hpp"
 #include "policy/cidr.hpp"
@@ -31,35 +33,67 @@ std::array<std::uint8_t, 16> addr(const char* text) {
     return a;
 }
 
-// The kernel's LPM semantics: among entries whose first prefixlen bits (of
-// the key after the prefixlen field) equal the lookup key's, the longest.
-const TrieEntry* lpm_lookup(const std::vector<TrieEntry>& entries, const pf_lpm_key& k) {
-    const auto* kb = reinterpret_cast<const std::uint8_t*>(&k) + sizeof(k.prefixlen);
-    const TrieEntry* best = nullptr;
-    for (const TrieEntry& e : entries) {
-        const std::uint32_t n = e.key.prefixlen;
-        if (n > k.prefixlen || (best && n <= best->key.prefixlen)) continue;
-        const auto* eb = reinterpret_cast<const std::uint8_t*>(&e.key) + sizeof(e.key.prefixlen);
-        bool match = std::memcmp(eb, kb, n / 8) == 0;
-        if (match && n % 8) {
-            const auto mask = static_cast<std::uint8_t>(0xff << (8 - n % 8));
-            match = (eb[n / 8] & mask) == (kb[n / 8] & mask);
-        }
-        if (match) best = &e;
-    }
-    return best;
+bool key_less(const TrieEntry& a, const TrieEntry& b) {
+    return std::memcmp(&a.key, &b.key, sizeof a.key) < 0;
 }
 
-// What the datapath decides for a new flow, via the two lookups of the ABI.
+// Exact-match lookup, as in a BPF hash map. compile() output is sorted by key.
+const TrieEntry* exact(const std::vector<TrieEntry>& entries, const pf_lpm_key& k) {
+    TrieEntry probe;
+    probe.key = k;
+    auto it = std::lower_bound(entries.begin(), entries.end(), probe, key_less);
+    if (it == entries.end() || std::memcmp(&it->key, &k, sizeof k) != 0) return nullptr;
+    return &*it;
+}
+
+std::uint64_t lens_word(const std::vector<TrieEntry>& entries, pf_lpm_key k) {
+    const TrieEntry* e = exact(entries, k);
+    return e ? pf_lens_get(&e->val) : 0;
+}
+
+// `bits` (0..128) of `data` kept, the rest zeroed: the canonical key data.
+void keep_bits(std::uint8_t* data, unsigned bits) {
+    for (unsigned i = bits; i < 128; ++i)
+        data[i / 8] &= static_cast<std::uint8_t>(~(0x80u >> (i % 8)));
+}
+
+// The engine's match: lengths from the LENS words, highest word and bit
+// first; the first exact hit wins. A wrong bitmap gives a wrong answer.
+const TrieEntry* longest(const std::vector<TrieEntry>& entries, pf_lpm_key k, pf_lpm_key lens_key,
+                         unsigned words, unsigned max_len) {
+    std::uint8_t full[16];
+    std::memcpy(full, k.data, 16);
+    for (unsigned w = words; w-- > 0;) {
+        lens_key.data[0] = static_cast<std::uint8_t>(w);
+        const std::uint64_t bits = lens_word(entries, lens_key);
+        for (unsigned b = 64; b-- > 0;) {
+            const unsigned len = 64 * w + b;
+            if (!((bits >> b) & 1) || len > max_len) continue;
+            k.prefixlen = PF_LPM_HDR_BITS + len;
+            std::memcpy(k.data, full, 16);
+            keep_bits(k.data, len);
+            if (const TrieEntry* e = exact(entries, k)) return e;
+        }
+    }
+    return nullptr;
+}
+
+// What the datapath decides for a new flow, via the two matches of the ABI.
 Decision trie_decide(const std::vector<TrieEntry>& entries, const Packet& p) {
     pf_lpm_key ak{};
     ak.kind = PF_KIND_ADDR;
     ak.dir = static_cast<std::uint8_t>(p.dir);
     ak.family = p.family;
-    ak.prefixlen = PF_LPM_HDR_BITS + family_bits(p.family);
     const auto& peer = p.dir == Direction::Ingress ? p.src : p.dst;
     std::memcpy(ak.data, peer.data(), 16);
-    const TrieEntry* a = lpm_lookup(entries, ak);
+    pf_lpm_key alk{};
+    alk.prefixlen = PF_ADDR_LENS_PREFIXLEN;
+    alk.kind = PF_KIND_ADDR_LENS;
+    alk.dir = ak.dir;
+    alk.family = p.family;
+    const bool v4 = p.family == PF_FAMILY_V4;
+    const TrieEntry* a = longest(entries, ak, alk, v4 ? PF_ADDR_LENS_WORDS_V4 : PF_ADDR_LENS_WORDS_V6,
+                                 family_bits(p.family));
     if (!a || a->val.set == PF_SET_NONE) return {false, PF_RULE_DEFAULT};
 
     const bool ported = (p.proto == 6 || p.proto == 17 || p.proto == 132) && !p.non_first_fragment;
@@ -71,8 +105,12 @@ Decision trie_decide(const std::vector<TrieEntry>& entries, const Packet& p) {
     pk.data[0] = p.proto;
     pk.data[1] = static_cast<std::uint8_t>(port >> 8);
     pk.data[2] = static_cast<std::uint8_t>(port & 0xff);
-    pk.prefixlen = PF_LPM_HDR_BITS + 24;
-    const TrieEntry* e = lpm_lookup(entries, pk);
+    pf_lpm_key plk{};
+    plk.prefixlen = PF_PORT_LENS_PREFIXLEN;
+    plk.kind = PF_KIND_PORT_LENS;
+    plk.dir = ak.dir;
+    plk.set = pk.set;
+    const TrieEntry* e = longest(entries, pk, plk, 1, PF_PORT_KEY_BITS);
     if (!e) return {false, PF_RULE_DEFAULT};
     return {true, e->val.rule};
 }
@@ -247,22 +285,48 @@ struct Gen {
     }
 };
 
-// Sorted, no duplicate keys, and canonical: the LPM trie ignores bits past
-// prefixlen, so two keys differing only there would be the same entry.
+// Sorted, no duplicate keys, and canonical: the engine builds keys with
+// every bit past prefixlen zero, so a key with such bits would never be hit.
+// LENS bitmaps list no length that no entry has (extra lengths only cost
+// lookups; missing ones are caught by the simulator's wrong answers).
 // Returns the first problem found, "" when none (one assertion per call).
 std::string well_formed(const std::vector<TrieEntry>& entries) {
+    std::set<std::tuple<int, int, int, std::uint32_t, unsigned>> present; // kind, dir, family, set, len
+    for (const TrieEntry& e : entries)
+        present.insert({e.key.kind, e.key.dir, e.key.family, e.key.set, e.key.prefixlen - PF_LPM_HDR_BITS});
     for (std::size_t i = 0; i < entries.size(); ++i) {
         const TrieEntry& e = entries[i];
         const std::string at = "entry " + std::to_string(i) + ": ";
         if (i > 0 && !(entries[i - 1] < e)) return at + "not sorted or a duplicate";
+        if (i > 0 && !key_less(entries[i - 1], e)) return at + "duplicate key";
         if (e.key.pad != 0 || e.key.prefixlen < PF_LPM_HDR_BITS) return at + "bad pad or prefixlen";
+        const bool fam_ok = e.key.family == PF_FAMILY_V4 || e.key.family == PF_FAMILY_V6;
         if (e.key.kind == PF_KIND_ADDR) {
-            if ((e.key.family != PF_FAMILY_V4 && e.key.family != PF_FAMILY_V6) || e.key.set != 0 ||
-                e.val.rule != 0 || e.key.prefixlen > PF_LPM_HDR_BITS + family_bits(e.key.family))
+            if (!fam_ok || e.key.set != 0 || e.val.rule != 0 ||
+                e.key.prefixlen > PF_LPM_HDR_BITS + family_bits(e.key.family))
                 return at + "bad ADDR entry";
-        } else if (e.key.kind != PF_KIND_PORT || e.key.family != 0 || e.key.set == PF_SET_NONE ||
-                   e.key.prefixlen > PF_LPM_HDR_BITS + 24 || e.val.set != 0) {
-            return at + "bad PORT entry";
+        } else if (e.key.kind == PF_KIND_PORT) {
+            if (e.key.family != 0 || e.key.set == PF_SET_NONE || e.key.prefixlen > PF_LPM_HDR_BITS + 24 ||
+                e.val.set != 0)
+                return at + "bad PORT entry";
+        } else if (e.key.kind == PF_KIND_ADDR_LENS) {
+            const unsigned words = e.key.family == PF_FAMILY_V4 ? PF_ADDR_LENS_WORDS_V4 : PF_ADDR_LENS_WORDS_V6;
+            if (!fam_ok || e.key.set != 0 || e.key.prefixlen != PF_ADDR_LENS_PREFIXLEN ||
+                e.key.data[0] >= words || pf_lens_get(&e.val) == 0)
+                return at + "bad ADDR_LENS entry";
+            for (unsigned b = 0; b < 64; ++b)
+                if ((pf_lens_get(&e.val) >> b) & 1 &&
+                    !present.count({PF_KIND_ADDR, e.key.dir, e.key.family, 0, 64u * e.key.data[0] + b}))
+                    return at + "ADDR_LENS lists a length no ADDR entry has";
+        } else if (e.key.kind == PF_KIND_PORT_LENS) {
+            if (e.key.family != 0 || e.key.set == PF_SET_NONE || e.key.prefixlen != PF_PORT_LENS_PREFIXLEN ||
+                pf_lens_get(&e.val) == 0)
+                return at + "bad PORT_LENS entry";
+            for (unsigned b = 0; b < 64; ++b)
+                if ((pf_lens_get(&e.val) >> b) & 1 && !present.count({PF_KIND_PORT, e.key.dir, 0, e.key.set, b}))
+                    return at + "PORT_LENS lists a length no PORT entry has";
+        } else {
+            return at + "unknown kind";
         }
         for (unsigned bit = e.key.prefixlen - PF_LPM_HDR_BITS; bit < 128; ++bit)
             if ((e.key.data[bit / 8] >> (7 - bit % 8)) & 1) return at + "bit set past prefixlen";
@@ -274,11 +338,15 @@ std::string well_formed(const std::vector<TrieEntry>& entries) {
 
 TEST_CASE("compile: not isolated => ADDR 0/0 and ::/0 -> one set with an any entry, rule DEFAULT") {
     const auto entries = compile(default_policy(DefaultAction::Allow));
-    REQUIRE(entries.size() == 6);
-    int addr_entries = 0, port_entries = 0;
+    REQUIRE(entries.size() == 12);
+    int addr_entries = 0, port_entries = 0, lens_entries = 0;
     for (const TrieEntry& e : entries) {
         CHECK(e.key.pad == 0);
-        if (e.key.kind == PF_KIND_ADDR) {
+        if (e.key.kind == PF_KIND_ADDR_LENS || e.key.kind == PF_KIND_PORT_LENS) {
+            ++lens_entries;
+            CHECK(pf_lens_get(&e.val) == 1); // length 0 only
+            CHECK(e.key.data[0] == 0);
+        } else if (e.key.kind == PF_KIND_ADDR) {
             ++addr_entries;
             CHECK(e.key.prefixlen == PF_LPM_HDR_BITS);
             CHECK(e.key.set == 0);
@@ -296,6 +364,7 @@ TEST_CASE("compile: not isolated => ADDR 0/0 and ::/0 -> one set with an any ent
     }
     CHECK(addr_entries == 4);
     CHECK(port_entries == 2);
+    CHECK(lens_entries == 6); // per direction: v4 word 0, v6 word 0, set 1
     CHECK(compile(default_policy(DefaultAction::Deny)).empty()); // every lookup misses
 }
 
@@ -307,7 +376,15 @@ TEST_CASE("compile: the documented example, entry by entry") {
     std::vector<std::string> got;
     for (const TrieEntry& e : entries) {
         if (e.key.dir != PF_DIR_INGRESS) continue;
-        if (e.key.kind == PF_KIND_ADDR) {
+        if (e.key.kind == PF_KIND_ADDR_LENS || e.key.kind == PF_KIND_PORT_LENS) {
+            std::string lens = e.key.kind == PF_KIND_ADDR_LENS
+                                   ? "addr lens v" + std::to_string(e.key.family) + " word " +
+                                         std::to_string(e.key.data[0])
+                                   : "port lens set " + std::to_string(e.key.set);
+            for (unsigned b = 0; b < 64; ++b)
+                if ((pf_lens_get(&e.val) >> b) & 1) lens += " /" + std::to_string(b);
+            got.push_back(lens);
+        } else if (e.key.kind == PF_KIND_ADDR) {
             Cidr c;
             c.family = e.key.family;
             c.prefix_len = static_cast<std::uint8_t>(e.key.prefixlen - PF_LPM_HDR_BITS);
@@ -325,6 +402,8 @@ TEST_CASE("compile: the documented example, entry by entry") {
     const std::vector<std::string> want = {
         "addr 10.0.0.0/8 -> 1",
         "addr 10.1.0.0/16 -> 0", // the except: longest match denies
+        "addr lens v4 word 0 /8 /16",
+        "port lens set 1 /21 /24",
         "port set 1 /21 proto 17 port 5000 -> rule 0",
         "port set 1 /24 proto 6 port 8080 -> rule 0",
     };
@@ -433,7 +512,7 @@ TEST_CASE("compile: identical port sets share one id; ids start at 1 per directi
     for (const TrieEntry& e : compile(p)) {
         if (e.key.kind == PF_KIND_PORT)
             port_entries_per_set[{e.key.dir, e.key.set}]++;
-        else if (e.key.dir == PF_DIR_INGRESS)
+        else if (e.key.kind == PF_KIND_ADDR && e.key.dir == PF_DIR_INGRESS)
             ingress_addr_sets.insert(e.val.set);
     }
     CHECK(ingress_addr_sets == std::set<std::uint32_t>{1, 2});
@@ -445,17 +524,17 @@ TEST_CASE("compile: identical port sets share one id; ids start at 1 per directi
 
 TEST_CASE("compile: too many entries for the per-pod capacity") {
     const Policy p = parse_policy(R"({"ingress": [{"ports": [{"port": 1, "endPort": 65534}]}]})");
-    const auto n = compile(p).size(); // ingress: 0/0, ::/0 + 30 port prefixes
-    CHECK(n == 35);                   // + egress not isolated: 0/0, ::/0, any
+    const auto n = compile(p).size(); // ingress: 0/0, ::/0 + 30 port prefixes + 3 LENS
+    CHECK(n == 41);                   // + egress not isolated: 0/0, ::/0, any + 3 LENS
     try {
         compile(p, 20);
         FAIL("no error");
     } catch (const Error& e) {
         CHECK(e.code() == Code::InvalidPolicy);
         CHECK(std::string(e.what()) ==
-              "podfence.io/policy: policy needs 35 map entries, more than the per-pod capacity 20");
+              "podfence.io/policy: policy needs 41 map entries, more than the per-pod capacity 20");
     }
-    CHECK(compile(p, 35).size() == 35);
+    CHECK(compile(p, 41).size() == 41);
 }
 
 TEST_CASE("compile: a policy far beyond capacity fails fast with a lower bound") {
@@ -527,7 +606,7 @@ TEST_CASE("compile: 100000 rules with distinct CIDRs compile quickly") {
     CHECK(entries.size() > 100000);
     CHECK(well_formed(entries) == "");
 
-    // Spot checks through the simulator would be O(n) each; check a few.
+    // Spot checks through the simulator (binary searches).
     Packet pkt;
     pkt.dir = Direction::Ingress;
     const std::uint32_t a = htonl(0x0a000000u + 10 * 7);
@@ -539,4 +618,35 @@ TEST_CASE("compile: 100000 rules with distinct CIDRs compile quickly") {
     CHECK_FALSE(trie_decide(entries, pkt).allowed);
     pkt.proto = 17;
     CHECK(trie_decide(entries, pkt).rule == 50000);
+}
+
+TEST_CASE("compile: decisions follow the LENS bitmaps (a missing length changes the answer)") {
+    const Policy p = parse_policy(R"({"ingress": [{"from": [{"ipBlock": {"cidr": "10.0.0.0/8", "except": ["10.1.0.0/16"]}}],
+                                                  "ports": [{"port": 8080}]}]})");
+    auto entries = compile(p);
+    Packet pkt;
+    pkt.src = addr("10.1.0.1"); // in the except
+    pkt.dport = 8080;
+    CHECK_FALSE(evaluate(p, pkt).allowed);
+    CHECK_FALSE(trie_decide(entries, pkt).allowed);
+    // Drop /16 from the v4 ingress bitmap: the except entry is no longer
+    // tried and the /8 answers, as the engine would.
+    for (TrieEntry& e : entries)
+        if (e.key.kind == PF_KIND_ADDR_LENS && e.key.dir == PF_DIR_INGRESS && e.key.family == PF_FAMILY_V4)
+            pf_lens_set(&e.val, pf_lens_get(&e.val) & ~(1ull << 16));
+    CHECK(trie_decide(entries, pkt).allowed);
+}
+
+TEST_CASE("length_entries() rebuilds exactly the LENS entries compile() writes") {
+    Gen gen(77);
+    for (int round = 0; round < 50; ++round) {
+        const Policy pol = gen.policy(12);
+        const auto entries = compile(pol);
+        std::vector<TrieEntry> plain, lens;
+        for (const TrieEntry& e : entries)
+            (e.key.kind == PF_KIND_ADDR || e.key.kind == PF_KIND_PORT ? plain : lens).push_back(e);
+        auto rebuilt = length_entries(plain);
+        std::sort(rebuilt.begin(), rebuilt.end());
+        CHECK(rebuilt == lens);
+    }
 }

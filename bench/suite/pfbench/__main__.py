@@ -4,6 +4,7 @@ bpffs and cleans up on any exit."""
 import argparse
 import json
 import os
+import signal
 import sys
 import time
 
@@ -56,9 +57,14 @@ def main():
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--only", default=",".join(PARTS))
     ap.add_argument("--verbose", action="store_true")
+    ap.add_argument("--report-only", action="store_true",
+                    help="rebuild summary.md and plots from the CSV/JSON files in --out")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=JSON",
                     help="override one parameter, e.g. scaling_rules=[1,100000]")
     a = ap.parse_args()
+    # SIGTERM unwinds like Ctrl-C, so every topology and podfence attachment
+    # is removed by its context manager (run.sh's trap is the second net).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     util.VERBOSE = a.verbose
     ctx = Ctx(a)
     for kv in a.set:
@@ -67,6 +73,9 @@ def main():
             ap.error(f"--set: unknown parameter {key} (one of {', '.join(sorted(ctx.p))})")
         ctx.p[key] = json.loads(val)
     parts = a.only.split(",")
+    if a.report_only:
+        meta = load_run(ctx)
+        return write_report(ctx, meta, meta.get("quick", a.quick))
     machine = util.machine_info()
     t_start = time.time()
     log(f"machine: {machine}; podfence: {ctx.podfence}; testrun: {ctx.testrun}")
@@ -84,15 +93,47 @@ def main():
 
     for part in ("matrix", "scaling", "control"):
         report.write_csv(os.path.join(ctx.out, f"{part}.csv"), ctx.rows[part])
-    machine_end = util.machine_info()
-    elapsed = time.time() - t_start
+    meta = {"quick": a.quick, "params": ctx.p, "memory": ctx.memory, "missing": ctx.missing, "machine": machine,
+            "machine_end": util.machine_info(), "elapsed_s": time.time() - t_start}
+    with open(os.path.join(ctx.out, "run.json"), "w") as f:
+        json.dump(meta, f, indent=1)
+    return write_report(ctx, meta, a.quick)
+
+
+def load_run(ctx):
+    """Rows and metadata of an earlier run, for --report-only."""
+    import csv
+
+    def num(v):
+        for conv in (int, float):
+            try:
+                return conv(v)
+            except ValueError:
+                pass
+        return v
+
+    for part in ("matrix", "scaling", "control"):
+        path = os.path.join(ctx.out, f"{part}.csv")
+        if os.path.exists(path):
+            with open(path) as f:
+                ctx.rows[part] = [{k: num(v) for k, v in r.items()} for r in csv.DictReader(f)]
+    suites.parse_testrun(ctx)
+    with open(os.path.join(ctx.out, "run.json")) as f:
+        meta = json.load(f)
+    ctx.p.update(meta["params"])
+    ctx.memory, ctx.missing = meta["memory"], meta["missing"]
+    return meta
+
+
+def write_report(ctx, meta, quick):
+    machine, machine_end = meta["machine"], meta["machine_end"]
     rep = report.Report(ctx)
-    rep.w(f"## Benchmark results ({'quick' if a.quick else 'full'} run)")
+    rep.w(f"## Benchmark results ({'quick' if quick else 'full'} run)")
     rep.w()
     rep.w(f"Machine: {machine['nproc']} CPUs, {machine['cpu']}, kernel {machine['kernel']}. "
           f"Load average at start {machine['loadavg']}, at end {machine_end['loadavg']} "
           f"(a busy machine makes every number noisy; ratios are interleaved to cancel drift). "
-          f"Suite wall time {elapsed / 60:.1f} min.")
+          f"Suite wall time {meta['elapsed_s'] / 60:.1f} min.")
     rep.w()
     m = rep.matrix()
     s = rep.scaling()
@@ -109,7 +150,7 @@ def main():
         rep.w()
     with open(os.path.join(ctx.out, "summary.md"), "w") as f:
         f.write("\n".join(rep.lines) + "\n")
-    log(f"wrote {ctx.out}/summary.md ({elapsed:.0f}s)")
+    log(f"wrote {ctx.out}/summary.md")
     for x in ctx.missing + bad:
         log(f"PROBLEM: {x}")
     return 1 if ctx.missing or bad else 0

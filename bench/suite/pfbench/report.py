@@ -36,12 +36,23 @@ def _finite(x):
         return False
 
 
+def _pairs(rows, key, match, metric):
+    """Per-repetition (filter, baseline) values of one key: the two windows
+    of a pair ran back to back, so their ratio cancels slow load drift."""
+    by_rep = {}
+    for r in rows:
+        if r["metric"] == metric and all(r.get(k) == v for k, v in match.items()) and _finite(r.get(key)):
+            by_rep.setdefault(r["rep"], {})[r["role"]] = float(r[key])
+    return [(p["filter"], p["baseline"]) for p in by_rep.values() if "filter" in p and "baseline" in p]
+
+
 def aggregate(rows, group_keys, metrics):
-    """{group tuple: {metric: {filter:(min,med,max), baseline:(...), ratio, cpu...}}}"""
+    """{group: {metric: {filter/baseline: (min, med, max), ratio: median of the
+    per-rep filter/baseline ratios, ratio_range: their (min, max), cpu_f/cpu_b:
+    medians, cpu_ratio(+_range): per-rep filter/baseline CPU per unit}}}"""
     out = {}
     for r in rows:
-        g = tuple(r[k] for k in group_keys)
-        out.setdefault(g, {})
+        out.setdefault(tuple(r[k] for k in group_keys), {})
     for g in out:
         match = dict(zip(group_keys, g))
         for m in metrics:
@@ -50,12 +61,14 @@ def aggregate(rows, group_keys, metrics):
             if not f:
                 continue
             cpu_key = "cpu_ns_per_kib" if m == "tcp" else "cpu_ns_per_pkt"
-            fs, bs = summary(f), summary(b)
+            ratios = [x / y for x, y in _pairs(rows, "value", match, m) if y]
+            cpu_ratios = [x / y for x, y in _pairs(rows, cpu_key, match, m) if y]
             out[g][m] = {
-                "filter": fs, "baseline": bs,
-                "ratio": fs[1] / bs[1] if b and bs[1] else float("nan"),
+                "filter": summary(f), "baseline": summary(b),
+                "ratio": median(ratios), "ratio_range": summary(ratios)[::2],
                 "cpu_f": median(_vals(rows, cpu_key, metric=m, role="filter", **match)),
                 "cpu_b": median(_vals(rows, cpu_key, metric=m, role="baseline", **match)),
+                "cpu_ratio": median(cpu_ratios), "cpu_ratio_range": summary(cpu_ratios)[::2],
                 "checks": sorted({r["check"] for r in rows if r["metric"] == m
                                   and all(r.get(k) == v for k, v in match.items())} - {"ok"}),
             }
@@ -99,9 +112,10 @@ class Report:
         self.w(f"### Data plane, {p['matrix_rules']} rules (IPv4; {p['reps']} interleaved reps; "
                f"{p['pps_secs']} s pps windows, {p['tcp_secs']} s TCP)")
         self.w()
-        self.w("Mpps and Gbit/s as min / median / max; ratio = median(filter) / median(no filter "
-               "measured interleaved in the same run). CPU: median ns of CPU per packet (sender + its "
-               "CPU's ksoftirqd) or per KiB (iperf3 client + server), filter vs its interleaved baseline.")
+        self.w("Mpps and Gbit/s as min / median / max. ratio = median over repetitions of "
+               "filter / no filter, each pair measured back to back (range of the per-rep ratios in "
+               "brackets). CPU: median ns of CPU per packet (sender + its CPU's ksoftirqd) or per KiB "
+               "(iperf3 client + server), filter vs its interleaved baseline.")
         self.w()
         self.w("| config | allowed Mpps | ratio | CPU ns/pkt | denied Mpps | ratio (vs stack discard) "
                "| TCP Gbit/s | ratio | CPU ns/KiB | checks |")
@@ -110,9 +124,9 @@ class Report:
             al, de, tc = a.get("pps_allowed"), a.get("pps_denied"), a.get("tcp")
             checks = sorted(set((al or {}).get("checks", []) + (de or {}).get("checks", [])
                                 + (tc or {}).get("checks", [])))
-            self.w(f"| {cfg} | {_trip(al['filter']) if al else 'n/a'} | {_r(al['ratio']) if al else 'n/a'} "
-                   f"| {_cpu(al)} | {_trip(de['filter']) if de else 'n/a'} | {_r(de['ratio']) if de else 'n/a'} "
-                   f"| {_trip(tc['filter'], True) if tc else 'n/a'} | {_r(tc['ratio']) if tc else 'n/a'} "
+            self.w(f"| {cfg} | {_trip(al['filter']) if al else 'n/a'} | {_rr(al)} "
+                   f"| {_cpu(al)} | {_trip(de['filter']) if de else 'n/a'} | {_rr(de)} "
+                   f"| {_trip(tc['filter'], True) if tc else 'n/a'} | {_rr(tc)} "
                    f"| {_cpu(tc)} | {'; '.join(checks) or 'ok'} |")
         base = {m: summary(_vals(rows, metric=m, role="baseline")) for m in ("pps_allowed", "pps_denied", "tcp")}
         self.w(f"| (no filter, all reps) | {_trip(base['pps_allowed'])} | 1 | | {_trip(base['pps_denied'])} "
@@ -132,12 +146,13 @@ class Report:
                f"{self.ctx.p['scaling_secs']} s windows)")
         self.w()
         self.w("Allowed flow = one established connection (podfence: conntrack hit); denied flow = "
-               "every packet through the policy lookup. Ratios: to no filter (same run) and to the "
-               "same filter's own 1-rule median.")
+               "every packet through the policy lookup. \"vs none\": median per-rep ratio to the "
+               "interleaved no-filter window (range). \"vs own 1 rule\": that ratio at N rules over "
+               "the same at 1 rule (the baselines cancel the drift between the two points).")
         self.w()
-        self.w("CPU = ns of CPU per packet (sender + its ksoftirqd, robust to other load); "
-               "\"own 1 rule (CPU)\" = CPU per packet at 1 rule / at N rules, the pps ratio a quiet, "
-               "CPU-bound machine would show.")
+        self.w("CPU = ns of CPU per packet (sender + its ksoftirqd); \"own 1 rule (CPU)\" = the "
+               "same comparison from CPU cost (baseline-normalised), the pps ratio a quiet, CPU-bound "
+               "machine would show.")
         self.w()
         self.w("| config | family | rules | load s | allowed Mpps (med) | vs none | vs own 1 rule "
                "| CPU ns/pkt | own 1 rule (CPU) | denied Mpps (med) | vs none | vs own 1 rule "
@@ -152,9 +167,10 @@ class Report:
                 if not x:
                     cells += ["n/a"] * 5
                     continue
-                own = x["filter"][1] / one[m]["filter"][1] if m in one else float("nan")
-                own_cpu = one[m]["cpu_f"] / x["cpu_f"] if m in one and x["cpu_f"] else float("nan")
-                cells += [_fmt_rate(x["filter"][1]), _r(x["ratio"]), _r(own),
+                own = x["ratio"] / one[m]["ratio"] if m in one and one[m]["ratio"] else float("nan")
+                own_cpu = (one[m]["cpu_ratio"] / x["cpu_ratio"]
+                           if m in one and x["cpu_ratio"] else float("nan"))
+                cells += [_fmt_rate(x["filter"][1]), _rr(x), _r(own),
                           f"{x['cpu_f']:.0f}" if _finite(x["cpu_f"]) else "n/a", _r(own_cpu)]
             checks = sorted(set(sum((a[m]["checks"] for m in a), [])))
             self.w(f"| {cfg} | v{fam} | {n} | {load:.1f} | " + " | ".join(cells) + f" | {'; '.join(checks) or 'ok'} |")
@@ -220,6 +236,13 @@ class Report:
                        f"{_r(meds[plugin] / meds['bandwidth']) if 'bandwidth' in meds else 'n/a'} |")
             self.w()
             res["chain"] = meds
+            # Per pod: podfence's ADD+DEL over bandwidth's on the same pod.
+            per = {}
+            for r in chain:
+                per.setdefault(r["pod"], {}).setdefault(r["plugin"], 0.0)
+                per[r["pod"]][r["plugin"]] += r["secs"]
+            meds["per_pod_ratio"] = [v["podfence"] / v["bandwidth"] for v in per.values()
+                                     if v.get("podfence") and v.get("bandwidth")]
         scale = [r for r in rows if r["test"] == "scale"]
         if scale:
             total = self.ctx.p["scale_pods"]
@@ -233,7 +256,7 @@ class Report:
             for lvl in self.ctx.p["scale_levels"]:
                 add = [r["secs"] * 1e3 for r in scale if r["verb"] == "ADD" and lvl <= r["pods_before"] < lvl + win]
                 dele = [r["secs"] * 1e3 for r in scale if r["verb"] == "DEL" and lvl <= r["pods_before"] < lvl + win]
-                res[f"add_{lvl}"] = median(add)
+                res[f"add_{lvl}"] = summary(add)
                 self.w(f"| {lvl} | {_ms(add)} | {_ms(dele)} |")
             self.w()
             mem = self.ctx.memory
@@ -251,8 +274,13 @@ class Report:
 
     # -- plots --------------------------------------------------------------
 
+    def _plotdir(self):
+        d = os.path.join(self.ctx.out, "plotdata")
+        os.makedirs(d, exist_ok=True)
+        return d
+
     def _gnuplot(self, name, script):
-        path = os.path.join(self.ctx.out, f"{name}.gp")
+        path = os.path.join(self._plotdir(), f"{name}.gp")
         with open(path, "w") as f:
             f.write(f"set terminal pngcairo noenhanced size 900,520 font 'sans,10'\n"
                     f"set output '{os.path.join(self.ctx.out, name + '.png')}'\n" + script)
@@ -261,7 +289,7 @@ class Report:
             log(f"gnuplot {name} failed: {proc.stderr.strip()[:500]}")
 
     def _dat(self, name, lines):
-        path = os.path.join(self.ctx.out, f"{name}.dat")
+        path = os.path.join(self._plotdir(), f"{name}.dat")
         with open(path, "w") as f:
             f.write("\n".join(lines) + "\n")
         return path
@@ -343,6 +371,13 @@ set logscale y
 set grid
 plot '{add}' using 1:2 with points pt 7 ps 0.4 title 'ADD', '{dele}' using 1:2 with points pt 7 ps 0.4 title 'DEL'
 """)
+
+
+def _rr(a):
+    if not a or not _finite(a["ratio"]):
+        return "n/a"
+    lo, hi = a["ratio_range"]
+    return f"{a['ratio']:.3f} ({lo:.2f}-{hi:.2f})"
 
 
 def _cpu(a):

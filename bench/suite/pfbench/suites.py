@@ -121,9 +121,18 @@ def testrun(ctx):
         return
     with open(os.path.join(ctx.out, "testrun.csv"), "w") as f:
         f.write(out)
-    lines = [l for l in out.splitlines() if l.strip() and not l.startswith("#")]
-    if len(lines) < 2:
+    parse_testrun(ctx)
+    if not ctx.rows["testrun"]:
         ctx.missing.append("testrun: no CSV rows")
+
+
+def parse_testrun(ctx):
+    path = os.path.join(ctx.out, "testrun.csv")
+    if not os.path.exists(path):
+        return
+    with open(path) as f:
+        lines = [l for l in f.read().splitlines() if l.strip() and not l.startswith("#")]
+    if len(lines) < 2:
         return
     header = [h.strip() for h in lines[0].split(",")]
     for line in lines[1:]:

@@ -1,0 +1,1 @@
+"""podfence benchmark suite driver (see ../PERFORMANCE.md). Run via ../run.sh."""
