@@ -36,12 +36,12 @@ static __always_inline __u16 pf_policy_dport(const struct pf_pkt *p)
  *      An expired entry counts as absent (overwritten or deleted below).
  *   2. New flow in direction `dir`: admitted -> record it (a full table still
  *      allows), count a hit for the admitting rule, ALLOW; else DROP.
- * A missing trie for an active pod fails closed. */
+ * A missing policy map for an active pod fails closed (the policy decision
+ * denies; a stale entry is then deleted like any flow the policy refuses). */
 static __always_inline int pf_decide(__u32 slot, __u8 dir, __u32 rev, const struct pf_pkt *p)
 {
 	struct pf_ct_key key;
 	struct pf_ct_val *ct;
-	void *trie = NULL;
 	__u32 rule = PF_RULE_DEFAULT;
 	__u64 now = bpf_ktime_get_coarse_ns();
 	int stale = 0;
@@ -57,10 +57,7 @@ static __always_inline int pf_decide(__u32 slot, __u8 dir, __u32 rev, const stru
 		} else {
 			__u8 origin = ct->origin;
 
-			trie = pf_policy_trie(slot);
-			if (!trie)
-				return PF_VERDICT_DENY;
-			if (pf_policy_allows(trie, origin, key.family, key.peer_addr, key.proto,
+			if (pf_policy_allows(slot, origin, key.family, key.peer_addr, key.proto,
 					     pf_ct_origin_dport(&key, origin), &rule)) {
 				ct->rev = rev;
 				pf_ct_touch(ct, now, p->fin_rst);
@@ -70,11 +67,7 @@ static __always_inline int pf_decide(__u32 slot, __u8 dir, __u32 rev, const stru
 		}
 	}
 
-	if (!trie)
-		trie = pf_policy_trie(slot);
-	if (!trie)
-		return PF_VERDICT_DENY;
-	if (!pf_policy_allows(trie, dir, p->family, pf_peer_addr(p, dir), p->proto,
+	if (!pf_policy_allows(slot, dir, p->family, pf_peer_addr(p, dir), p->proto,
 			      pf_policy_dport(p), &rule)) {
 		if (stale)
 			bpf_map_delete_elem(&pf_conntrack, &key);

@@ -1,16 +1,24 @@
-// podfence_testrun_bench [rules...]: BPF_PROG_TEST_RUN ns/packet of the
-// datapath engine for policies of N rules (default 1 100 10000 100000), v4
-// and v6, tc and xdp, next to the seed article's single dport hash lookup.
-// Rules are distinct random CIDRs with one TCP port each (ingress).
-// Cases: new (allowed packet of a NEW flow: conntrack miss, two LPM lookups,
-// conntrack insert, rule hit), established (conntrack hit), denied (peer in a
-// rule's CIDR, wrong port: both lookups, then drop).
+// podfence_testrun_bench [--lengths L,L,...] [rules...]: BPF_PROG_TEST_RUN
+// ns/packet of the datapath engine for policies of N rules (default 1 100
+// 10000 100000), v4 and v6, tc and xdp, next to the seed article's single
+// dport hash lookup. Rules are distinct random CIDRs with one TCP port each
+// (ingress); their prefix lengths are random in v4 /20../32 and v6
+// /48../128, or drawn from --lengths (v4 lengths; v6 uses each + 96). The
+// engine's cost follows the number of DISTINCT lengths, so --lengths keeps
+// it fixed across rule counts.
+// Cases: new (allowed packet of a NEW flow: conntrack miss, the ADDR and PORT
+// longest-prefix matches, conntrack insert, rule hit), established
+// (conntrack hit), denied (peer in a rule's CIDR, wrong port: both matches,
+// then drop). Each match costs one LENS lookup plus one hash lookup per
+// distinct prefix length tried (ABI 2, bpf/podfence_abi.h).
 // The kernel times `repeat` runs of one packet; a new flow can run only once
 // (the next run is established), so new flows are timed one call each with
 // distinct source ports (median), and established is also reported timed
 // that way (established_1) to show what the single-run timing adds.
+// new: each flow to a random rule (its policy entries mostly cold in the
+// caches at 10k+ rules); new_same_rule: every flow to one rule (warm).
 // CSV on stdout: kind,prog,family,rules,case,value,detail (value: ns/packet,
-// or bytes for kind=memory: the trie's memlock from /proc/self/fdinfo).
+// or bytes for kind=memory: the policy map's memlock from /proc/self/fdinfo).
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <linux/pkt_cls.h>
@@ -76,8 +84,10 @@ struct Bench {
     }
 };
 
-// Distinct random CIDRs (v4 /20../32, v6 /48../128), one TCP port each.
-pol::Policy make_policy(std::mt19937_64& rng, std::uint8_t family, std::size_t n) {
+// Distinct random CIDRs (v4 /20../32, v6 /48../128, or `lengths`), one TCP
+// port each.
+pol::Policy make_policy(std::mt19937_64& rng, std::uint8_t family, std::size_t n,
+                        const std::vector<unsigned>& lengths) {
     pol::Policy p;
     p.isolate_ingress = true;
     std::set<std::pair<std::array<std::uint8_t, 16>, int>> seen;
@@ -85,10 +95,12 @@ pol::Policy make_policy(std::mt19937_64& rng, std::uint8_t family, std::size_t n
     std::uniform_int_distribution<unsigned> len(family == PF_FAMILY_V4 ? 20 : 48, bits);
     std::uniform_int_distribution<unsigned> byte(0, 255);
     std::uniform_int_distribution<unsigned> port(1024, 65535);
+    std::uniform_int_distribution<std::size_t> pick_len(0, lengths.empty() ? 0 : lengths.size() - 1);
     while (p.ingress.size() < n) {
         pol::Cidr c;
         c.family = family;
-        c.prefix_len = static_cast<std::uint8_t>(len(rng));
+        c.prefix_len = static_cast<std::uint8_t>(
+            lengths.empty() ? len(rng) : lengths[pick_len(rng)] + (family == PF_FAMILY_V4 ? 0 : 96));
         // 10.0.0.0/8 and fd00::/8 hold the rules; 11/8 and fe00::/8 stay free.
         c.addr[0] = family == PF_FAMILY_V4 ? 10 : 0xfd;
         for (unsigned i = 1; i < bits / 8; ++i) c.addr[i] = static_cast<std::uint8_t>(byte(rng));
@@ -113,6 +125,15 @@ long memlock_of(int fd) {
     while (std::getline(in, line))
         if (line.rfind("memlock:", 0) == 0) return std::stol(line.substr(8));
     return -1;
+}
+
+// How many prefix lengths the ADDR match may try (ingress bitmaps).
+unsigned addr_lengths(const std::vector<pol::TrieEntry>& entries) {
+    unsigned n = 0;
+    for (const auto& e : entries)
+        if (e.key.kind == PF_KIND_ADDR_LENS && e.key.dir == PF_DIR_INGRESS)
+            n += static_cast<unsigned>(__builtin_popcountll(pf_lens_get(&e.val)));
+    return n;
 }
 
 std::uint32_t median(std::vector<std::uint32_t> v) {
@@ -146,22 +167,25 @@ Frame packet(std::uint8_t family, const pol::Rule& r, std::uint16_t sport, bool 
     return f;
 }
 
-void measure(Bench& b, std::mt19937_64& rng, std::uint8_t family, std::size_t n) {
+void measure(Bench& b, std::mt19937_64& rng, std::uint8_t family, std::size_t n, const std::vector<unsigned>& lengths) {
     const char* fam = family == PF_FAMILY_V4 ? "v4" : "v6";
-    pol::Policy p = make_policy(rng, family, n);
+    pol::Policy p = make_policy(rng, family, n, lengths);
     std::vector<pol::TrieEntry> entries = pol::compile(p);
 
+    // Sized as PolicyStore::replace sizes a pod's map.
     LIBBPF_OPTS(bpf_map_create_opts, opts, .map_flags = BPF_F_NO_PREALLOC);
-    podfence::UniqueFd trie(bpf_map_create(BPF_MAP_TYPE_LPM_TRIE, "pf_bench", sizeof(pf_lpm_key), sizeof(pf_lpm_val),
-                                           PF_POLICY_MAX_ENTRIES, &opts));
-    if (!trie) die("bpf_map_create(LPM trie)");
+    const auto max = static_cast<std::uint32_t>(std::max<std::size_t>(2 * entries.size(), 1));
+    podfence::UniqueFd trie(
+        bpf_map_create(BPF_MAP_TYPE_HASH, "pf_bench", sizeof(pf_lpm_key), sizeof(pf_lpm_val), max, &opts));
+    if (!trie) die("bpf_map_create(policy hash)");
     for (const auto& e : entries)
-        if (bpf_map_update_elem(trie.get(), &e.key, &e.val, BPF_ANY)) die("bpf_map_update_elem(trie)");
+        if (bpf_map_update_elem(trie.get(), &e.key, &e.val, BPF_ANY)) die("bpf_map_update_elem(policy)");
     std::uint32_t outer = static_cast<std::uint32_t>(trie.get());
     if (bpf_map_update_elem(b.fd.policy, &kSlot, &outer, BPF_ANY)) die("bpf_map_update_elem(pf_policy)");
     pf_pod pod{static_cast<std::uint32_t>(n), PF_POD_ACTIVE};
     if (bpf_map_update_elem(b.fd.pods, &kSlot, &pod, BPF_ANY)) die("bpf_map_update_elem(pf_pods)");
-    std::printf("memory,trie,%s,%zu,memlock_bytes,%ld,%zu LPM entries\n", fam, n, memlock_of(trie.get()), entries.size());
+    std::printf("memory,policy,%s,%zu,memlock_bytes,%ld,%zu entries %u distinct ADDR lengths\n", fam, n,
+                memlock_of(trie.get()), entries.size(), addr_lengths(entries));
 
     std::uniform_int_distribution<std::size_t> pick(0, n - 1);
     for (int prog : {b.fd.tc, b.fd.xdp}) {
@@ -181,6 +205,19 @@ void measure(Bench& b, std::mt19937_64& rng, std::uint8_t family, std::size_t n)
         }
         std::printf("datapath,%s,%s,%zu,new,%u,median of %d single runs\n", pname, fam, n, median(fresh), kNewFlows);
         std::printf("datapath,%s,%s,%zu,established_1,%u,median of %d single runs\n", pname, fam, n, median(est1),
+                    kNewFlows);
+
+        // (a') new flows, all to one rule: the same lookups with warm caches.
+        b.clear_conntrack();
+        std::vector<std::uint32_t> same;
+        const pol::Rule& one = p.ingress[pick(rng)];
+        for (int i = 0; i < kNewFlows; ++i) {
+            auto frame = pftest::build(packet(family, one, static_cast<std::uint16_t>(1024 + i), true));
+            int rc = 0;
+            same.push_back(b.run(prog, frame, 1, &rc));
+            if (rc != allow) throw std::runtime_error("new flow not allowed");
+        }
+        std::printf("datapath,%s,%s,%zu,new_same_rule,%u,median of %d single runs\n", pname, fam, n, median(same),
                     kNewFlows);
 
         // (b) established flow, (c) denied packet: kernel-timed loops.
@@ -223,14 +260,27 @@ void measure_article(Bench& b, std::mt19937_64& rng, std::size_t n) {
 
 int main(int argc, char** argv) try {
     std::vector<std::size_t> sizes;
-    for (int i = 1; i < argc; ++i) sizes.push_back(std::strtoul(argv[i], nullptr, 10));
+    std::vector<unsigned> lengths;
+    for (int i = 1; i < argc; ++i) {
+        if (std::string(argv[i]) == "--lengths" && i + 1 < argc) {
+            for (const char* c = argv[++i]; *c;) {
+                char* end = nullptr;
+                const unsigned long l = std::strtoul(c, &end, 10);
+                if (end == c || l > 32) throw std::runtime_error("--lengths: v4 prefix lengths 0..32, comma separated");
+                lengths.push_back(static_cast<unsigned>(l));
+                c = *end == ',' ? end + 1 : end;
+            }
+            continue;
+        }
+        sizes.push_back(std::strtoul(argv[i], nullptr, 10));
+    }
     if (sizes.empty()) sizes = {1, 100, 10000, 100000};
     Bench b;
     std::mt19937_64 rng(42);
     std::printf("kind,prog,family,rules,case,value,detail\n");
     for (std::size_t n : sizes) {
         measure_article(b, rng, n);
-        for (std::uint8_t fam : {std::uint8_t{PF_FAMILY_V4}, std::uint8_t{PF_FAMILY_V6}}) measure(b, rng, fam, n);
+        for (std::uint8_t fam : {std::uint8_t{PF_FAMILY_V4}, std::uint8_t{PF_FAMILY_V6}}) measure(b, rng, fam, n, lengths);
         std::fflush(stdout);
     }
     return 0;

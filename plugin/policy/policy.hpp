@@ -64,7 +64,7 @@ struct Policy {
 
 // parse_policy() refuses a policy with more rules + peers + except blocks +
 // port entries than this: it bounds compile time and memory for one pod.
-inline constexpr std::size_t kMaxPolicyItems = 200000;
+inline constexpr std::size_t kMaxPolicyItems = 500000;
 
 // Default for pods without the annotation (netconf `defaultPolicy`).
 enum class DefaultAction { Allow, Deny };

@@ -272,7 +272,8 @@ TEST_CASE("parse: the total item limit names the field that crosses it") {
     json += "]}]}";
     const std::string msg = error_of(json);
     CHECK(msg == "podfence.io/policy: ingress[0].ports[" + std::to_string(kMaxPolicyItems - 1) +
-                     "]: policy has more than 200000 rules, peers, except blocks and ports in total");
+                     "]: policy has more than " + std::to_string(kMaxPolicyItems) +
+                     " rules, peers, except blocks and ports in total");
 
     // Exactly at the limit is fine.
     std::string ok = R"({"ingress": [{"ports": [)";

@@ -4,7 +4,7 @@ from the node's network namespace."""
 import json
 import os
 
-from .util import BenchError, run, timed_run
+from .util import BenchError, timed_run
 
 CNI_VERSION = "1.1.0"
 POLICY_ANNOTATION = "podfence.io/policy"

@@ -1,12 +1,11 @@
 """The four parts of the suite. Each appends plain dict rows to ctx.rows[<part>]."""
 import json
 import os
-import shutil
 import time
 
 from . import cni, filters, rules as R, traffic
 from .topo import Topology
-from .util import BenchError, ip_batch, log, median, run
+from .util import BenchError, ip_batch, log, run
 
 MATRIX_CONFIGS = [
     "article-tc", "article-xdp-generic", "article-xdp-native",

@@ -25,7 +25,7 @@ import os
 import time
 
 from .rules import ALLOWED_PORT, DENIED_PORT
-from .topo import HOST_IF, HOST_MAC, HOST_V4, HOST_V6, IPERF_PORT, POD_IF, POD_MAC, POD_V4, POD_V6
+from .topo import HOST_MAC, HOST_V4, HOST_V6, IPERF_PORT, POD_IF, POD_MAC, POD_V4, POD_V6
 from .util import run
 
 SENDER_CPU = (os.cpu_count() or 1) - 1

@@ -22,12 +22,13 @@
 
 #ifndef BPF_TCX_INGRESS
 #define BPF_TCX_INGRESS 46
-#define BPF_TCX_EGRESS 47
+#define BPF_TCX_EGRESS	47
 #endif
 
 static void fail(const char *call, const char *on, int err)
 {
-	fprintf(stderr, "pfb_attach: %s on %s failed: %s\n", call, on, strerror(err < 0 ? -err : err));
+	fprintf(stderr, "pfb_attach: %s on %s failed: %s\n", call, on,
+		strerror(err < 0 ? -err : err));
 	exit(1);
 }
 
@@ -55,9 +56,8 @@ static void fill_ports(struct bpf_object *obj, const char *path)
 int main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
-		{ "obj", 1, 0, 'o' },        { "ifname", 1, 0, 'i' },
-		{ "hook", 1, 0, 'h' },       { "ports-file", 1, 0, 'p' },
-		{ "pin-dir", 1, 0, 'd' },    { 0, 0, 0, 0 },
+		{"obj", 1, 0, 'o'},	   {"ifname", 1, 0, 'i'},  {"hook", 1, 0, 'h'},
+		{"ports-file", 1, 0, 'p'}, {"pin-dir", 1, 0, 'd'}, {0, 0, 0, 0},
 	};
 	const char *obj_path = NULL, *ifname = NULL, *hook = NULL, *ports = NULL, *pin_dir = NULL;
 	struct bpf_object *obj;
@@ -68,16 +68,28 @@ int main(int argc, char **argv)
 
 	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
 		switch (c) {
-		case 'o': obj_path = optarg; break;
-		case 'i': ifname = optarg; break;
-		case 'h': hook = optarg; break;
-		case 'p': ports = optarg; break;
-		case 'd': pin_dir = optarg; break;
-		default: return 2;
+		case 'o':
+			obj_path = optarg;
+			break;
+		case 'i':
+			ifname = optarg;
+			break;
+		case 'h':
+			hook = optarg;
+			break;
+		case 'p':
+			ports = optarg;
+			break;
+		case 'd':
+			pin_dir = optarg;
+			break;
+		default:
+			return 2;
 		}
 	}
 	if (!obj_path || !ifname || !hook || !ports) {
-		fprintf(stderr, "usage: pfb_attach --obj F --ifname IF --hook H --ports-file F [--pin-dir D]\n");
+		fprintf(stderr, "usage: pfb_attach --obj F --ifname IF --hook H --ports-file F "
+				"[--pin-dir D]\n");
 		return 2;
 	}
 	ifindex = if_nametoindex(ifname);

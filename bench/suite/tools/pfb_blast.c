@@ -80,8 +80,8 @@ static void usage(void)
 
 static void parse_mac(const char *s, unsigned char *mac)
 {
-	if (sscanf(s, "%hhx:%hhx:%hhx:%hhx:%hhx:%hhx", &mac[0], &mac[1],
-		   &mac[2], &mac[3], &mac[4], &mac[5]) != 6) {
+	if (sscanf(s, "%hhx:%hhx:%hhx:%hhx:%hhx:%hhx", &mac[0], &mac[1], &mac[2], &mac[3], &mac[4],
+		   &mac[5]) != 6) {
 		fprintf(stderr, "pfb_blast: bad MAC %s\n", s);
 		exit(2);
 	}
@@ -178,14 +178,14 @@ static uint64_t now_ns(void)
 /* Machine-wide busy nanoseconds from the "cpu" line of /proc/stat. */
 static uint64_t read_cpu_busy(void)
 {
-	unsigned long long v[8] = { 0 };
+	unsigned long long v[8] = {0};
 	long hz = sysconf(_SC_CLK_TCK);
 	FILE *f = fopen("/proc/stat", "r");
 
 	if (!f)
 		die("open /proc/stat");
-	if (fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1],
-		   &v[2], &v[3], &v[4], &v[5], &v[6]) != 7)
+	if (fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3], &v[4],
+		   &v[5], &v[6]) != 7)
 		die("parse /proc/stat");
 	fclose(f);
 	/* user nice system [idle] [iowait] irq softirq */
@@ -298,13 +298,11 @@ static unsigned long long read_in_segs(int fd)
 static void parse_args(int argc, char **argv, struct opts *o)
 {
 	static const struct option longopts[] = {
-		{ "ifname", 1, 0, 'i' },   { "src-mac", 1, 0, 'm' },
-		{ "dst-mac", 1, 0, 'M' },  { "src", 1, 0, 's' },
-		{ "dst", 1, 0, 'd' },      { "dport", 1, 0, 'p' },
-		{ "sport", 1, 0, 'P' },    { "flows", 1, 0, 'f' },
-		{ "count", 1, 0, 'c' },    { "duration", 1, 0, 't' },
-		{ "batch", 1, 0, 'b' },    { "cpu", 1, 0, 'C' },
-		{ "rx-netns", 1, 0, 'r' }, { 0, 0, 0, 0 },
+		{"ifname", 1, 0, 'i'},	 {"src-mac", 1, 0, 'm'}, {"dst-mac", 1, 0, 'M'},
+		{"src", 1, 0, 's'},	 {"dst", 1, 0, 'd'},	 {"dport", 1, 0, 'p'},
+		{"sport", 1, 0, 'P'},	 {"flows", 1, 0, 'f'},	 {"count", 1, 0, 'c'},
+		{"duration", 1, 0, 't'}, {"batch", 1, 0, 'b'},	 {"cpu", 1, 0, 'C'},
+		{"rx-netns", 1, 0, 'r'}, {0, 0, 0, 0},
 	};
 	int c, fs = 0, fd = 0;
 	bool have_src_mac = false, have_dst_mac = false;
@@ -318,25 +316,53 @@ static void parse_args(int argc, char **argv, struct opts *o)
 	o->cpu = -1;
 	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
 		switch (c) {
-		case 'i': o->ifname = optarg; break;
-		case 'm': parse_mac(optarg, o->src_mac); have_src_mac = true; break;
-		case 'M': parse_mac(optarg, o->dst_mac); have_dst_mac = true; break;
-		case 's': fs = parse_ip(optarg, &o->src4, &o->src6); break;
-		case 'd': fd = parse_ip(optarg, &o->dst4, &o->dst6); break;
-		case 'p': o->dport = strtoul(optarg, NULL, 0); break;
-		case 'P': o->sport = strtoul(optarg, NULL, 0); break;
-		case 'f': o->flows = strtoul(optarg, NULL, 0); break;
-		case 'c': o->count = strtoull(optarg, NULL, 0); break;
-		case 't': o->duration = strtod(optarg, NULL); break;
-		case 'b': o->batch = strtoul(optarg, NULL, 0); break;
-		case 'C': o->cpu = atoi(optarg); break;
-		case 'r': o->rx_netns = optarg; break;
-		default: usage();
+		case 'i':
+			o->ifname = optarg;
+			break;
+		case 'm':
+			parse_mac(optarg, o->src_mac);
+			have_src_mac = true;
+			break;
+		case 'M':
+			parse_mac(optarg, o->dst_mac);
+			have_dst_mac = true;
+			break;
+		case 's':
+			fs = parse_ip(optarg, &o->src4, &o->src6);
+			break;
+		case 'd':
+			fd = parse_ip(optarg, &o->dst4, &o->dst6);
+			break;
+		case 'p':
+			o->dport = strtoul(optarg, NULL, 0);
+			break;
+		case 'P':
+			o->sport = strtoul(optarg, NULL, 0);
+			break;
+		case 'f':
+			o->flows = strtoul(optarg, NULL, 0);
+			break;
+		case 'c':
+			o->count = strtoull(optarg, NULL, 0);
+			break;
+		case 't':
+			o->duration = strtod(optarg, NULL);
+			break;
+		case 'b':
+			o->batch = strtoul(optarg, NULL, 0);
+			break;
+		case 'C':
+			o->cpu = atoi(optarg);
+			break;
+		case 'r':
+			o->rx_netns = optarg;
+			break;
+		default:
+			usage();
 		}
 	}
-	if (!o->ifname || !have_src_mac || !have_dst_mac || !fs || fs != fd ||
-	    !o->dport || o->dport > 65535 || !o->flows || !o->batch ||
-	    o->batch > MAX_BATCH || o->duration <= 0)
+	if (!o->ifname || !have_src_mac || !have_dst_mac || !fs || fs != fd || !o->dport ||
+	    o->dport > 65535 || !o->flows || !o->batch || o->batch > MAX_BATCH || o->duration <= 0)
 		usage();
 	o->family = fs;
 }
@@ -346,7 +372,7 @@ int main(int argc, char **argv)
 	static uint8_t frames[MAX_BATCH][FRAME_MAX];
 	static struct mmsghdr msgs[MAX_BATCH];
 	static struct iovec iovs[MAX_BATCH];
-	struct sockaddr_ll sll = { 0 };
+	struct sockaddr_ll sll = {0};
 	uint64_t cpu_total0, cpu_task0, cpu_total1, cpu_task1, start, deadline, end;
 	unsigned long long sent = 0, errors = 0, rx0 = 0, rx1 = 0;
 	unsigned next_flow = 0;
@@ -424,8 +450,7 @@ int main(int argc, char **argv)
 	cpu_task1 = read_task_cpu(ksoftirqd);
 	cpu_total1 = read_cpu_busy();
 	printf("%llu,%llu,%llu,%llu,%llu,%llu\n", sent, rx1 - rx0,
-	       (unsigned long long)(end - start),
-	       (unsigned long long)(cpu_total1 - cpu_total0),
+	       (unsigned long long)(end - start), (unsigned long long)(cpu_total1 - cpu_total0),
 	       (unsigned long long)(cpu_task1 - cpu_task0), errors);
 	return 0;
 }
