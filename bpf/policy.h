@@ -20,13 +20,12 @@
 /* Valid bits of the LENS words: v4 lengths 0..32; v6 word 2 holds only 128;
  * port-key lengths 0 (any) and 8..24. Anything else is ignored, so a
  * corrupt bitmap cannot make a mask shift out of range. */
-#define PF_LENS_V4_BITS 0x1ffffffffull
+#define PF_LENS_V4_BITS	     0x1ffffffffull
 #define PF_LENS_V6_LAST_BITS 0x1ull
-#define PF_LENS_PORT_BITS 0x1ffff01ull
+#define PF_LENS_PORT_BITS    0x1ffff01ull
 
-/* The helpers below that the walks run per length are branch-free: a
- * branch on a length would make the verifier track each length as its own
- * path through every loop iteration (it ran out of its 1M instructions). */
+/* The helpers the walks run per length are branch-free, so each loop
+ * iteration is one path for the verifier, not one per length value. */
 
 /* Index of the highest set bit of x != 0: smear it down, count the ones
  * (BPF has no clz). */
@@ -58,7 +57,7 @@ static __always_inline __u32 pf_addr_word_mask(__u32 len, __u32 word)
 {
 	__s64 n = (__s64)len - 32 * word;
 
-	n &= ~(n >> 63);		  /* max(n, 0) */
+	n &= ~(n >> 63);			/* max(n, 0) */
 	n = 32 + ((n - 32) & ((n - 32) >> 63)); /* min(n, 32) */
 	return bpf_htonl(pf_top_bits32((__u32)n));
 }
@@ -139,26 +138,22 @@ static __always_inline __u32 pf_addr_match(void *map, struct pf_lpm_key *k, __u8
 					   const __u32 *a)
 {
 	__u32 set = PF_SET_NONE;
+	__u64 lens;
 
 	if (family == PF_FAMILY_V4) {
-		__u64 lens = pf_lens(map, k, PF_KIND_ADDR_LENS, dir, family, 0,
-				     PF_ADDR_LENS_PREFIXLEN, 0);
-
+		lens = pf_lens(map, k, PF_KIND_ADDR_LENS, dir, family, 0, PF_ADDR_LENS_PREFIXLEN,
+			       0);
 		pf_addr_walk(map, k, dir, family, a, lens & PF_LENS_V4_BITS, 0, 33, &set);
 		return set;
 	}
-	if (pf_addr_walk(map, k, dir, family, a,
-			 pf_lens(map, k, PF_KIND_ADDR_LENS, dir, family, 0, PF_ADDR_LENS_PREFIXLEN, 2) &
-				 PF_LENS_V6_LAST_BITS,
-			 128, 1, &set))
+	lens = pf_lens(map, k, PF_KIND_ADDR_LENS, dir, family, 0, PF_ADDR_LENS_PREFIXLEN, 2);
+	if (pf_addr_walk(map, k, dir, family, a, lens & PF_LENS_V6_LAST_BITS, 128, 1, &set))
 		return set;
-	if (pf_addr_walk(map, k, dir, family, a,
-			 pf_lens(map, k, PF_KIND_ADDR_LENS, dir, family, 0, PF_ADDR_LENS_PREFIXLEN, 1),
-			 64, 64, &set))
+	lens = pf_lens(map, k, PF_KIND_ADDR_LENS, dir, family, 0, PF_ADDR_LENS_PREFIXLEN, 1);
+	if (pf_addr_walk(map, k, dir, family, a, lens, 64, 64, &set))
 		return set;
-	pf_addr_walk(map, k, dir, family, a,
-		     pf_lens(map, k, PF_KIND_ADDR_LENS, dir, family, 0, PF_ADDR_LENS_PREFIXLEN, 0), 0,
-		     64, &set);
+	lens = pf_lens(map, k, PF_KIND_ADDR_LENS, dir, family, 0, PF_ADDR_LENS_PREFIXLEN, 0);
+	pf_addr_walk(map, k, dir, family, a, lens, 0, 64, &set);
 	return set;
 }
 
