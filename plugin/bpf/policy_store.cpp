@@ -91,37 +91,49 @@ void fill(int fd, std::uint32_t slot, const std::vector<TrieEntry>& entries) {
     }
 }
 
+// One BPF_MAP_LOOKUP_BATCH instead of a lookup per slot: ADD reads every
+// slot twice (free slot, next revision) and per-slot syscalls dominated its cost.
 std::vector<pf_pod> read_pods(int pods_fd) {
     std::vector<pf_pod> pods(PF_MAX_SLOTS);
-    for (std::uint32_t s = 0; s < PF_MAX_SLOTS; ++s) {
-        if (bpf_map_lookup_elem(pods_fd, &s, &pods[s]) != 0)
-            throw Error(Code::MapSeed,
-                        failed("bpf_map_lookup_elem", "pf_pods[" + std::to_string(s) + "]", errno));
-    }
+    std::vector<std::uint32_t> keys(PF_MAX_SLOTS);
+    std::uint32_t out_batch = 0;
+    std::uint32_t count = PF_MAX_SLOTS;
+    LIBBPF_OPTS(bpf_map_batch_opts, opts);
+    int err = bpf_map_lookup_batch(pods_fd, nullptr, &out_batch, keys.data(), pods.data(), &count, &opts);
+    if ((err != 0 && errno != ENOENT) || count != PF_MAX_SLOTS)
+        throw Error(Code::MapSeed, failed("bpf_map_lookup_batch", "pf_pods", errno));
     return pods;
 }
 
-// Keys of a hash map whose key starts with a u32 slot equal to `slot`.
-// Collected first, deleted after: deleting while walking restarts the walk.
+// Keys of a hash map whose key starts with a u32 slot equal to `slot`, read in
+// batches (a busy node's conntrack holds up to PF_CT_MAX_ENTRIES entries, a
+// syscall per key would make DEL slow), then deleted in one batch.
 template <typename Key>
-void delete_slot_keys(int fd, std::uint32_t slot, std::uint32_t max_entries, const char* map) {
+void delete_slot_keys(int fd, std::uint32_t slot, std::size_t value_size, const char* map) {
     static_assert(offsetof(Key, slot) == 0);
-    std::vector<Key> doomed;
-    Key cur{}, next{};
-    const Key* prev = nullptr;
-    // Bounded: a concurrently changing LRU map may restart the walk.
-    for (std::uint64_t n = 0; n < 2ull * max_entries; ++n) {
-        if (bpf_map_get_next_key(fd, prev, &next) != 0) {
-            if (errno == ENOENT) break;
-            throw Error(Code::MapSeed, failed("bpf_map_get_next_key", map, errno));
-        }
-        if (next.slot == slot) doomed.push_back(next);
-        cur = next;
-        prev = &cur;
+    constexpr std::uint32_t kChunk = 4096;
+    std::vector<Key> keys(kChunk), doomed;
+    std::vector<std::uint8_t> values(kChunk * value_size);
+    std::uint32_t batch[2] = {0, 0};
+    const std::uint32_t* in = nullptr;
+    LIBBPF_OPTS(bpf_map_batch_opts, opts);
+    for (int i = 0;; i ^= 1) {
+        std::uint32_t count = kChunk;
+        int err = bpf_map_lookup_batch(fd, const_cast<std::uint32_t*>(in), &batch[i], keys.data(), values.data(),
+                                       &count, &opts);
+        if (err != 0 && errno != ENOENT) throw Error(Code::MapSeed, failed("bpf_map_lookup_batch", map, errno));
+        for (std::uint32_t k = 0; k < count; ++k)
+            if (keys[k].slot == slot) doomed.push_back(keys[k]);
+        if (err != 0) break; // ENOENT: that was the last batch
+        in = &batch[i];
     }
-    for (const Key& k : doomed) {
-        if (bpf_map_delete_elem(fd, &k) != 0 && errno != ENOENT)
-            throw Error(Code::MapSeed, failed("bpf_map_delete_elem", map, errno));
+    if (doomed.empty()) return;
+    auto n = static_cast<std::uint32_t>(doomed.size());
+    // Entries may expire (LRU) between the walk and here: ENOENT is fine.
+    if (bpf_map_delete_batch(fd, doomed.data(), &n, &opts) != 0 && errno != ENOENT) {
+        for (const Key& k : doomed)
+            if (bpf_map_delete_elem(fd, &k) != 0 && errno != ENOENT)
+                throw Error(Code::MapSeed, failed("bpf_map_delete_elem", map, errno));
     }
 }
 
@@ -223,8 +235,10 @@ void PolicyStore::clear(std::uint32_t slot) {
             throw Error(Code::MapSeed,
                         failed("bpf_map_update_elem", "pf_counters[" + std::to_string(idx) + "]", errno));
     }
-    delete_slot_keys<pf_rule_key>(dp_.rule_hits_map(), slot, PF_RULE_HITS_MAX_ENTRIES, "pf_rule_hits");
-    delete_slot_keys<pf_ct_key>(dp_.conntrack_map(), slot, PF_CT_MAX_ENTRIES, "pf_conntrack");
+    // Per-CPU values come as one 8-byte-aligned slot per possible CPU.
+    delete_slot_keys<pf_rule_key>(dp_.rule_hits_map(), slot, sizeof(std::uint64_t) * static_cast<std::size_t>(ncpu),
+                                  "pf_rule_hits");
+    delete_slot_keys<pf_ct_key>(dp_.conntrack_map(), slot, sizeof(pf_ct_val), "pf_conntrack");
 }
 
 std::uint32_t PolicyStore::allocate_slot() const {
