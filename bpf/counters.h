@@ -29,7 +29,7 @@ static __always_inline void pf_count_packet(__u32 slot, __u32 dir, int verdict, 
 /* One more NEW flow admitted by `rule`: lookup, else insert 1. */
 static __always_inline void pf_count_rule_hit(__u32 slot, __u32 dir, __u32 rule)
 {
-	struct pf_rule_key k = { .slot = slot, .dir = dir, .rule = rule };
+	struct pf_rule_key k = {.slot = slot, .dir = dir, .rule = rule};
 	__u64 one = 1, *v;
 
 	v = bpf_map_lookup_elem(&pf_rule_hits, &k);

@@ -63,7 +63,7 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, PF_MAX_SLOTS * PF_NUM_DIRS);
+	__uint(max_entries, PF_MAX_SLOTS *PF_NUM_DIRS);
 	__type(key, __u32);
 	__type(value, struct pf_counter);
 } pf_counters SEC(".maps");

@@ -22,27 +22,27 @@
 /* Parse outcomes. OK: an IP packet the policy judges. NOT_IP: non-IP frame
  * (ARP, ...). NEIGH: ICMPv6 neighbour/router discovery. Both of these pass
  * without policy or conntrack. BAD: truncated or malformed, dropped. */
-#define PF_PARSE_OK 0
+#define PF_PARSE_OK	0
 #define PF_PARSE_NOT_IP 1
-#define PF_PARSE_NEIGH 2
-#define PF_PARSE_BAD 3
+#define PF_PARSE_NEIGH	2
+#define PF_PARSE_BAD	3
 
 /* IPv6 extension headers walked before giving up (fail closed). */
 #define PF_IPV6_EXT_MAX 6
 
-#define PF_IPPROTO_ICMPV6 58
-#define PF_IPPROTO_SCTP 132
-#define PF_IPPROTO_HOPOPTS 0
-#define PF_IPPROTO_ROUTING 43
+#define PF_IPPROTO_ICMPV6   58
+#define PF_IPPROTO_SCTP	    132
+#define PF_IPPROTO_HOPOPTS  0
+#define PF_IPPROTO_ROUTING  43
 #define PF_IPPROTO_FRAGMENT 44
-#define PF_IPPROTO_DSTOPTS 60
+#define PF_IPPROTO_DSTOPTS  60
 
-#define PF_ICMP_ECHOREPLY 0
-#define PF_ICMP_ECHO 8
+#define PF_ICMP_ECHOREPLY      0
+#define PF_ICMP_ECHO	       8
 #define PF_ICMPV6_ECHO_REQUEST 128
-#define PF_ICMPV6_ECHO_REPLY 129
-#define PF_ICMPV6_ND_FIRST 133 /* router solicitation */
-#define PF_ICMPV6_ND_LAST 137  /* redirect */
+#define PF_ICMPV6_ECHO_REPLY   129
+#define PF_ICMPV6_ND_FIRST     133 /* router solicitation */
+#define PF_ICMPV6_ND_LAST      137 /* redirect */
 
 struct pf_cursor {
 	void *pos;
@@ -270,7 +270,7 @@ static __always_inline int pf_parse_l4(struct pf_cursor *c, void *data_end, stru
 /* Whole frame: Ethernet, IPv4/IPv6, upper layer. */
 static __always_inline int pf_parse_frame(void *data, void *data_end, struct pf_pkt *p)
 {
-	struct pf_cursor c = { .pos = data };
+	struct pf_cursor c = {.pos = data};
 	__be16 h_proto;
 	int rc;
 

@@ -33,9 +33,9 @@ int pf_tc(struct __sk_buff *skb)
 		bpf_skb_pull_data(skb, skb->len < PF_TC_PULL_LEN ? skb->len : PF_TC_PULL_LEN);
 
 	return pf_engine((void *)(long)skb->data, (void *)(long)skb->data_end, skb->len) ==
-			       PF_VERDICT_ALLOW ?
-		       TCX_NEXT :
-		       TC_ACT_SHOT;
+			       PF_VERDICT_ALLOW
+		       ? TCX_NEXT
+		       : TC_ACT_SHOT;
 }
 
 SEC("xdp")

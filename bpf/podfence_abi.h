@@ -28,21 +28,21 @@ typedef __u64 pf_u64;
 #define PF_ABI_VERSION 2
 
 /* ---- sizes --------------------------------------------------------------- */
-#define PF_MAX_SLOTS 4096          /* attachments (pod interfaces) per node */
-#define PF_POLICY_MAX_ENTRIES 2097152 /* entries per pod policy (compiler's cap) */
-#define PF_CT_MAX_ENTRIES 131072   /* node-wide LRU conntrack */
+#define PF_MAX_SLOTS		 4096	 /* attachments (pod interfaces) per node */
+#define PF_POLICY_MAX_ENTRIES	 2097152 /* entries per pod policy (compiler's cap) */
+#define PF_CT_MAX_ENTRIES	 131072	 /* node-wide LRU conntrack */
 #define PF_RULE_HITS_MAX_ENTRIES 65536
-#define PF_EVENTS_RING_BYTES (256 * 1024)
+#define PF_EVENTS_RING_BYTES	 (256 * 1024)
 
 /* ---- directions, families, verdicts --------------------------------------- */
 #define PF_DIR_INGRESS 0
-#define PF_DIR_EGRESS 1
-#define PF_NUM_DIRS 2
+#define PF_DIR_EGRESS  1
+#define PF_NUM_DIRS    2
 
 #define PF_FAMILY_V4 4
 #define PF_FAMILY_V6 6
 
-#define PF_VERDICT_DENY 0
+#define PF_VERDICT_DENY	 0
 #define PF_VERDICT_ALLOW 1
 
 /* ---- per-pod policy: one hash map per slot (inner map of pf_policy) -------
@@ -93,18 +93,18 @@ typedef __u64 pf_u64;
  * looked up with port 0, which no port rule can name (ports are 1..65535).
  * The names pf_lpm_key/pf_lpm_val are kept from ABI 1: same layout.
  */
-#define PF_KIND_ADDR 1
-#define PF_KIND_PORT 2
-#define PF_KIND_ADDR_LENS 3
-#define PF_KIND_PORT_LENS 4
-#define PF_LPM_HDR_BITS 64
-#define PF_PORT_KEY_BITS 24 /* protocol (8) + port (16) */
+#define PF_KIND_ADDR	       1
+#define PF_KIND_PORT	       2
+#define PF_KIND_ADDR_LENS      3
+#define PF_KIND_PORT_LENS      4
+#define PF_LPM_HDR_BITS	       64
+#define PF_PORT_KEY_BITS       24 /* protocol (8) + port (16) */
 #define PF_ADDR_LENS_PREFIXLEN (PF_LPM_HDR_BITS + 8)
 #define PF_PORT_LENS_PREFIXLEN PF_LPM_HDR_BITS
-#define PF_ADDR_LENS_WORDS_V4 1
-#define PF_ADDR_LENS_WORDS_V6 3
-#define PF_SET_NONE 0
-#define PF_RULE_DEFAULT 0xffffffffu
+#define PF_ADDR_LENS_WORDS_V4  1
+#define PF_ADDR_LENS_WORDS_V6  3
+#define PF_SET_NONE	       0
+#define PF_RULE_DEFAULT	       0xffffffffu
 
 struct pf_lpm_key {
 	pf_u32 prefixlen;
@@ -121,7 +121,8 @@ struct pf_lpm_key {
  * fields, not a u64, so the value keeps its 4-byte alignment and layout). */
 struct pf_lpm_val {
 	pf_u32 set;  /* ADDR: port-set id (PF_SET_NONE = deny); PORT: 0; LENS: bitmap bits 0..31 */
-	pf_u32 rule; /* PORT: first admitting rule index or PF_RULE_DEFAULT; ADDR: 0; LENS: bits 32..63 */
+	pf_u32 rule; /* PORT: first admitting rule index or PF_RULE_DEFAULT; ADDR: 0; LENS:
+			bits 32..63 */
 };
 
 static inline pf_u64 pf_lens_get(const struct pf_lpm_val *v)
@@ -178,17 +179,17 @@ struct pf_ct_key {
 
 struct pf_ct_val {
 	pf_u64 last_seen_ns; /* bpf_ktime_get_coarse_ns() */
-	pf_u32 rev;          /* pf_pod.rev the flow was last validated against */
-	pf_u8 origin;        /* PF_DIR_* of the packet that opened the flow */
-	pf_u8 flags;         /* PF_CT_F_* */
+	pf_u32 rev;	     /* pf_pod.rev the flow was last validated against */
+	pf_u8 origin;	     /* PF_DIR_* of the packet that opened the flow */
+	pf_u8 flags;	     /* PF_CT_F_* */
 	pf_u16 pad;
 };
 
 /* Idle timeouts, nanoseconds. */
-#define PF_CT_TIMEOUT_TCP (3600ull * 1000000000ull)
+#define PF_CT_TIMEOUT_TCP	  (3600ull * 1000000000ull)
 #define PF_CT_TIMEOUT_TCP_CLOSING (10ull * 1000000000ull)
-#define PF_CT_TIMEOUT_UDP (120ull * 1000000000ull)
-#define PF_CT_TIMEOUT_OTHER (60ull * 1000000000ull)
+#define PF_CT_TIMEOUT_UDP	  (120ull * 1000000000ull)
+#define PF_CT_TIMEOUT_OTHER	  (60ull * 1000000000ull)
 
 /* ---- counters ---------------------------------------------------------------
  * pf_counters: per-CPU array indexed slot * PF_NUM_DIRS + dir.
@@ -232,7 +233,7 @@ struct pf_event {
 };
 
 /* ---- pinned names (under <bpffsRoot>/podfence/datapath-<hash>/) ----------- */
-#define PF_PIN_PROG_TC "prog_tc"
+#define PF_PIN_PROG_TC	"prog_tc"
 #define PF_PIN_PROG_XDP "prog_xdp"
 /* map pins use the map names: pf_policy, pf_pods, pf_scratch, pf_tc_engine,
  * pf_xdp_engine, pf_conntrack, pf_counters, pf_rule_hits, pf_config, pf_events */

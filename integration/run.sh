@@ -187,7 +187,7 @@ slot_clear() {
 	fi
 	[ -z "$WHY" ]
 }
-# policy_trie_id SLOT: id of the LPM trie in pf_policy[slot].
+# policy_trie_id SLOT: id of the policy map in pf_policy[slot].
 policy_trie_id() {
 	local hex
 	# shellcheck disable=SC2046

@@ -13,43 +13,36 @@
 #include <bpf/bpf_helpers.h>
 
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 131072);
-	__type(key, __u16);
-	__type(value, __u8);
+    __uint(type, BPF_MAP_TYPE_HASH);
+    __uint(max_entries, 131072);
+    __type(key, __u16);
+    __type(value, __u8);
 } article_ports SEC(".maps");
 
 /* 1 allow, 0 deny. */
-static __always_inline int article_allows(void *data, void *data_end)
-{
-	struct ethhdr *eth = data;
-	struct iphdr *ip = (void *)(eth + 1);
-	__u16 *ports;
-	__u16 dport;
+static __always_inline int article_allows(void* data, void* data_end) {
+    struct ethhdr* eth = data;
+    struct iphdr* ip = (void*)(eth + 1);
+    __u16* ports;
+    __u16 dport;
 
-	if ((void *)(ip + 1) > data_end)
-		return 1;
-	if (eth->h_proto != bpf_htons(ETH_P_IP))
-		return 1;
-	if (ip->protocol != IPPROTO_TCP && ip->protocol != IPPROTO_UDP)
-		return 1;
-	ports = (void *)ip + ip->ihl * 4;
-	if ((void *)(ports + 2) > data_end)
-		return 0;
-	dport = bpf_ntohs(ports[1]);
-	return bpf_map_lookup_elem(&article_ports, &dport) != NULL;
+    if ((void*)(ip + 1) > data_end) return 1;
+    if (eth->h_proto != bpf_htons(ETH_P_IP)) return 1;
+    if (ip->protocol != IPPROTO_TCP && ip->protocol != IPPROTO_UDP) return 1;
+    ports = (void*)ip + ip->ihl * 4;
+    if ((void*)(ports + 2) > data_end) return 0;
+    dport = bpf_ntohs(ports[1]);
+    return bpf_map_lookup_elem(&article_ports, &dport) != NULL;
 }
 
 SEC("tc")
-int article_tc(struct __sk_buff *skb)
-{
-	return article_allows((void *)(long)skb->data, (void *)(long)skb->data_end) ? TC_ACT_OK : TC_ACT_SHOT;
+int article_tc(struct __sk_buff* skb) {
+    return article_allows((void*)(long)skb->data, (void*)(long)skb->data_end) ? TC_ACT_OK : TC_ACT_SHOT;
 }
 
 SEC("xdp")
-int article_xdp(struct xdp_md *ctx)
-{
-	return article_allows((void *)(long)ctx->data, (void *)(long)ctx->data_end) ? XDP_PASS : XDP_DROP;
+int article_xdp(struct xdp_md* ctx) {
+    return article_allows((void*)(long)ctx->data, (void*)(long)ctx->data_end) ? XDP_PASS : XDP_DROP;
 }
 
 char LICENSE[] SEC("license") = "GPL";

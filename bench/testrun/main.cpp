@@ -66,13 +66,15 @@ struct Bench {
         if (!skel) die("loading the podfence and article skeletons");
         std::vector<pf_scratch> sc(static_cast<std::size_t>(ncpus), pf_scratch{kSlot, PF_DIR_INGRESS});
         std::uint32_t zero = 0;
-        if (bpf_map_update_elem(fd.scratch, &zero, sc.data(), BPF_ANY)) die("bpf_map_update_elem(pf_scratch)");
+        if (bpf_map_update_elem(fd.scratch, &zero, sc.data(), BPF_ANY))
+            die("bpf_map_update_elem(pf_scratch)");
     }
 
     // Returns the kernel's mean duration per run.
-    std::uint32_t run(int prog, const std::vector<std::uint8_t>& frame, int repeat, int* retval = nullptr) const {
-        LIBBPF_OPTS(bpf_test_run_opts, o, .data_in = frame.data(), .data_size_in = static_cast<std::uint32_t>(frame.size()),
-                    .repeat = repeat);
+    std::uint32_t run(int prog, const std::vector<std::uint8_t>& frame, int repeat,
+                      int* retval = nullptr) const {
+        LIBBPF_OPTS(bpf_test_run_opts, o, .data_in = frame.data(),
+                    .data_size_in = static_cast<std::uint32_t>(frame.size()), .repeat = repeat);
         if (bpf_prog_test_run_opts(prog, &o)) die("bpf_prog_test_run_opts");
         if (retval) *retval = static_cast<int>(o.retval);
         return o.duration;
@@ -80,7 +82,8 @@ struct Bench {
 
     void clear_conntrack() const {
         pf_ct_key k{};
-        while (bpf_map_get_next_key(fd.conntrack, nullptr, &k) == 0) bpf_map_delete_elem(fd.conntrack, &k);
+        while (bpf_map_get_next_key(fd.conntrack, nullptr, &k) == 0)
+            bpf_map_delete_elem(fd.conntrack, &k);
     }
 };
 
@@ -103,8 +106,10 @@ pol::Policy make_policy(std::mt19937_64& rng, std::uint8_t family, std::size_t n
             lengths.empty() ? len(rng) : lengths[pick_len(rng)] + (family == PF_FAMILY_V4 ? 0 : 96));
         // 10.0.0.0/8 and fd00::/8 hold the rules; 11/8 and fe00::/8 stay free.
         c.addr[0] = family == PF_FAMILY_V4 ? 10 : 0xfd;
-        for (unsigned i = 1; i < bits / 8; ++i) c.addr[i] = static_cast<std::uint8_t>(byte(rng));
-        for (unsigned i = c.prefix_len; i < bits; ++i) c.addr[i / 8] &= static_cast<std::uint8_t>(~(0x80u >> (i % 8)));
+        for (unsigned i = 1; i < bits / 8; ++i)
+            c.addr[i] = static_cast<std::uint8_t>(byte(rng));
+        for (unsigned i = c.prefix_len; i < bits; ++i)
+            c.addr[i / 8] &= static_cast<std::uint8_t>(~(0x80u >> (i % 8)));
         if (!seen.insert({c.addr, c.prefix_len}).second) continue;
         pol::Rule r;
         r.any_peer = false;
@@ -167,7 +172,8 @@ Frame packet(std::uint8_t family, const pol::Rule& r, std::uint16_t sport, bool 
     return f;
 }
 
-void measure(Bench& b, std::mt19937_64& rng, std::uint8_t family, std::size_t n, const std::vector<unsigned>& lengths) {
+void measure(Bench& b, std::mt19937_64& rng, std::uint8_t family, std::size_t n,
+             const std::vector<unsigned>& lengths) {
     const char* fam = family == PF_FAMILY_V4 ? "v4" : "v6";
     pol::Policy p = make_policy(rng, family, n, lengths);
     std::vector<pol::TrieEntry> entries = pol::compile(p);
@@ -197,15 +203,17 @@ void measure(Bench& b, std::mt19937_64& rng, std::uint8_t family, std::size_t n,
         b.clear_conntrack();
         std::vector<std::uint32_t> fresh, est1;
         for (int i = 0; i < kNewFlows; ++i) {
-            auto frame = pftest::build(packet(family, p.ingress[pick(rng)], static_cast<std::uint16_t>(1024 + i), true));
+            auto frame = pftest::build(
+                packet(family, p.ingress[pick(rng)], static_cast<std::uint16_t>(1024 + i), true));
             int rc = 0;
             fresh.push_back(b.run(prog, frame, 1, &rc));
             if (rc != allow) throw std::runtime_error("new flow not allowed");
             est1.push_back(b.run(prog, frame, 1, &rc)); // same packet again: established
         }
-        std::printf("datapath,%s,%s,%zu,new,%u,median of %d single runs\n", pname, fam, n, median(fresh), kNewFlows);
-        std::printf("datapath,%s,%s,%zu,established_1,%u,median of %d single runs\n", pname, fam, n, median(est1),
+        std::printf("datapath,%s,%s,%zu,new,%u,median of %d single runs\n", pname, fam, n, median(fresh),
                     kNewFlows);
+        std::printf("datapath,%s,%s,%zu,established_1,%u,median of %d single runs\n", pname, fam, n,
+                    median(est1), kNewFlows);
 
         // (a') new flows, all to one rule: the same lookups with warm caches.
         b.clear_conntrack();
@@ -217,15 +225,17 @@ void measure(Bench& b, std::mt19937_64& rng, std::uint8_t family, std::size_t n,
             same.push_back(b.run(prog, frame, 1, &rc));
             if (rc != allow) throw std::runtime_error("new flow not allowed");
         }
-        std::printf("datapath,%s,%s,%zu,new_same_rule,%u,median of %d single runs\n", pname, fam, n, median(same),
-                    kNewFlows);
+        std::printf("datapath,%s,%s,%zu,new_same_rule,%u,median of %d single runs\n", pname, fam, n,
+                    median(same), kNewFlows);
 
         // (b) established flow, (c) denied packet: kernel-timed loops.
         auto est = pftest::build(packet(family, p.ingress[pick(rng)], 999, true));
         b.run(prog, est, 1);
-        std::printf("datapath,%s,%s,%zu,established,%u,repeat %d\n", pname, fam, n, steady(b, prog, est, allow), kRepeat);
+        std::printf("datapath,%s,%s,%zu,established,%u,repeat %d\n", pname, fam, n,
+                    steady(b, prog, est, allow), kRepeat);
         auto denied = pftest::build(packet(family, p.ingress[pick(rng)], 998, false));
-        std::printf("datapath,%s,%s,%zu,denied,%u,repeat %d\n", pname, fam, n, steady(b, prog, denied, deny), kRepeat);
+        std::printf("datapath,%s,%s,%zu,denied,%u,repeat %d\n", pname, fam, n, steady(b, prog, denied, deny),
+                    kRepeat);
     }
     b.clear_conntrack();
 }
@@ -245,9 +255,10 @@ void measure_article(Bench& b, std::mt19937_64& rng, std::size_t n) {
         std::printf("article,%s,v4,%zu,allowed,%u,repeat %d\n", tc ? "tc" : "xdp", n,
                     steady(b, prog, frame, tc ? TC_ACT_OK : XDP_PASS), kRepeat);
         std::vector<std::uint32_t> single;
-        for (int i = 0; i < kNewFlows; ++i) single.push_back(b.run(prog, frame, 1));
-        std::printf("article,%s,v4,%zu,allowed_1,%u,median of %d single runs\n", tc ? "tc" : "xdp", n, median(single),
-                    kNewFlows);
+        for (int i = 0; i < kNewFlows; ++i)
+            single.push_back(b.run(prog, frame, 1));
+        std::printf("article,%s,v4,%zu,allowed_1,%u,median of %d single runs\n", tc ? "tc" : "xdp", n,
+                    median(single), kNewFlows);
     }
     std::uint16_t k = 0, next = 0;
     while (bpf_map_get_next_key(b.fd.article_ports, nullptr, &next) == 0) {
@@ -266,7 +277,8 @@ int main(int argc, char** argv) try {
             for (const char* c = argv[++i]; *c;) {
                 char* end = nullptr;
                 const unsigned long l = std::strtoul(c, &end, 10);
-                if (end == c || l > 32) throw std::runtime_error("--lengths: v4 prefix lengths 0..32, comma separated");
+                if (end == c || l > 32)
+                    throw std::runtime_error("--lengths: v4 prefix lengths 0..32, comma separated");
                 lengths.push_back(static_cast<unsigned>(l));
                 c = *end == ',' ? end + 1 : end;
             }
@@ -280,7 +292,8 @@ int main(int argc, char** argv) try {
     std::printf("kind,prog,family,rules,case,value,detail\n");
     for (std::size_t n : sizes) {
         measure_article(b, rng, n);
-        for (std::uint8_t fam : {std::uint8_t{PF_FAMILY_V4}, std::uint8_t{PF_FAMILY_V6}}) measure(b, rng, fam, n, lengths);
+        for (std::uint8_t fam : {std::uint8_t{PF_FAMILY_V4}, std::uint8_t{PF_FAMILY_V6}})
+            measure(b, rng, fam, n, lengths);
         std::fflush(stdout);
     }
     return 0;

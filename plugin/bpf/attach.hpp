@@ -13,9 +13,9 @@
 namespace podfence::bpf {
 
 enum class Hook {
-    TcxIngress,  // host veth, packets the pod sends      (PF_DIR_EGRESS)
-    TcxEgress,   // host veth, packets sent to the pod    (PF_DIR_INGRESS)
-    Xdp,         // XDP on the interface it is attached to (direction given to the stub)
+    TcxIngress, // host veth, packets the pod sends      (PF_DIR_EGRESS)
+    TcxEgress,  // host veth, packets sent to the pod    (PF_DIR_INGRESS)
+    Xdp,        // XDP on the interface it is attached to (direction given to the stub)
 };
 
 enum class XdpMode { Native, Generic };

@@ -20,6 +20,7 @@ bool is_bpffs(const std::string& path);
 class NodeLock {
 public:
     explicit NodeLock(const std::string& bpffs_root);
+
 private:
     UniqueFd fd_;
 };
@@ -34,10 +35,10 @@ public:
     // maybe of an older binary): used by DEL/GC/CHECK/CLI.
     static Datapath open_dir(const std::string& dir);
 
-    const std::string& dir() const { return dir_; }   // absolute pin directory
-    int tc_prog() const { return tc_prog_.get(); }     // engine, tail-call target
+    const std::string& dir() const { return dir_; } // absolute pin directory
+    int tc_prog() const { return tc_prog_.get(); }  // engine, tail-call target
     int xdp_prog() const { return xdp_prog_.get(); }
-    int policy_map() const { return policy_.get(); }   // ARRAY_OF_MAPS slot -> LPM trie
+    int policy_map() const { return policy_.get(); } // ARRAY_OF_MAPS slot -> the pod's policy hash
     int pods_map() const { return pods_.get(); }
     int scratch_map() const { return scratch_.get(); }
     int tc_engine_map() const { return tc_engine_.get(); }
@@ -50,8 +51,8 @@ public:
 
 private:
     std::string dir_;
-    UniqueFd tc_prog_, xdp_prog_, policy_, pods_, scratch_, tc_engine_, xdp_engine_,
-        conntrack_, counters_, rule_hits_, config_, events_;
+    UniqueFd tc_prog_, xdp_prog_, policy_, pods_, scratch_, tc_engine_, xdp_engine_, conntrack_, counters_,
+        rule_hits_, config_, events_;
 };
 
 // Name of the datapath directory for the BPF object embedded in this binary.

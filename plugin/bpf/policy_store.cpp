@@ -38,25 +38,27 @@ void check_slot(std::uint32_t slot) {
 // missing lookups (one per prefix length tried) for 16 bytes per bucket.
 UniqueFd create_inner(std::uint32_t slot, std::size_t entries) {
     if (entries > PF_POLICY_MAX_ENTRIES)
-        throw Error(Code::MapSeed, "policy of slot " + std::to_string(slot) + " has " + std::to_string(entries) +
-                                       " entries, more than the per-pod capacity " +
+        throw Error(Code::MapSeed, "policy of slot " + std::to_string(slot) + " has " +
+                                       std::to_string(entries) + " entries, more than the per-pod capacity " +
                                        std::to_string(PF_POLICY_MAX_ENTRIES) + "; simplify the policy");
     LIBBPF_OPTS(bpf_map_create_opts, opts);
     opts.map_flags = BPF_F_NO_PREALLOC;
     std::string name = "pf_pod_" + std::to_string(slot);
     const auto max = static_cast<std::uint32_t>(std::max<std::size_t>(2 * entries, 1));
-    int fd = bpf_map_create(BPF_MAP_TYPE_HASH, name.c_str(), sizeof(pf_lpm_key), sizeof(pf_lpm_val), max, &opts);
+    int fd =
+        bpf_map_create(BPF_MAP_TYPE_HASH, name.c_str(), sizeof(pf_lpm_key), sizeof(pf_lpm_val), max, &opts);
     if (fd < 0)
-        throw Error(Code::MapSeed, failed("bpf_map_create", "policy hash " + name + " (max_entries " +
-                                                                std::to_string(max) + ")",
-                                          errno));
+        throw Error(Code::MapSeed,
+                    failed("bpf_map_create",
+                           "policy hash " + name + " (max_entries " + std::to_string(max) + ")", errno));
     return UniqueFd(fd);
 }
 
 // The largest prefixlen a key of this kind can have; 0 for unknown kinds.
 std::uint32_t max_prefixlen(const pf_lpm_key& k) {
     switch (k.kind) {
-    case PF_KIND_ADDR: return PF_LPM_HDR_BITS + (k.family == PF_FAMILY_V4 ? 32 : k.family == PF_FAMILY_V6 ? 128 : 0);
+    case PF_KIND_ADDR:
+        return PF_LPM_HDR_BITS + (k.family == PF_FAMILY_V4 ? 32 : k.family == PF_FAMILY_V6 ? 128 : 0);
     case PF_KIND_PORT: return PF_LPM_HDR_BITS + PF_PORT_KEY_BITS;
     case PF_KIND_ADDR_LENS: return PF_ADDR_LENS_PREFIXLEN;
     case PF_KIND_PORT_LENS: return PF_PORT_LENS_PREFIXLEN;
@@ -119,9 +121,10 @@ void delete_slot_keys(int fd, std::uint32_t slot, std::size_t value_size, const 
     LIBBPF_OPTS(bpf_map_batch_opts, opts);
     for (int i = 0;; i ^= 1) {
         std::uint32_t count = kChunk;
-        int err = bpf_map_lookup_batch(fd, const_cast<std::uint32_t*>(in), &batch[i], keys.data(), values.data(),
-                                       &count, &opts);
-        if (err != 0 && errno != ENOENT) throw Error(Code::MapSeed, failed("bpf_map_lookup_batch", map, errno));
+        int err = bpf_map_lookup_batch(fd, const_cast<std::uint32_t*>(in), &batch[i], keys.data(),
+                                       values.data(), &count, &opts);
+        if (err != 0 && errno != ENOENT)
+            throw Error(Code::MapSeed, failed("bpf_map_lookup_batch", map, errno));
         for (std::uint32_t k = 0; k < count; ++k)
             if (keys[k].slot == slot) doomed.push_back(keys[k]);
         if (err != 0) break; // ENOENT: that was the last batch
@@ -236,8 +239,8 @@ void PolicyStore::clear(std::uint32_t slot) {
                         failed("bpf_map_update_elem", "pf_counters[" + std::to_string(idx) + "]", errno));
     }
     // Per-CPU values come as one 8-byte-aligned slot per possible CPU.
-    delete_slot_keys<pf_rule_key>(dp_.rule_hits_map(), slot, sizeof(std::uint64_t) * static_cast<std::size_t>(ncpu),
-                                  "pf_rule_hits");
+    delete_slot_keys<pf_rule_key>(dp_.rule_hits_map(), slot,
+                                  sizeof(std::uint64_t) * static_cast<std::size_t>(ncpu), "pf_rule_hits");
     delete_slot_keys<pf_ct_key>(dp_.conntrack_map(), slot, sizeof(pf_ct_val), "pf_conntrack");
 }
 

@@ -15,19 +15,19 @@ namespace podfence::bpf {
 
 struct AttachmentRecord {
     std::string container_id;
-    std::string ifname;        // CNI_IFNAME, inside the pod
-    std::string netns;         // CNI_NETNS at ADD
-    std::string mode;          // "tc" | "xdp"
-    std::string tc_backend;    // "tcx" | "legacy" (mode tc)
-    std::string xdp_mode;      // "native" | "generic" (mode xdp, the mode that took)
-    std::string datapath_dir;  // the datapath-* dir whose maps hold this slot
+    std::string ifname;       // CNI_IFNAME, inside the pod
+    std::string netns;        // CNI_NETNS at ADD
+    std::string mode;         // "tc" | "xdp"
+    std::string tc_backend;   // "tcx" | "legacy" (mode tc)
+    std::string xdp_mode;     // "native" | "generic" (mode xdp, the mode that took)
+    std::string datapath_dir; // the datapath-* dir whose maps hold this slot
     std::string host_ifname;
     std::uint32_t host_ifindex = 0;
     std::uint32_t pod_ifindex = 0;
     std::uint32_t slot = 0;
     std::uint32_t rev = 0;
     bool legacy_qdisc_created = false; // podfence created the clsact (legacy tc only)
-    std::string policy_json;   // canonical policy (policy::to_json)
+    std::string policy_json;           // canonical policy (policy::to_json)
 };
 
 class StateStore {
@@ -39,9 +39,9 @@ public:
 
     // Creates the directory and pins the record. Throws Error(Code::Io).
     std::string create(const AttachmentRecord& rec);
-    void update(const AttachmentRecord& rec);            // rewrite the record
+    void update(const AttachmentRecord& rec); // rewrite the record
     std::optional<AttachmentRecord> find(const std::string& container_id, const std::string& ifname) const;
-    std::vector<AttachmentRecord> list() const;          // skips (and logs) unreadable dirs
+    std::vector<AttachmentRecord> list() const; // skips (and logs) unreadable dirs
     // Unpins everything in the directory and removes it. No error if absent.
     void remove(const std::string& container_id, const std::string& ifname);
 

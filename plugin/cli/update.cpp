@@ -53,7 +53,7 @@ void cmd_update(const Args& a) {
     store.update(*rec);
     std::string msg = "updated container " + cid + " ifname " + ifname + ": rev " + std::to_string(rec->rev) +
                       ", " + verbs::policy_summary(pol) + " (" + std::to_string(entries.size()) +
-                      " trie entries)";
+                      " policy map entries)";
     log::info(msg);
     std::cout << msg << "\n";
 }

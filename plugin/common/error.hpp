@@ -18,12 +18,12 @@ enum class Code : unsigned {
     Decode = 6,
     InvalidConfig = 7,
     TryAgain = 11,
-    NotReady = 50,          // STATUS: plugin not available
-    BpfLoad = 100,          // loading or pinning the datapath failed
-    Attach = 101,           // attaching a program to an interface failed
-    MapSeed = 102,          // writing a pod's policy or state to maps failed
-    CheckMismatch = 103,    // CHECK found state differing from what the pod needs
-    InvalidPolicy = 104,    // the podfence.io/policy annotation is malformed
+    NotReady = 50,              // STATUS: plugin not available
+    BpfLoad = 100,              // loading or pinning the datapath failed
+    Attach = 101,               // attaching a program to an interface failed
+    MapSeed = 102,              // writing a pod's policy or state to maps failed
+    CheckMismatch = 103,        // CHECK found state differing from what the pod needs
+    InvalidPolicy = 104,        // the podfence.io/policy annotation is malformed
     UnsupportedInterface = 105, // not a veth (ipvlan, macvlan, ...) or not in prevResult
 };
 

@@ -13,9 +13,17 @@ enum class Level { Debug, Info, Warn, Error };
 void open(const std::string& path, Level min_level = Level::Info);
 void write(Level level, std::string_view msg);
 
-inline void debug(std::string_view m) { write(Level::Debug, m); }
-inline void info(std::string_view m) { write(Level::Info, m); }
-inline void warn(std::string_view m) { write(Level::Warn, m); }
-inline void error(std::string_view m) { write(Level::Error, m); }
+inline void debug(std::string_view m) {
+    write(Level::Debug, m);
+}
+inline void info(std::string_view m) {
+    write(Level::Info, m);
+}
+inline void warn(std::string_view m) {
+    write(Level::Warn, m);
+}
+inline void error(std::string_view m) {
+    write(Level::Error, m);
+}
 
 } // namespace podfence::log

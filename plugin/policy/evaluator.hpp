@@ -18,13 +18,13 @@ struct Packet {
     std::uint8_t family = PF_FAMILY_V4;
     std::array<std::uint8_t, 16> src{};
     std::array<std::uint8_t, 16> dst{};
-    std::uint8_t proto = 6;             // IP protocol number
-    std::uint16_t sport = 0;            // host order; 0 when the protocol has none
-    std::uint16_t dport = 0;            // ICMP echo: both = identifier
-    bool icmp_echo = false;             // ICMP/ICMPv6 echo request or reply
-    bool non_first_fragment = false;    // judged with port 0 (no L4 header)
+    std::uint8_t proto = 6;          // IP protocol number
+    std::uint16_t sport = 0;         // host order; 0 when the protocol has none
+    std::uint16_t dport = 0;         // ICMP echo: both = identifier
+    bool icmp_echo = false;          // ICMP/ICMPv6 echo request or reply
+    bool non_first_fragment = false; // judged with port 0 (no L4 header)
     bool tcp_fin_or_rst = false;
-    std::uint8_t icmp_type = 0;         // ICMP/ICMPv6 type; ICMPv6 133-137 (ND) always pass
+    std::uint8_t icmp_type = 0; // ICMP/ICMPv6 type; ICMPv6 133-137 (ND) always pass
 };
 
 struct Decision {
@@ -51,7 +51,10 @@ public:
 private:
     using Key = std::tuple<std::uint8_t, std::uint8_t, std::array<std::uint8_t, 16>,
                            std::array<std::uint8_t, 16>, std::uint16_t, std::uint16_t>;
-    struct Entry { Direction origin; std::uint32_t rev; };
+    struct Entry {
+        Direction origin;
+        std::uint32_t rev;
+    };
     Policy policy_;
     std::uint32_t rev_;
     std::map<Key, Entry> ct_;

@@ -20,8 +20,8 @@ enum class Direction : std::uint8_t { Ingress = PF_DIR_INGRESS, Egress = PF_DIR_
 enum class Protocol : std::uint8_t { TCP = 6, UDP = 17, SCTP = 132 };
 
 struct Cidr {
-    std::uint8_t family = PF_FAMILY_V4;   // PF_FAMILY_V4 or PF_FAMILY_V6
-    std::array<std::uint8_t, 16> addr{};  // network order; v4 uses addr[0..3]; host bits zero
+    std::uint8_t family = PF_FAMILY_V4;  // PF_FAMILY_V4 or PF_FAMILY_V6
+    std::array<std::uint8_t, 16> addr{}; // network order; v4 uses addr[0..3]; host bits zero
     std::uint8_t prefix_len = 0;
     bool operator==(const Cidr&) const = default;
 };
@@ -44,9 +44,9 @@ struct PortSpec {
 // A rule matches when (any_peer or some peer matches) and (any_port or some
 // port matches). any_port also admits portless protocols (ICMP, ...).
 struct Rule {
-    bool any_peer = true;          // no `from`/`to` given
+    bool any_peer = true; // no `from`/`to` given
     std::vector<IpBlock> peers;
-    bool any_port = true;          // no `ports` given
+    bool any_port = true; // no `ports` given
     std::vector<PortSpec> ports;
     bool operator==(const Rule&) const = default;
 };

@@ -60,7 +60,7 @@ Output add(const cni::Env& env, const cni::NetConf& conf) {
     log::info("ADD container " + env.container_id + " ifname " + env.ifname + ": host veth " +
               rec.host_ifname + ", mode " + rec.mode + (tc_backend.empty() ? "" : "/" + tc_backend) +
               ", policy " + (plan.from_annotation ? "from annotation" : "defaultPolicy") + " (" +
-              std::to_string(plan.entries.size()) + " trie entries)");
+              std::to_string(plan.entries.size()) + " policy map entries)");
 
     // 2. The system.
     const std::string& root = conf.bpffs_root;

@@ -33,23 +33,33 @@ std::uint64_t env_u64(const char* name, std::uint64_t def) {
     return v && *v ? std::strtoull(v, nullptr, 0) : def;
 }
 
-std::uint64_t pick(Rng& r, std::uint64_t n) { return std::uniform_int_distribution<std::uint64_t>(0, n - 1)(r); }
-bool chance(Rng& r, double p) { return std::bernoulli_distribution(p)(r); }
-template <class T> const T& choose(Rng& r, const std::vector<T>& v) { return v[pick(r, v.size())]; }
+std::uint64_t pick(Rng& r, std::uint64_t n) {
+    return std::uniform_int_distribution<std::uint64_t>(0, n - 1)(r);
+}
+bool chance(Rng& r, double p) {
+    return std::bernoulli_distribution(p)(r);
+}
+template <class T> const T& choose(Rng& r, const std::vector<T>& v) {
+    return v[pick(r, v.size())];
+}
 
 // ---------------------------------------------------------------- addresses
 
-unsigned bits(std::uint8_t family) { return pol::family_bits(family); }
+unsigned bits(std::uint8_t family) {
+    return pol::family_bits(family);
+}
 
 Addr random_addr(Rng& r, std::uint8_t family) {
     Addr a{};
     // Small pools so that rules overlap and packets hit them.
-    static const std::vector<std::string> v4 = {"10.0.0.0", "10.1.0.0", "10.1.2.0", "192.168.0.0", "172.16.0.0", "0.0.0.0"};
+    static const std::vector<std::string> v4 = {"10.0.0.0",    "10.1.0.0",   "10.1.2.0",
+                                                "192.168.0.0", "172.16.0.0", "0.0.0.0"};
     static const std::vector<std::string> v6 = {"fd00::", "fd00:1::", "2001:db8::", "2001:db8:0:1::", "::"};
     a = ip(family == PF_FAMILY_V4 ? choose(r, v4) : choose(r, v6));
     unsigned n = family == PF_FAMILY_V4 ? 4 : 16;
     unsigned keep = static_cast<unsigned>(pick(r, n + 1)); // randomise bytes from `keep` on
-    for (unsigned i = keep; i < n; ++i) a[i] = static_cast<std::uint8_t>(pick(r, 256));
+    for (unsigned i = keep; i < n; ++i)
+        a[i] = static_cast<std::uint8_t>(pick(r, 256));
     return a;
 }
 
@@ -101,10 +111,11 @@ std::optional<pol::Cidr> random_inside(Rng& r, const pol::Cidr& c) {
 // ----------------------------------------------------------------- policies
 
 pol::PortSpec random_port(Rng& r) {
-    static const std::vector<std::uint16_t> ports = {1, 22, 53, 80, 443, 1000, 5000, 8000, 8080, 32768, 65534, 65535};
+    static const std::vector<std::uint16_t> ports = {1,    22,   53,   80,    443,   1000,
+                                                     5000, 8000, 8080, 32768, 65534, 65535};
     pol::PortSpec p;
-    p.protocol = choose(r, std::vector<pol::Protocol>{pol::Protocol::TCP, pol::Protocol::TCP, pol::Protocol::UDP,
-                                                      pol::Protocol::SCTP});
+    p.protocol = choose(r, std::vector<pol::Protocol>{pol::Protocol::TCP, pol::Protocol::TCP,
+                                                      pol::Protocol::UDP, pol::Protocol::SCTP});
     p.has_port = chance(r, 0.8);
     if (p.has_port) {
         p.port = chance(r, 0.7) ? choose(r, ports) : static_cast<std::uint16_t>(1 + pick(r, 65535));
@@ -129,7 +140,8 @@ pol::Rule random_rule(Rng& r) {
     }
     rule.any_port = chance(r, 0.3);
     if (!rule.any_port)
-        for (std::uint64_t n = 1 + pick(r, 3); n; --n) rule.ports.push_back(random_port(r));
+        for (std::uint64_t n = 1 + pick(r, 3); n; --n)
+            rule.ports.push_back(random_port(r));
     return rule;
 }
 
@@ -138,7 +150,8 @@ pol::Policy random_policy(Rng& r) {
     p.isolate_ingress = chance(r, 0.8);
     p.isolate_egress = chance(r, 0.6);
     for (auto* list : {&p.ingress, &p.egress})
-        for (std::uint64_t n = chance(r, 0.1) ? 0 : 1 + pick(r, 4); n; --n) list->push_back(random_rule(r));
+        for (std::uint64_t n = chance(r, 0.1) ? 0 : 1 + pick(r, 4); n; --n)
+            list->push_back(random_rule(r));
     return p;
 }
 
@@ -150,7 +163,9 @@ struct Pkt {
     Frame f;
 };
 
-bool ported(std::uint8_t proto) { return proto == kTcp || proto == kUdp || proto == kSctp; }
+bool ported(std::uint8_t proto) {
+    return proto == kTcp || proto == kUdp || proto == kSctp;
+}
 
 // Fills pk from f (the datapath's parsing, written the evaluator's way).
 Pkt make_pkt(std::uint8_t dir, const Frame& f, std::uint8_t tcp_flags) {
@@ -169,7 +184,8 @@ Pkt make_pkt(std::uint8_t dir, const Frame& f, std::uint8_t tcp_flags) {
         p.pk.tcp_fin_or_rst = f.proto == kTcp && fin_rst;
     } else if (!f.non_first_fragment && icmp_here) {
         p.pk.icmp_type = f.icmp_type;
-        bool echo = f.family == 4 ? (f.icmp_type == 8 || f.icmp_type == 0) : (f.icmp_type == 128 || f.icmp_type == 129);
+        bool echo = f.family == 4 ? (f.icmp_type == 8 || f.icmp_type == 0)
+                                  : (f.icmp_type == 128 || f.icmp_type == 129);
         p.pk.icmp_echo = echo;
         if (echo) p.pk.sport = p.pk.dport = f.icmp_id;
     }
@@ -198,8 +214,14 @@ Addr peer_for(Rng& r, const pol::Policy& policy, std::uint8_t family) {
     switch (pick(r, 5)) {
     case 0: a = c.addr; break;
     case 1: a = set_host_bits(c.addr, c.prefix_len, family, nullptr); break;
-    case 2: a = c.addr; step_addr(a, family, -1); break;
-    case 3: a = set_host_bits(c.addr, c.prefix_len, family, nullptr); step_addr(a, family, +1); break;
+    case 2:
+        a = c.addr;
+        step_addr(a, family, -1);
+        break;
+    case 3:
+        a = set_host_bits(c.addr, c.prefix_len, family, nullptr);
+        step_addr(a, family, +1);
+        break;
     default: a = set_host_bits(c.addr, c.prefix_len, family, &r); break;
     }
     return a;
@@ -231,23 +253,31 @@ Pkt random_pkt(Rng& r, const pol::Policy& policy) {
     f.src = dir == PF_DIR_INGRESS ? peer : pod;
     f.dst = dir == PF_DIR_INGRESS ? pod : peer;
     std::uint64_t k = pick(r, 100);
-    if (k < 40) f.proto = kTcp;
-    else if (k < 62) f.proto = kUdp;
-    else if (k < 72) f.proto = kSctp;
-    else if (k < 90) f.proto = family == PF_FAMILY_V4 ? kIcmp : kIcmp6;
-    else f.proto = choose(r, std::vector<std::uint8_t>{kGre, 50, 51, 59, 89, 136, 255, kIcmp, kIcmp6});
+    if (k < 40)
+        f.proto = kTcp;
+    else if (k < 62)
+        f.proto = kUdp;
+    else if (k < 72)
+        f.proto = kSctp;
+    else if (k < 90)
+        f.proto = family == PF_FAMILY_V4 ? kIcmp : kIcmp6;
+    else
+        f.proto = choose(r, std::vector<std::uint8_t>{kGre, 50, 51, 59, 89, 136, 255, kIcmp, kIcmp6});
     f.sport = chance(r, 0.5) ? static_cast<std::uint16_t>(pick(r, 65536)) : dport_for(r, policy);
     f.dport = dport_for(r, policy);
     if (family == PF_FAMILY_V4)
-        f.icmp_type = chance(r, 0.8) ? choose(r, std::vector<std::uint8_t>{8, 0}) : static_cast<std::uint8_t>(pick(r, 20));
+        f.icmp_type = chance(r, 0.8) ? choose(r, std::vector<std::uint8_t>{8, 0})
+                                     : static_cast<std::uint8_t>(pick(r, 20));
     else
-        f.icmp_type = chance(r, 0.7) ? choose(r, std::vector<std::uint8_t>{128, 129})
-                                     : choose(r, std::vector<std::uint8_t>{1, 2, 3, 133, 134, 135, 136, 137, 138, 143});
+        f.icmp_type = chance(r, 0.7)
+                          ? choose(r, std::vector<std::uint8_t>{128, 129})
+                          : choose(r, std::vector<std::uint8_t>{1, 2, 3, 133, 134, 135, 136, 137, 138, 143});
     f.icmp_id = static_cast<std::uint16_t>(pick(r, 4));
     f.non_first_fragment = chance(r, 0.05);
     f.first_fragment = !f.non_first_fragment && chance(r, 0.03);
     if (family == PF_FAMILY_V6 && chance(r, 0.05)) f.v6_ext = {0, 60};
-    if (family == PF_FAMILY_V4 && chance(r, 0.05)) f.ipv4_option_words = static_cast<std::uint8_t>(1 + pick(r, 10));
+    if (family == PF_FAMILY_V4 && chance(r, 0.05))
+        f.ipv4_option_words = static_cast<std::uint8_t>(1 + pick(r, 10));
     return make_pkt(dir, f, random_flags(r));
 }
 
@@ -285,7 +315,8 @@ std::string check_fresh(Dut& d, const pol::Policy& policy, const Pkt& p, bool ch
     std::uint64_t hits_before = check_rule ? d.h.rule_hits(d.slot, dir, want.rule) : 0;
     bool got = d.run(p, true);
     if (got != want.allowed)
-        return std::string("expected ") + (want.allowed ? "allow" : "deny") + ", got " + (got ? "allow" : "deny");
+        return std::string("expected ") + (want.allowed ? "allow" : "deny") + ", got " +
+               (got ? "allow" : "deny");
     if (check_rule && want.allowed && want.policy_decision &&
         d.h.rule_hits(d.slot, dir, want.rule) != hits_before + 1)
         return "allowed, but rule " + std::to_string(want.rule) + " did not count the new flow";
@@ -376,7 +407,8 @@ Sequence random_sequence(Rng& r, std::size_t segments, std::size_t seg_len) {
     Sequence s;
     s.initial = random_policy(r);
     std::vector<Pkt> flows;
-    for (int i = 0; i < 6; ++i) flows.push_back(random_pkt(r, s.initial));
+    for (int i = 0; i < 6; ++i)
+        flows.push_back(random_pkt(r, s.initial));
     pol::Policy current = s.initial;
     for (std::size_t seg = 0; seg < segments; ++seg) {
         if (seg > 0) {
@@ -425,7 +457,9 @@ long replay(Harness& h, Dut& d, const Sequence& s, std::string* why = nullptr) {
         bool want = ev.process(p.pk).allowed;
         bool got = d.run(p, false);
         if (want != got) {
-            if (why) *why = std::string("expected ") + (want ? "allow" : "deny") + ", got " + (got ? "allow" : "deny");
+            if (why)
+                *why = std::string("expected ") + (want ? "allow" : "deny") + ", got " +
+                       (got ? "allow" : "deny");
             return static_cast<long>(i);
         }
     }
@@ -486,8 +520,10 @@ TEST_CASE("datapath: differential against the reference evaluator") {
     while (done < fresh_total && failures < kMaxFailures) {
         std::vector<pol::Policy> pols;
         std::vector<Harness::Install> ins;
-        for (std::uint32_t k = 0; k < kSlots; ++k) pols.push_back(random_policy(rng));
-        for (std::uint32_t k = 0; k < kSlots; ++k) ins.push_back({kFirstSlot + k, &pols[k], ++g_rev});
+        for (std::uint32_t k = 0; k < kSlots; ++k)
+            pols.push_back(random_policy(rng));
+        for (std::uint32_t k = 0; k < kSlots; ++k)
+            ins.push_back({kFirstSlot + k, &pols[k], ++g_rev});
         h.install_all(ins);
         for (std::uint32_t k = 0; k < kSlots && failures < kMaxFailures; ++k) {
             Dut duts[] = {{h, Prog::Tc, kFirstSlot + k}, {h, Prog::Xdp, kFirstSlot + k}};
@@ -513,7 +549,8 @@ TEST_CASE("datapath: differential against the reference evaluator") {
     std::uint64_t seq_done = 0, sequences = 0;
     while (seq_done < seq_total && failures < kMaxFailures) {
         std::vector<Sequence> seqs;
-        for (std::uint32_t k = 0; k < kSeqs; ++k) seqs.push_back(random_sequence(rng, kSegments, kSegLen));
+        for (std::uint32_t k = 0; k < kSeqs; ++k)
+            seqs.push_back(random_sequence(rng, kSegments, kSegLen));
         std::vector<Dut> duts;
         std::vector<pol::StatefulEvaluator> evs;
         std::vector<long> failed_at(2 * kSeqs, -1);
@@ -542,7 +579,8 @@ TEST_CASE("datapath: differential against the reference evaluator") {
             for (std::uint32_t k = 0; k < 2 * kSeqs; ++k) {
                 if (failed_at[k] >= 0) continue;
                 const Pkt& p = std::get<Pkt>(seqs[k / 2].events[i]);
-                if (evs[k].process(p.pk).allowed != duts[k].run(p, false)) failed_at[k] = static_cast<long>(i);
+                if (evs[k].process(p.pk).allowed != duts[k].run(p, false))
+                    failed_at[k] = static_cast<long>(i);
             }
             seq_done += kSeqs;
         }
@@ -555,8 +593,8 @@ TEST_CASE("datapath: differential against the reference evaluator") {
     }
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     MESSAGE("differential: " << done << " new-flow packets (" << allowed << " allowed) and " << seq_done
-                             << " packets in " << sequences << " stateful sequences, each through tc and xdp, in "
-                             << secs << " s");
+                             << " packets in " << sequences
+                             << " stateful sequences, each through tc and xdp, in " << secs << " s");
     CHECK(failures == 0);
 }
 

@@ -38,7 +38,9 @@ Frame arp() {
     return f;
 }
 
-podfence::policy::Policy allow_all() { return podfence::policy::default_policy(podfence::policy::DefaultAction::Allow); }
+podfence::policy::Policy allow_all() {
+    return podfence::policy::default_policy(podfence::policy::DefaultAction::Allow);
+}
 
 } // namespace
 
@@ -84,15 +86,16 @@ TEST_CASE("datapath: counters and rule hits move") {
         Frame big = syn;
         big.payload = 300;
         Frame denied = tcp4("1.1.1.1", 1000, kPod, 81);
-        const auto syn_len = build(syn).size(), big_len = build(big).size(), denied_len = build(denied).size();
+        const auto syn_len = build(syn).size(), big_len = build(big).size(),
+                   denied_len = build(denied).size();
 
-        CHECK(allowed(h, p, kSlot, PF_DIR_INGRESS, syn));      // new flow: rule 1 hit
-        CHECK(allowed(h, p, kSlot, PF_DIR_INGRESS, big));      // established: no hit
+        CHECK(allowed(h, p, kSlot, PF_DIR_INGRESS, syn));       // new flow: rule 1 hit
+        CHECK(allowed(h, p, kSlot, PF_DIR_INGRESS, big));       // established: no hit
         CHECK(allowed(h, p, kSlot, PF_DIR_EGRESS, reply(syn))); // reply, egress not isolated
         CHECK_FALSE(allowed(h, p, kSlot, PF_DIR_INGRESS, denied));
         CHECK_FALSE(allowed(h, p, kSlot, PF_DIR_INGRESS, denied));
         CHECK(allowed(h, p, kSlot, PF_DIR_INGRESS, tcp4("1.1.1.2", 1000, kPod, 80))); // another new flow
-        CHECK(allowed(h, p, kSlot, PF_DIR_INGRESS, arp()));    // counted, not a decision
+        CHECK(allowed(h, p, kSlot, PF_DIR_INGRESS, arp())); // counted, not a decision
 
         pf_counter in = h.counters(kSlot, PF_DIR_INGRESS);
         CHECK(in.allowed_packets == 4);
@@ -198,7 +201,7 @@ TEST_CASE("datapath: conntrack entries, refresh, closing and expiry") {
         closing->last_seen_ns = coarse_now_ns() - 11ull * 1000000000ull;
         h.conntrack_put(key, *closing);
         CHECK_FALSE(allowed(h, p, kSlot, PF_DIR_INGRESS, reply(syn, kTcpAck))); // expired: a new ingress flow
-        CHECK_FALSE(h.conntrack_find(key).has_value());                     // and the entry is gone
+        CHECK_FALSE(h.conntrack_find(key).has_value());                         // and the entry is gone
 
         // Not closing: 1 h idle is fine at 59 min, expired at 61 min.
         CHECK(allowed(h, p, kSlot, PF_DIR_EGRESS, syn));
@@ -302,8 +305,8 @@ TEST_CASE("datapath: raw policy map ABI (hand-written entries)") {
     for (Prog p : kProgs) {
         h.conntrack_clear();
         CAPTURE(prog_name(p));
-        CHECK(allowed(h, p, kSlot, PF_DIR_INGRESS, udp4("10.1.9.9", 5, kPod, 9)));    // /8 -> set 1, rule 4
-        CHECK(allowed(h, p, kSlot, PF_DIR_INGRESS, udp4("10.1.2.3", 5, kPod, 9)));    // /32 still listed
+        CHECK(allowed(h, p, kSlot, PF_DIR_INGRESS, udp4("10.1.9.9", 5, kPod, 9))); // /8 -> set 1, rule 4
+        CHECK(allowed(h, p, kSlot, PF_DIR_INGRESS, udp4("10.1.2.3", 5, kPod, 9))); // /32 still listed
         CHECK_FALSE(allowed(h, p, kSlot, PF_DIR_INGRESS, udp4("11.1.9.9", 5, kPod, 9)));
     }
 }

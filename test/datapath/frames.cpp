@@ -15,17 +15,23 @@ void put16(std::vector<std::uint8_t>& b, std::uint16_t v) {
     b.push_back(static_cast<std::uint8_t>(v));
 }
 
-void put(std::vector<std::uint8_t>& b, const std::uint8_t* p, std::size_t n) { b.insert(b.end(), p, p + n); }
+void put(std::vector<std::uint8_t>& b, const std::uint8_t* p, std::size_t n) {
+    b.insert(b.end(), p, p + n);
+}
 
 std::uint16_t csum(const std::uint8_t* p, std::size_t n) {
     std::uint32_t s = 0;
-    for (std::size_t i = 0; i + 1 < n; i += 2) s += (p[i] << 8) | p[i + 1];
+    for (std::size_t i = 0; i + 1 < n; i += 2)
+        s += (p[i] << 8) | p[i + 1];
     if (n & 1) s += p[n - 1] << 8;
-    while (s >> 16) s = (s & 0xffff) + (s >> 16);
+    while (s >> 16)
+        s = (s & 0xffff) + (s >> 16);
     return static_cast<std::uint16_t>(~s);
 }
 
-bool ported(std::uint8_t proto) { return proto == kTcp || proto == kUdp || proto == kSctp; }
+bool ported(std::uint8_t proto) {
+    return proto == kTcp || proto == kUdp || proto == kSctp;
+}
 
 // Upper-layer header (absent in non-first fragments).
 std::vector<std::uint8_t> l4_header(const Frame& f) {
@@ -35,16 +41,16 @@ std::vector<std::uint8_t> l4_header(const Frame& f) {
         put16(h, f.sport);
         put16(h, f.dport);
         if (f.proto == kTcp) {
-            h.insert(h.end(), 8, 0);                 // seq, ack
-            h.push_back(5 << 4);                     // data offset
+            h.insert(h.end(), 8, 0); // seq, ack
+            h.push_back(5 << 4);     // data offset
             h.push_back(f.tcp_flags);
-            put16(h, 65535);                         // window
-            h.insert(h.end(), 4, 0);                 // checksum, urgent
+            put16(h, 65535);         // window
+            h.insert(h.end(), 4, 0); // checksum, urgent
         } else if (f.proto == kUdp) {
             put16(h, static_cast<std::uint16_t>(8 + f.payload));
             put16(h, 0);
         } else {
-            h.insert(h.end(), 8, 0);                 // SCTP vtag, checksum
+            h.insert(h.end(), 8, 0); // SCTP vtag, checksum
         }
     } else if ((f.proto == kIcmp && f.family == 4) || (f.proto == kIcmp6 && f.family == 6)) {
         h.push_back(f.icmp_type);
@@ -53,7 +59,7 @@ std::vector<std::uint8_t> l4_header(const Frame& f) {
         put16(h, f.icmp_id);
         put16(h, 1);
     } else {
-        h.insert(h.end(), 8, 0xab);                  // opaque payload of another protocol
+        h.insert(h.end(), 8, 0xab); // opaque payload of another protocol
     }
     return h;
 }
@@ -94,15 +100,16 @@ std::vector<std::uint8_t> build(const Frame& f) {
         b.push_back(0);
         put16(b, static_cast<std::uint16_t>(ihl * 4 + l4.size()));
         put16(b, 0x1234);
-        std::uint16_t frag = f.non_first_fragment ? 185 : 0;  // offset in 8-byte units
-        if (f.first_fragment || f.non_first_fragment) frag |= 0x2000;  // MF
+        std::uint16_t frag = f.non_first_fragment ? 185 : 0;          // offset in 8-byte units
+        if (f.first_fragment || f.non_first_fragment) frag |= 0x2000; // MF
         put16(b, frag);
         b.push_back(64);
         b.push_back(f.proto);
         put16(b, 0);
         put(b, f.src.data(), 4);
         put(b, f.dst.data(), 4);
-        for (std::size_t i = 0; i < f.ipv4_option_words * 4u; ++i) b.push_back(1);  // NOP options
+        for (std::size_t i = 0; i < f.ipv4_option_words * 4u; ++i)
+            b.push_back(1); // NOP options
         std::uint16_t c = csum(&b[start], ihl * 4);
         b[start + 10] = static_cast<std::uint8_t>(c >> 8);
         b[start + 11] = static_cast<std::uint8_t>(c);
@@ -118,7 +125,7 @@ std::vector<std::uint8_t> build(const Frame& f) {
                 ext.push_back(next);
                 ext.push_back(0);
                 std::uint16_t off = f.non_first_fragment ? (185 << 3) : 0;
-                if (f.first_fragment || f.non_first_fragment) off |= 1;  // M flag
+                if (f.first_fragment || f.non_first_fragment) off |= 1; // M flag
                 put16(ext, off);
                 ext.insert(ext.end(), {0, 0, 0x12, 0x34});
             } else {
@@ -126,9 +133,9 @@ std::vector<std::uint8_t> build(const Frame& f) {
                 ext.push_back(next);
                 ext.push_back(1);
                 if (chain[i] == 43) {
-                    ext.insert(ext.end(), 14, 0);           // routing type 0, segments left 0
+                    ext.insert(ext.end(), 14, 0); // routing type 0, segments left 0
                 } else {
-                    ext.insert(ext.end(), {1, 12});         // PadN option covering the rest
+                    ext.insert(ext.end(), {1, 12}); // PadN option covering the rest
                     ext.insert(ext.end(), 12, 0);
                 }
             }
@@ -160,7 +167,8 @@ std::string Frame::describe() const {
     if (ipv4_option_words) o << " ipv4-options " << int(ipv4_option_words) * 4 << "B";
     if (!v6_ext.empty()) {
         o << " ext";
-        for (auto e : v6_ext) o << " " << int(e);
+        for (auto e : v6_ext)
+            o << " " << int(e);
     }
     if (ethertype) o << " ethertype 0x" << std::hex << ethertype << std::dec;
     if (truncate_to) o << " truncated to " << truncate_to << "B";
@@ -211,7 +219,8 @@ Frame ip_proto(std::uint8_t family, std::string_view src, std::string_view dst, 
     return f;
 }
 
-Frame icmp(std::uint8_t family, std::string_view src, std::string_view dst, std::uint8_t type, std::uint16_t id) {
+Frame icmp(std::uint8_t family, std::string_view src, std::string_view dst, std::uint8_t type,
+           std::uint16_t id) {
     Frame f = ip_proto(family, src, dst, family == 4 ? kIcmp : kIcmp6);
     f.icmp_type = type;
     f.icmp_id = id;
@@ -223,10 +232,14 @@ Frame reply(const Frame& f, std::uint8_t tcp_flags) {
     std::swap(r.src, r.dst);
     std::swap(r.sport, r.dport);
     r.tcp_flags = tcp_flags;
-    if (f.family == 4 && f.icmp_type == 8) r.icmp_type = 0;
-    else if (f.family == 4 && f.icmp_type == 0) r.icmp_type = 8;
-    else if (f.family == 6 && f.icmp_type == 128) r.icmp_type = 129;
-    else if (f.family == 6 && f.icmp_type == 129) r.icmp_type = 128;
+    if (f.family == 4 && f.icmp_type == 8)
+        r.icmp_type = 0;
+    else if (f.family == 4 && f.icmp_type == 0)
+        r.icmp_type = 8;
+    else if (f.family == 6 && f.icmp_type == 128)
+        r.icmp_type = 129;
+    else if (f.family == 6 && f.icmp_type == 129)
+        r.icmp_type = 128;
     return r;
 }
 

@@ -20,20 +20,20 @@ constexpr std::uint8_t kTcp = 6, kUdp = 17, kSctp = 132, kIcmp = 1, kIcmp6 = 58,
 constexpr std::uint8_t kTcpFin = 0x01, kTcpSyn = 0x02, kTcpRst = 0x04, kTcpAck = 0x10;
 
 struct Frame {
-    std::uint8_t family = 4;          // 4 or 6
+    std::uint8_t family = 4; // 4 or 6
     Addr src{}, dst{};
-    std::uint8_t proto = kTcp;        // as on the wire after extension headers
+    std::uint8_t proto = kTcp;          // as on the wire after extension headers
     std::uint16_t sport = 0, dport = 0; // host order (TCP/UDP/SCTP)
     std::uint8_t tcp_flags = kTcpSyn;
-    std::uint8_t icmp_type = 8;       // ICMP/ICMPv6
-    std::uint16_t icmp_id = 0;        // host order, echo only
-    bool non_first_fragment = false;  // offset != 0: no L4 header follows
-    bool first_fragment = false;      // offset 0, more-fragments set
+    std::uint8_t icmp_type = 8;         // ICMP/ICMPv6
+    std::uint16_t icmp_id = 0;          // host order, echo only
+    bool non_first_fragment = false;    // offset != 0: no L4 header follows
+    bool first_fragment = false;        // offset 0, more-fragments set
     std::uint8_t ipv4_option_words = 0; // extra 4-byte words of IPv4 options
-    std::vector<std::uint8_t> v6_ext; // extension headers in order (0, 43, 60, 44)
-    std::uint16_t ethertype = 0;      // 0: from family
-    std::size_t truncate_to = 0;      // 0: whole frame
-    std::size_t payload = 0;          // bytes after the L4 header
+    std::vector<std::uint8_t> v6_ext;   // extension headers in order (0, 43, 60, 44)
+    std::uint16_t ethertype = 0;        // 0: from family
+    std::size_t truncate_to = 0;        // 0: whole frame
+    std::size_t payload = 0;            // bytes after the L4 header
 
     std::string describe() const;
 };

@@ -12,7 +12,6 @@
 #include <string>
 #include <thread>
 
-
 namespace pftest {
 
 namespace {
@@ -27,7 +26,9 @@ void check(int rc, const std::string& what) {
 
 } // namespace
 
-const char* prog_name(Prog p) { return p == Prog::Tc ? "tc" : "xdp"; }
+const char* prog_name(Prog p) {
+    return p == Prog::Tc ? "tc" : "xdp";
+}
 
 Entry addr_entry(std::uint8_t dir, std::uint8_t family, const Addr& a, unsigned plen, std::uint32_t set) {
     Entry e;
@@ -60,8 +61,10 @@ Entry port_entry(std::uint32_t set, int proto, int port, int port_plen, std::uin
 
 std::vector<Entry> with_lengths(std::vector<Entry> entries) {
     std::vector<podfence::policy::TrieEntry> plain;
-    for (const auto& e : entries) plain.push_back({e.key, e.val});
-    for (const auto& e : podfence::policy::length_entries(plain)) entries.push_back({e.key, e.val});
+    for (const auto& e : entries)
+        plain.push_back({e.key, e.val});
+    for (const auto& e : podfence::policy::length_entries(plain))
+        entries.push_back({e.key, e.val});
     return entries;
 }
 
@@ -95,7 +98,8 @@ namespace {
 template <class E> podfence::UniqueFd make_trie(const std::vector<E>& entries) {
     LIBBPF_OPTS(bpf_map_create_opts, opts, .map_flags = BPF_F_NO_PREALLOC);
     const auto max = static_cast<std::uint32_t>(std::max<std::size_t>(2 * entries.size(), 1));
-    int fd = bpf_map_create(BPF_MAP_TYPE_HASH, "pftd_policy", sizeof(pf_lpm_key), sizeof(pf_lpm_val), max, &opts);
+    int fd =
+        bpf_map_create(BPF_MAP_TYPE_HASH, "pftd_policy", sizeof(pf_lpm_key), sizeof(pf_lpm_val), max, &opts);
     check(fd, "bpf_map_create(policy hash)");
     podfence::UniqueFd trie(fd);
     for (const auto& e : entries)
@@ -108,14 +112,14 @@ template <class E> podfence::UniqueFd make_trie(const std::vector<E>& entries) {
 void Harness::set_policy(std::uint32_t slot, const std::vector<Entry>& entries) {
     podfence::UniqueFd trie = make_trie(entries);
     std::uint32_t outer_fd = static_cast<std::uint32_t>(trie.get());
-    check(bpf_map_update_elem(fd_.policy, &slot, &outer_fd, BPF_ANY),
-          "bpf_map_update_elem(pf_policy)");
+    check(bpf_map_update_elem(fd_.policy, &slot, &outer_fd, BPF_ANY), "bpf_map_update_elem(pf_policy)");
     tries_[slot] = std::move(trie);
 }
 
 void Harness::install_all(const std::vector<Install>& items) {
     std::vector<podfence::UniqueFd> tries;
-    for (const auto& it : items) tries.push_back(make_trie(podfence::policy::compile(*it.policy)));
+    for (const auto& it : items)
+        tries.push_back(make_trie(podfence::policy::compile(*it.policy)));
     std::vector<int> errs(items.size(), 0);
     std::vector<std::thread> threads;
     for (std::size_t i = 0; i < items.size(); ++i)
@@ -123,7 +127,8 @@ void Harness::install_all(const std::vector<Install>& items) {
             std::uint32_t outer_fd = static_cast<std::uint32_t>(tries[i].get());
             if (bpf_map_update_elem(fd_.policy, &items[i].slot, &outer_fd, BPF_ANY) != 0) errs[i] = errno;
         });
-    for (auto& t : threads) t.join();
+    for (auto& t : threads)
+        t.join();
     for (std::size_t i = 0; i < items.size(); ++i) {
         if (errs[i]) fail("bpf_map_update_elem(pf_policy)", errs[i]);
         tries_[items[i].slot] = std::move(tries[i]);
@@ -134,7 +139,8 @@ void Harness::install_all(const std::vector<Install>& items) {
 void Harness::set_policy(std::uint32_t slot, const std::vector<podfence::policy::TrieEntry>& entries) {
     std::vector<Entry> v;
     v.reserve(entries.size());
-    for (const auto& e : entries) v.push_back({e.key, e.val});
+    for (const auto& e : entries)
+        v.push_back({e.key, e.val});
     set_policy(slot, v);
 }
 
@@ -155,33 +161,35 @@ int Harness::trie_fd(std::uint32_t slot) const {
 
 void Harness::set_pod(std::uint32_t slot, std::uint32_t rev, std::uint32_t flags) {
     pf_pod pod{rev, flags};
-    check(bpf_map_update_elem(fd_.pods, &slot, &pod, BPF_ANY),
-          "bpf_map_update_elem(pf_pods)");
+    check(bpf_map_update_elem(fd_.pods, &slot, &pod, BPF_ANY), "bpf_map_update_elem(pf_pods)");
 }
 
 void Harness::set_scratch(std::uint32_t slot, std::uint32_t dir) {
     std::vector<pf_scratch> v(static_cast<std::size_t>(ncpus_), pf_scratch{slot, dir});
     std::uint32_t zero = 0;
-    check(bpf_map_update_elem(fd_.scratch, &zero, v.data(), BPF_ANY),
-          "bpf_map_update_elem(pf_scratch)");
+    check(bpf_map_update_elem(fd_.scratch, &zero, v.data(), BPF_ANY), "bpf_map_update_elem(pf_scratch)");
 }
 
 void Harness::set_config(std::uint32_t flags) {
     pf_config c{flags, 0};
     std::uint32_t zero = 0;
-    check(bpf_map_update_elem(fd_.config, &zero, &c, BPF_ANY),
-          "bpf_map_update_elem(pf_config)");
+    check(bpf_map_update_elem(fd_.config, &zero, &c, BPF_ANY), "bpf_map_update_elem(pf_config)");
 }
 
 RunResult Harness::run(Prog p, const std::vector<std::uint8_t>& frame, std::uint32_t repeat) {
     LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = frame.data(),
                 .data_size_in = static_cast<std::uint32_t>(frame.size()), .repeat = static_cast<int>(repeat));
-    check(bpf_prog_test_run_opts(prog_fd(p), &opts), std::string("bpf_prog_test_run_opts(pf_") + prog_name(p) + ")");
+    check(bpf_prog_test_run_opts(prog_fd(p), &opts),
+          std::string("bpf_prog_test_run_opts(pf_") + prog_name(p) + ")");
     return {static_cast<int>(opts.retval), opts.duration};
 }
 
-int Harness::allow_code(Prog p) { return p == Prog::Tc ? TC_ACT_UNSPEC : XDP_PASS; }
-int Harness::deny_code(Prog p) { return p == Prog::Tc ? TC_ACT_SHOT : XDP_DROP; }
+int Harness::allow_code(Prog p) {
+    return p == Prog::Tc ? TC_ACT_UNSPEC : XDP_PASS;
+}
+int Harness::deny_code(Prog p) {
+    return p == Prog::Tc ? TC_ACT_SHOT : XDP_DROP;
+}
 
 pf_counter Harness::counters(std::uint32_t slot, std::uint32_t dir) const {
     std::vector<pf_counter> v(static_cast<std::size_t>(ncpus_));
@@ -202,7 +210,8 @@ std::uint64_t Harness::rule_hits(std::uint32_t slot, std::uint32_t dir, std::uin
     pf_rule_key k{slot, dir, rule};
     if (bpf_map_lookup_elem(fd_.rule_hits, &k, v.data()) != 0) return 0;
     std::uint64_t sum = 0;
-    for (auto x : v) sum += x;
+    for (auto x : v)
+        sum += x;
     return sum;
 }
 
@@ -226,17 +235,19 @@ std::optional<pf_ct_val> Harness::conntrack_find(const pf_ct_key& k) const {
 }
 
 void Harness::conntrack_put(const pf_ct_key& k, const pf_ct_val& v) {
-    check(bpf_map_update_elem(fd_.conntrack, &k, &v, BPF_ANY),
-          "bpf_map_update_elem(pf_conntrack)");
+    check(bpf_map_update_elem(fd_.conntrack, &k, &v, BPF_ANY), "bpf_map_update_elem(pf_conntrack)");
 }
 
 void Harness::conntrack_clear() {
     int fd = fd_.conntrack;
     pf_ct_key k{};
-    while (bpf_map_get_next_key(fd, nullptr, &k) == 0) bpf_map_delete_elem(fd, &k);
+    while (bpf_map_get_next_key(fd, nullptr, &k) == 0)
+        bpf_map_delete_elem(fd, &k);
 }
 
-void Harness::conntrack_delete(const pf_ct_key& k) { bpf_map_delete_elem(fd_.conntrack, &k); }
+void Harness::conntrack_delete(const pf_ct_key& k) {
+    bpf_map_delete_elem(fd_.conntrack, &k);
+}
 
 void Harness::clear_slot_stats(std::uint32_t slot) {
     std::vector<pf_counter> zeros(static_cast<std::size_t>(ncpus_));
@@ -253,10 +264,13 @@ void Harness::clear_slot_stats(std::uint32_t slot) {
         k = next;
         prev = &k;
     }
-    for (const auto& r : mine) bpf_map_delete_elem(fd, &r);
+    for (const auto& r : mine)
+        bpf_map_delete_elem(fd, &r);
 }
 
-int Harness::events_fd() const { return fd_.events; }
+int Harness::events_fd() const {
+    return fd_.events;
+}
 
 pf_ct_key ct_key_for(std::uint32_t slot, std::uint8_t dir, const Frame& f) {
     pf_ct_key k{};

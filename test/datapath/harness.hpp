@@ -42,7 +42,7 @@ struct RunResult {
 
 class Harness {
 public:
-    Harness();   // podfence__open_and_load; throws std::runtime_error naming the call
+    Harness(); // podfence__open_and_load; throws std::runtime_error naming the call
     ~Harness();
     Harness(const Harness&) = delete;
     Harness& operator=(const Harness&) = delete;

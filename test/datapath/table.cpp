@@ -8,7 +8,9 @@ namespace pftest {
 
 namespace {
 
-std::string verdict(bool allow) { return allow ? "allow" : "deny"; }
+std::string verdict(bool allow) {
+    return allow ? "allow" : "deny";
+}
 
 void run_steps(Harness& h, Prog p, const Case& c, const std::vector<Step>& steps, std::uint32_t slot,
                const char* phase, std::vector<std::string>& errors) {

@@ -22,9 +22,9 @@ struct Step {
 
 struct Case {
     std::string description;
-    std::string policy;             // podfence.io/policy JSON
+    std::string policy; // podfence.io/policy JSON
     std::vector<Step> steps;
-    std::string replaced_by = {};   // if set: policy swapped in (rev bump) before `after`
+    std::string replaced_by = {}; // if set: policy swapped in (rev bump) before `after`
     std::vector<Step> after = {};
 };
 

@@ -57,7 +57,8 @@ inline std::vector<podfence::policy::TrieEntry> allow_tcp_from(const char* peer,
         port_entry(PF_DIR_EGRESS, 2, 0, 0, PF_RULE_DEFAULT),
     };
     // The engine only tries the prefix lengths the LENS entries list.
-    for (const auto& e : podfence::policy::length_entries(v)) v.push_back(e);
+    for (const auto& e : podfence::policy::length_entries(v))
+        v.push_back(e);
     return v;
 }
 

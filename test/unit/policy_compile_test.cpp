@@ -92,8 +92,8 @@ Decision trie_decide(const std::vector<TrieEntry>& entries, const Packet& p) {
     alk.dir = ak.dir;
     alk.family = p.family;
     const bool v4 = p.family == PF_FAMILY_V4;
-    const TrieEntry* a = longest(entries, ak, alk, v4 ? PF_ADDR_LENS_WORDS_V4 : PF_ADDR_LENS_WORDS_V6,
-                                 family_bits(p.family));
+    const TrieEntry* a =
+        longest(entries, ak, alk, v4 ? PF_ADDR_LENS_WORDS_V4 : PF_ADDR_LENS_WORDS_V6, family_bits(p.family));
     if (!a || a->val.set == PF_SET_NONE) return {false, PF_RULE_DEFAULT};
 
     const bool ported = (p.proto == 6 || p.proto == 17 || p.proto == 132) && !p.non_first_fragment;
@@ -310,7 +310,8 @@ std::string well_formed(const std::vector<TrieEntry>& entries) {
                 e.val.set != 0)
                 return at + "bad PORT entry";
         } else if (e.key.kind == PF_KIND_ADDR_LENS) {
-            const unsigned words = e.key.family == PF_FAMILY_V4 ? PF_ADDR_LENS_WORDS_V4 : PF_ADDR_LENS_WORDS_V6;
+            const unsigned words =
+                e.key.family == PF_FAMILY_V4 ? PF_ADDR_LENS_WORDS_V4 : PF_ADDR_LENS_WORDS_V6;
             if (!fam_ok || e.key.set != 0 || e.key.prefixlen != PF_ADDR_LENS_PREFIXLEN ||
                 e.key.data[0] >= words || pf_lens_get(&e.val) == 0)
                 return at + "bad ADDR_LENS entry";
@@ -323,7 +324,8 @@ std::string well_formed(const std::vector<TrieEntry>& entries) {
                 pf_lens_get(&e.val) == 0)
                 return at + "bad PORT_LENS entry";
             for (unsigned b = 0; b < 64; ++b)
-                if ((pf_lens_get(&e.val) >> b) & 1 && !present.count({PF_KIND_PORT, e.key.dir, 0, e.key.set, b}))
+                if ((pf_lens_get(&e.val) >> b) & 1 &&
+                    !present.count({PF_KIND_PORT, e.key.dir, 0, e.key.set, b}))
                     return at + "PORT_LENS lists a length no PORT entry has";
         } else {
             return at + "unknown kind";
@@ -364,7 +366,7 @@ TEST_CASE("compile: not isolated => ADDR 0/0 and ::/0 -> one set with an any ent
     }
     CHECK(addr_entries == 4);
     CHECK(port_entries == 2);
-    CHECK(lens_entries == 6); // per direction: v4 word 0, v6 word 0, set 1
+    CHECK(lens_entries == 6);                                    // per direction: v4 word 0, v6 word 0, set 1
     CHECK(compile(default_policy(DefaultAction::Deny)).empty()); // every lookup misses
 }
 
@@ -377,10 +379,10 @@ TEST_CASE("compile: the documented example, entry by entry") {
     for (const TrieEntry& e : entries) {
         if (e.key.dir != PF_DIR_INGRESS) continue;
         if (e.key.kind == PF_KIND_ADDR_LENS || e.key.kind == PF_KIND_PORT_LENS) {
-            std::string lens = e.key.kind == PF_KIND_ADDR_LENS
-                                   ? "addr lens v" + std::to_string(e.key.family) + " word " +
-                                         std::to_string(e.key.data[0])
-                                   : "port lens set " + std::to_string(e.key.set);
+            std::string lens =
+                e.key.kind == PF_KIND_ADDR_LENS
+                    ? "addr lens v" + std::to_string(e.key.family) + " word " + std::to_string(e.key.data[0])
+                    : "port lens set " + std::to_string(e.key.set);
             for (unsigned b = 0; b < 64; ++b)
                 if ((pf_lens_get(&e.val) >> b) & 1) lens += " /" + std::to_string(b);
             got.push_back(lens);
@@ -621,7 +623,8 @@ TEST_CASE("compile: 100000 rules with distinct CIDRs compile quickly") {
 }
 
 TEST_CASE("compile: decisions follow the LENS bitmaps (a missing length changes the answer)") {
-    const Policy p = parse_policy(R"({"ingress": [{"from": [{"ipBlock": {"cidr": "10.0.0.0/8", "except": ["10.1.0.0/16"]}}],
+    const Policy p = parse_policy(
+        R"({"ingress": [{"from": [{"ipBlock": {"cidr": "10.0.0.0/8", "except": ["10.1.0.0/16"]}}],
                                                   "ports": [{"port": 8080}]}]})");
     auto entries = compile(p);
     Packet pkt;

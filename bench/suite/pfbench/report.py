@@ -195,7 +195,7 @@ class Report:
         self.w("### BPF_PROG_TEST_RUN ns per packet (bench/testrun, kernel-timed)")
         self.w()
         self.w("podfence engine (no stub) vs the article's program. `new`: allowed packet of a new flow "
-               "(conntrack miss, both LPM lookups, conntrack insert; median of single runs); `established_1`: "
+               "(conntrack miss, both prefix matches, conntrack insert; median of single runs); `established_1`: "
                "same packet again, single runs; `established`/`denied`/article `allowed`: repeat loops. "
                "Compare single-run cases with the article's `allowed_1`, loops with its `allowed`.")
         self.w()
