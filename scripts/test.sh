@@ -6,6 +6,8 @@
 #   kernel      netlink/attach plumbing and the BPF datapath via BPF_PROG_TEST_RUN,
 #               incl. the differential check against the reference evaluator
 #   integration real libcni driver, real reference plugins, real traffic in netns
+# plus the benchmark suite in --quick mode (every configuration once, no speed
+# assertions: it only has to run and produce numbers).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 jobs=$(nproc)
@@ -19,4 +21,6 @@ cmake --build build/asan -j"$jobs" --target podfence_unit_tests podfence_kernel_
 
 cmake -S . -B build/release -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build/release -j"$jobs"
+bench/suite/run.sh --quick --out build/bench-quick \
+    --podfence build/release/plugin/podfence --testrun build/release/bench/testrun/podfence_testrun_bench
 (cd build/release && ctest --output-on-failure)

@@ -45,6 +45,9 @@ done
 newest() { ls -t $repo/build*/"$1" 2>/dev/null | head -n1 || true; }
 [ -n "$podfence" ] || podfence=$(newest plugin/podfence)
 [ -n "$testrun" ] || testrun=$(newest bench/testrun/podfence_testrun_bench)
+# Absolute: the driver runs tools from other directories.
+[ -z "$podfence" ] || podfence=$(readlink -f "$podfence")
+[ -z "$testrun" ] || testrun=$(readlink -f "$testrun")
 
 [ -n "$out" ] || out="$repo/bench-results/$(date +%Y%m%d-%H%M%S)"
 mkdir -p "$out"

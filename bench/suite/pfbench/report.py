@@ -207,9 +207,9 @@ class Report:
             self.w("| " + " | ".join(key) + " | " + " | ".join(vals.get(n, "") for n in sizes) + " |")
         self.w()
         if mem:
-            self.w("Per-pod policy trie for N rules (memlock from fdinfo): " + "; ".join(
-                f"{r['family']} {r['rules']} rules: {r['ns_per_packet']} entries, "
-                f"{int(r['detail'].split('=')[1]) / 1024:.0f} KiB" for r in mem if "=" in r["detail"]) + ".")
+            self.w("Per-pod policy map for N rules (memlock from fdinfo): " + "; ".join(
+                f"{r['family']} {r['rules']} rules: {int(r['value']) / 1024:.0f} KiB ({r['detail']})"
+                for r in mem if r.get("value", "").isdigit()) + ".")
             self.w()
         self._plot_testrun(dp, series)
 

@@ -137,7 +137,11 @@ def parse_testrun(ctx):
     for line in lines[1:]:
         cells = [c.strip() for c in line.split(",")]
         if len(cells) == len(header):
-            ctx.rows["testrun"].append(dict(zip(header, cells)))
+            row = dict(zip(header, cells))
+            # bench/testrun names the number column `value` (ns per packet,
+            # or bytes for memory rows).
+            row.setdefault("ns_per_packet", row.get("value", ""))
+            ctx.rows["testrun"].append(row)
 
 
 # ---- control plane ---------------------------------------------------------
