@@ -502,6 +502,20 @@ run_mode() {
 	t "$mode: c->a TCP 8080 denied (a ingress isolated, no rules)" tcp_denied "$PREFIX-c" "$A4" 8080
 	t "$mode: node->c TCP 81 allowed (c has no policy)" tcp_ok "$PREFIX-node" "$C4" 81
 
+	# egress-only policy with a port range (c, replaced live): only TCP
+	# 8080-8081 to b leaves c; c's ingress stays open.
+	jq -cn --arg b4 "$B4/32" '{policyTypes: ["Egress"],
+		egress: [{to: [{ipBlock: {cidr: $b4}}], ports: [{protocol: "TCP", port: 8080, endPort: 8081}]}]}' >"$WORK/pol-c.json"
+	echo '{"policyTypes": []}' >"$WORK/pol-c-open.json"
+	t "$mode: podfence update gives c an egress-only policy with a port range" run_ok "$WORK/upd.out" pf update "$cc" eth0 "$WORK/pol-c.json"
+	t "$mode: c->b TCP 8080 allowed (first port of the range)" tcp_ok "$PREFIX-c" "$B4" 8080
+	t "$mode: c->b TCP 8081 allowed (endPort, inclusive)" tcp_ok "$PREFIX-c" "$B4" 8081
+	t "$mode: c->b ping denied by c's egress-only policy" ping_denied "$PREFIX-c" "$B4"
+	t "$mode: c->b TCP 8080 denied over IPv6 (only an IPv4 peer)" tcp_denied "$PREFIX-c" "$B6" 8080
+	t "$mode: node->c TCP 81 allowed (egress-only: ingress not isolated)" tcp_ok "$PREFIX-node" "$C4" 81
+	t "$mode: podfence update opens c again" run_ok "$WORK/upd.out" pf update "$cc" eth0 "$WORK/pol-c-open.json"
+	t "$mode: c->b ping allowed again" ping_ok "$PREFIX-c" "$B4"
+
 	t "$mode: podfence inspect lists the three pods" inspect_lists "$ca" "$cb" "$cc"
 	t "$mode: podfence counters runs" run_ok "$WORK/counters.out" pf counters "$cb"
 

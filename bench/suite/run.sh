@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # podfence benchmark suite: data plane (pps, TCP), rule scaling, test_run
-# ns/packet, control-plane latency. See bench/suite/PERFORMANCE.md.
+# ns/packet, control-plane latency. See README.md "Performance".
 #
 #   bench/suite/run.sh [--quick] [--out DIR] [--podfence BIN] [--testrun BIN]
 #                      [--only matrix,scaling,testrun,control] [--verbose]

@@ -1,1 +1,1 @@
-"""podfence benchmark suite driver (see ../PERFORMANCE.md). Run via ../run.sh."""
+"""podfence benchmark suite driver (see README.md "Performance"). Run via ../run.sh."""
