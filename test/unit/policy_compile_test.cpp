@@ -19,19 +19,13 @@
 #include "policy/cidr.hpp"
 #include "policy/compile.hpp"
 #include "policy/evaluator.hpp"
+#include "addr.hpp"
 #include "policy/port_ranges.hpp"
 
 using namespace podfence;
 using namespace podfence::policy;
 
 namespace {
-
-std::array<std::uint8_t, 16> addr(const char* text) {
-    std::array<std::uint8_t, 16> a{};
-    const int af = std::strchr(text, ':') ? AF_INET6 : AF_INET;
-    REQUIRE(inet_pton(af, text, a.data()) == 1);
-    return a;
-}
 
 bool key_less(const TrieEntry& a, const TrieEntry& b) {
     return std::memcmp(&a.key, &b.key, sizeof a.key) < 0;

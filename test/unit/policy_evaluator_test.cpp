@@ -8,17 +8,11 @@
 #include <string>
 
 #include "policy/evaluator.hpp"
+#include "addr.hpp"
 
 using namespace podfence::policy;
 
 namespace {
-
-std::array<std::uint8_t, 16> addr(const char* text) {
-    std::array<std::uint8_t, 16> a{};
-    const int af = std::strchr(text, ':') ? AF_INET6 : AF_INET;
-    REQUIRE(inet_pton(af, text, a.data()) == 1);
-    return a;
-}
 
 constexpr const char* kPod4 = "10.244.0.5";
 constexpr const char* kPod6 = "fd10::5";
