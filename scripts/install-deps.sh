@@ -11,7 +11,7 @@ packages=(
   containernetworking-plugins golang-go golang-github-appc-cni-dev
   iproute2 socat netcat-openbsd iputils-ping util-linux jq
   # benchmarks
-  iperf3 nftables iptables gnuplot-nox ethtool
+  iperf3 nftables iptables gnuplot-nox ethtool python3
 )
 
 missing=()
