@@ -10,18 +10,24 @@
 namespace pfbench {
 
 struct Skeletons {
+    Skeletons() = default;
+    Skeletons(const Skeletons&) = delete;
+    Skeletons& operator=(const Skeletons&) = delete;
+    ~Skeletons() {
+        pf_article__destroy(article);
+        podfence__destroy(dp);
+    }
     ::podfence* dp = nullptr;
     ::pf_article* article = nullptr;
 };
 
+// Defined here, where Skeletons is complete.
 void SkeletonsDeleter::operator()(Skeletons* s) const {
-    pf_article__destroy(s->article);
-    podfence__destroy(s->dp);
-    delete s;
+    std::default_delete<Skeletons>{}(s);
 }
 
 std::unique_ptr<Skeletons, SkeletonsDeleter> load(Fds& fds) {
-    std::unique_ptr<Skeletons, SkeletonsDeleter> s(new Skeletons);
+    std::unique_ptr<Skeletons, SkeletonsDeleter> s(std::make_unique<Skeletons>().release());
     s->dp = podfence__open_and_load();
     if (s->dp) s->article = pf_article__open_and_load();
     if (!s->article) {

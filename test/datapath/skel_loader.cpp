@@ -7,18 +7,22 @@
 namespace pftest {
 
 struct SkelObject {
-    ::podfence* skel = nullptr;
+    explicit SkelObject(::podfence* s) : skel(s) {}
+    SkelObject(const SkelObject&) = delete;
+    SkelObject& operator=(const SkelObject&) = delete;
+    ~SkelObject() { podfence__destroy(skel); }
+    ::podfence* skel;
 };
 
+// Defined here, where SkelObject is complete.
 void SkelObjectDeleter::operator()(SkelObject* s) const {
-    podfence__destroy(s->skel);
-    delete s;
+    std::default_delete<SkelObject>{}(s);
 }
 
 SkelPtr load_skeleton(SkelFds& fds) {
     ::podfence* s = podfence__open_and_load();
     if (!s) return nullptr;
-    SkelPtr owner(new SkelObject{s});
+    SkelPtr owner(std::make_unique<SkelObject>(s).release());
     fds.tc = bpf_program__fd(s->progs.pf_tc);
     fds.xdp = bpf_program__fd(s->progs.pf_xdp);
     fds.policy = bpf_map__fd(s->maps.pf_policy);

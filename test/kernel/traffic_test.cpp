@@ -1,18 +1,15 @@
 // Real packets between two netns through stubs + the engine: a pod allowing
 // TCP 8080 only from its peer. Exercises the whole chain end to end:
-// stub -> pf_scratch -> tail call -> engine -> policy trie.
+// stub -> pf_scratch -> tail call -> engine -> policy map.
 #include <doctest/doctest.h>
 
 #include <arpa/inet.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <fcntl.h>
-#include <linux/pkt_cls.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
-
-#include <array>
 
 #include "bpf/attach.hpp"
 #include "bpf/datapath.hpp"
@@ -29,23 +26,6 @@ namespace {
 
 constexpr const char* kHostIp = "10.251.0.1"; // netns pftk-a, "host" side
 constexpr const char* kPodIp = "10.251.0.2";  // netns pftk-b, "pod"
-
-// The placeholder engine drops everything, ARP included; the real one passes
-// non-IP frames of an active slot. Ask it through BPF_PROG_TEST_RUN, entering
-// via a stub like real packets do (the engine trusts pf_scratch).
-bool engine_is_placeholder(const bpf::Datapath& dp, std::uint32_t active_slot) {
-    UniqueFd stub = bpf::load_tc_stub(dp, active_slot, PF_DIR_INGRESS);
-    std::array<std::uint8_t, 42> arp{};
-    for (int i = 0; i < 6; ++i)
-        arp[i] = 0xff;
-    arp[12] = 0x08;
-    arp[13] = 0x06; // ETH_P_ARP
-    LIBBPF_OPTS(bpf_test_run_opts, opts);
-    opts.data_in = arp.data();
-    opts.data_size_in = arp.size();
-    REQUIRE(bpf_prog_test_run_opts(stub.get(), &opts) == 0);
-    return static_cast<int>(opts.retval) == TC_ACT_SHOT;
-}
 
 UniqueFd listen_on(std::uint16_t port) {
     UniqueFd s(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
@@ -99,87 +79,71 @@ struct Pod {
     }
 };
 
-void expect_policy(const bpf::Datapath& dp, std::uint32_t slot, const Pod& p) {
-    UniqueFd l8080, l8081;
+// The datapath loaded into the pod's private bpffs and one slot whose policy
+// allows TCP 8080 from the host side only.
+struct Enforced : Pod {
+    bpf::NodeLock lock{fs.path()};
+    bpf::Datapath dp = bpf::Datapath::open_or_load(fs.path());
+    bpf::PolicyStore store{dp};
+    std::uint32_t slot = store.allocate_slot();
+    Enforced() { store.replace(slot, pftk::allow_tcp_from(kHostIp, 8080)); }
+};
+
+// From the host side: `allowed` connects, `denied` does not and is counted.
+void expect_policy(const Enforced& e, std::uint16_t allowed, std::uint16_t denied) {
+    UniqueFd l_allowed, l_denied;
     {
-        netlink::NetnsGuard in(p.pod.path());
-        l8080 = listen_on(8080);
-        l8081 = listen_on(8081);
+        netlink::NetnsGuard in(e.pod.path());
+        l_allowed = listen_on(allowed);
+        l_denied = listen_on(denied);
     }
-    netlink::NetnsGuard in(p.host.path());
-    CHECK(connects(kPodIp, 8080, 2000));
-    const auto denied_before = denied_packets(dp, slot, PF_DIR_INGRESS);
-    CHECK_FALSE(connects(kPodIp, 8081, 1000));
-    CHECK(denied_packets(dp, slot, PF_DIR_INGRESS) > denied_before);
-    CHECK(connects(kPodIp, 8080, 2000)); // still allowed after a denial
+    netlink::NetnsGuard in(e.host.path());
+    CHECK(connects(kPodIp, allowed, 2000));
+    const auto denied_before = denied_packets(e.dp, e.slot, PF_DIR_INGRESS);
+    CHECK_FALSE(connects(kPodIp, denied, 1000));
+    CHECK(denied_packets(e.dp, e.slot, PF_DIR_INGRESS) > denied_before);
+    CHECK(connects(kPodIp, allowed, 2000)); // still allowed after a denial
 }
 
 } // namespace
 
 TEST_CASE("traffic: tcx stubs on the host veth enforce the pod's policy") {
-    Pod p;
-    bpf::NodeLock lock(p.fs.path());
-    auto dp = bpf::Datapath::open_or_load(p.fs.path());
-    bpf::PolicyStore store(dp);
-    const auto slot = store.allocate_slot();
-    store.replace(slot, pftk::allow_tcp_from(kHostIp, 8080));
-    if (engine_is_placeholder(dp, slot)) {
-        MESSAGE("SKIPPED: bpf/podfence.bpf.c is still the drop-all placeholder");
-        return;
-    }
-
+    Enforced e;
     UniqueFd to_pod, from_pod;
     {
-        netlink::NetnsGuard in(p.host.path());
+        netlink::NetnsGuard in(e.host.path());
         const int ifindex = netlink::get_link("pftk-va")->ifindex;
-        UniqueFd s_in = bpf::load_tc_stub(dp, slot, PF_DIR_INGRESS);
-        UniqueFd s_eg = bpf::load_tc_stub(dp, slot, PF_DIR_EGRESS);
+        UniqueFd s_in = bpf::load_tc_stub(e.dp, e.slot, PF_DIR_INGRESS);
+        UniqueFd s_eg = bpf::load_tc_stub(e.dp, e.slot, PF_DIR_EGRESS);
         to_pod = bpf::attach_tcx(s_in.get(), ifindex, bpf::Hook::TcxEgress);
         from_pod = bpf::attach_tcx(s_eg.get(), ifindex, bpf::Hook::TcxIngress);
     }
-    expect_policy(dp, slot, p);
+    expect_policy(e, 8080, 8081);
 
     // Replacing the policy (now 8081 only) takes effect for new connections.
-    store.replace(slot, pftk::allow_tcp_from(kHostIp, 8081));
-    UniqueFd l8080, l8081;
-    {
-        netlink::NetnsGuard in(p.pod.path());
-        l8080 = listen_on(8080);
-        l8081 = listen_on(8081);
-    }
-    netlink::NetnsGuard in(p.host.path());
-    CHECK(connects(kPodIp, 8081, 2000));
-    CHECK_FALSE(connects(kPodIp, 8080, 1000));
+    e.store.replace(e.slot, pftk::allow_tcp_from(kHostIp, 8081));
+    expect_policy(e, 8081, 8080);
 }
 
 TEST_CASE("traffic: XDP stubs (pod eth0 for ingress, host veth for egress) enforce the pod's policy") {
-    Pod p;
-    bpf::NodeLock lock(p.fs.path());
-    auto dp = bpf::Datapath::open_or_load(p.fs.path());
-    bpf::PolicyStore store(dp);
-    const auto slot = store.allocate_slot();
-    store.replace(slot, pftk::allow_tcp_from(kHostIp, 8080));
-    if (engine_is_placeholder(dp, slot)) {
-        MESSAGE("SKIPPED: bpf/podfence.bpf.c is still the drop-all placeholder");
-        return;
-    }
+    Enforced e;
 
     // One of each mode: generic on the pod side (as CNI would choose to keep
     // TSO, see FIELD-NOTES), native on the host side.
     UniqueFd ingress_link, egress_link;
     bpf::XdpMode used{};
     {
-        netlink::NetnsGuard in(p.pod.path());
-        UniqueFd stub = bpf::load_xdp_stub(dp, slot, PF_DIR_INGRESS);
+        netlink::NetnsGuard in(e.pod.path());
+        UniqueFd stub = bpf::load_xdp_stub(e.dp, e.slot, PF_DIR_INGRESS);
         ingress_link =
             bpf::attach_xdp(stub.get(), netlink::get_link("pftk-vb")->ifindex, bpf::XdpMode::Generic, &used);
     }
     {
-        netlink::NetnsGuard in(p.host.path());
-        UniqueFd stub = bpf::load_xdp_stub(dp, slot, PF_DIR_EGRESS);
+        netlink::NetnsGuard in(e.host.path());
+        UniqueFd stub = bpf::load_xdp_stub(e.dp, e.slot, PF_DIR_EGRESS);
         egress_link =
             bpf::attach_xdp(stub.get(), netlink::get_link("pftk-va")->ifindex, bpf::XdpMode::Native, &used);
         CHECK(used == bpf::XdpMode::Native);
     }
-    expect_policy(dp, slot, p);
+    expect_policy(e, 8080, 8081);
 }
