@@ -25,7 +25,7 @@ typedef __u32 pf_u32;
 typedef __u64 pf_u64;
 #endif
 
-#define PF_ABI_VERSION 2
+#define PF_ABI_VERSION 3
 
 /* ---- sizes --------------------------------------------------------------- */
 #define PF_MAX_SLOTS		 4096	 /* attachments (pod interfaces) per node */
@@ -52,89 +52,87 @@ typedef __u64 pf_u64;
  * The entries are (prefix, value) pairs as for a longest-prefix-match table,
  * stored in a BPF_MAP_TYPE_HASH (BPF_F_NO_PREALLOC) with CANONICAL keys: the
  * key's prefixlen is part of the hashed key and every data bit past the
- * prefix is zero. The engine does the longest-prefix match itself by trying
- * only the prefix lengths the map holds (read from its LENS entries), longest
- * first, one exact lookup per length; the first hit wins. So the cost of a
- * decision grows with the number of DISTINCT prefix lengths in the pod's
- * policy (at most 33 (v4) or 129 (v6) address lengths + 25 port-key
- * lengths), never with the number of rules. (ABI 1 used an LPM trie, whose
- * depth, and so cost, grew with the number of entries.)
+ * prefix is zero. The engine does the longest-prefix match itself, as a
+ * binary search over the prefix lengths present (Waldvogel et al., "Scalable
+ * high speed IP routing lookups", SIGCOMM 1997): one exact lookup per step,
+ * at most PF_ROPE_MAX steps, whatever the number of rules or of distinct
+ * lengths (<= 129 for v6 needs 8 steps; 1 length needs 1). (ABI 1 used an
+ * LPM trie, whose depth grew with the number of entries; ABI 2 tried every
+ * present length, longest first.)
  *
  * Two longest-prefix matches decide a new flow in direction D:
  *   1. ADDR: {kind=ADDR, dir=D, family, set=0, data=peer address masked to
  *             the length tried}
  *      -> val.set = id of the port set that the rules covering this peer
- *         region admit; miss at every length or PF_SET_NONE => deny.
+ *         region admit; no match or PF_SET_NONE => deny.
  *   2. PORT: {kind=PORT, dir=D, family=0, set=val.set, data[0]=proto,
  *             data[1..2]=destination port (big endian), masked likewise}
- *      -> hit => allow, val.rule = index (within direction D's rule list) of
- *         the first rule that admits the packet; miss everywhere => deny.
+ *      -> val.rule = index (within direction D's rule list) of the first
+ *         rule that admits the packet; no match or PF_RULE_NONE => deny.
  * prefixlen counts the header (kind..set, PF_LPM_HDR_BITS bits, always
  * matched in full) plus the data bits: ADDR prefixlen = HDR + cidr length.
  * PORT prefixlen = HDR (any protocol, any port), HDR + 8 (this protocol, any
  * port) or HDR + 8 + n (port prefix of n bits); its "port-key length" is
  * prefixlen - HDR: 0, 8 or 8 + n (0..24).
  *
- * LENS entries list the lengths present (value: a 64-bit bitmap, see
- * pf_lens_get/pf_lens_set; bit i set = length 64 * word + i present):
- *   ADDR_LENS {kind=ADDR_LENS, dir, family, set=0, data[0]=word},
- *             prefixlen = PF_ADDR_LENS_PREFIXLEN: the ADDR lengths of (dir,
- *             family); word 0 = lengths 0..63 (v4 uses bits 0..32),
- *             v6 also word 1 = 64..127 and word 2 = 128 (bit 0).
- *   PORT_LENS {kind=PORT_LENS, dir, family=0, set}, prefixlen =
- *             PF_PORT_LENS_PREFIXLEN: the port-key lengths of that set
- *             (bits 0, 8..24; word 0 only, data all zero).
- * A word with no length is not stored (a miss reads as 0).
+ * The search. The distinct lengths of one table (ADDR of (dir, family), or
+ * PORT of (dir, set)) form a balanced binary search tree: the root is the
+ * middle length of the sorted list (index (n - 1) / 2), each subtree is
+ * built the same way from its half. A probe at length m that hits continues
+ * with the longer lengths (right subtree), a miss with the shorter ones
+ * (left subtree). So that a hit at m means "a longer match may exist", every
+ * entry of length l puts a MARKER at each length m < l on its search path:
+ * {same key, data masked to m}, unless a real entry has that key. A
+ * marker's value is that of the longest real entry of length <= m covering
+ * it (its "best matching prefix": set PF_SET_NONE / rule PF_RULE_NONE if
+ * none), so the last hit of a search holds the answer.
+ * Which length to try next is carried in the values as a ROPE (Waldvogel's
+ * term): the lengths of the leftmost path of a subtree, first in bits 0..7,
+ * PF_ROPE_END-padded. Every entry of length m (real or marker) carries the
+ * rope of m's right subtree; the ROOT entry of a table carries the rope of
+ * the whole tree. The walk: rope = ROOT's; until the rope ends: m = its
+ * first length, drop it; lookup at m; on a hit remember the value and take
+ * its rope. A miss just goes on with the next (shorter) length of the rope.
+ *   ADDR_ROOT {kind=ADDR_ROOT, dir, family, set=0, data=0}
+ *   PORT_ROOT {kind=PORT_ROOT, dir, family=0, set, data=0}
+ * both with prefixlen PF_ROOT_PREFIXLEN; no ROOT entry = empty table.
  *
  * A direction that is not isolated is compiled as ADDR 0.0.0.0/0 and ::/0 ->
  * a set with a PORT "any" entry whose rule is PF_RULE_DEFAULT, so the engine
  * never needs to know whether a direction is isolated.
  * Packets without ports (ICMP, non-first fragments, other protocols) are
  * looked up with port 0, which no port rule can name (ports are 1..65535).
- * The names pf_lpm_key/pf_lpm_val are kept from ABI 1: same layout.
+ * The names pf_lpm_key/pf_lpm_val are kept from ABI 1: same key layout.
  */
-#define PF_KIND_ADDR	       1
-#define PF_KIND_PORT	       2
-#define PF_KIND_ADDR_LENS      3
-#define PF_KIND_PORT_LENS      4
-#define PF_LPM_HDR_BITS	       64
-#define PF_PORT_KEY_BITS       24 /* protocol (8) + port (16) */
-#define PF_ADDR_LENS_PREFIXLEN (PF_LPM_HDR_BITS + 8)
-#define PF_PORT_LENS_PREFIXLEN PF_LPM_HDR_BITS
-#define PF_ADDR_LENS_WORDS_V4  1
-#define PF_ADDR_LENS_WORDS_V6  3
-#define PF_SET_NONE	       0
-#define PF_RULE_DEFAULT	       0xffffffffu
+#define PF_KIND_ADDR	  1
+#define PF_KIND_PORT	  2
+#define PF_KIND_ADDR_ROOT 3
+#define PF_KIND_PORT_ROOT 4
+#define PF_LPM_HDR_BITS	  64
+#define PF_PORT_KEY_BITS  24 /* protocol (8) + port (16) */
+#define PF_ROOT_PREFIXLEN PF_LPM_HDR_BITS
+#define PF_ROPE_MAX	  8    /* steps: a tree of <= 255 lengths is <= 8 deep */
+#define PF_ROPE_END	  0xff /* rope padding: no further length */
+#define PF_ROPE_EMPTY	  0xffffffffffffffffull
+#define PF_SET_NONE	  0
+#define PF_RULE_DEFAULT	  0xffffffffu
+#define PF_RULE_NONE	  0xfffffffeu /* a PORT marker with no shorter match: deny */
 
 struct pf_lpm_key {
 	pf_u32 prefixlen;
 	pf_u8 kind;
 	pf_u8 dir;
-	pf_u8 family; /* ADDR, ADDR_LENS: PF_FAMILY_*; PORT, PORT_LENS: 0 */
+	pf_u8 family; /* ADDR, ADDR_ROOT: PF_FAMILY_*; PORT, PORT_ROOT: 0 */
 	pf_u8 pad;
-	pf_u32 set; /* PORT, PORT_LENS: port-set id; ADDR, ADDR_LENS: 0 */
+	pf_u32 set; /* PORT, PORT_ROOT: port-set id; ADDR, ADDR_ROOT: 0 */
 	pf_u8 data[16];
 };
 
-/* ADDR and PORT use the two fields as named. LENS entries hold a 64-bit
- * bitmap split over them: set = bits 0..31, rule = bits 32..63 (two u32
- * fields, not a u64, so the value keeps its 4-byte alignment and layout). */
 struct pf_lpm_val {
-	pf_u32 set;  /* ADDR: port-set id (PF_SET_NONE = deny); PORT: 0; LENS: bitmap bits 0..31 */
-	pf_u32 rule; /* PORT: first admitting rule index or PF_RULE_DEFAULT; ADDR: 0; LENS:
-			bits 32..63 */
+	pf_u32 set;  /* ADDR: port-set id (PF_SET_NONE = deny); others: 0 */
+	pf_u32 rule; /* PORT: first admitting rule, PF_RULE_DEFAULT or PF_RULE_NONE; others: 0 */
+	pf_u64 rope; /* next lengths to try, byte i = bits 8i..8i+7; see above */
 };
-
-static inline pf_u64 pf_lens_get(const struct pf_lpm_val *v)
-{
-	return (pf_u64)v->rule << 32 | v->set;
-}
-
-static inline void pf_lens_set(struct pf_lpm_val *v, pf_u64 bits)
-{
-	v->set = (pf_u32)bits;
-	v->rule = (pf_u32)(bits >> 32);
-}
 
 /* ---- per-slot state (pf_pods, array indexed by slot) ---------------------- */
 #define PF_POD_ACTIVE 1u

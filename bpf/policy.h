@@ -1,12 +1,10 @@
 /* SPDX-License-Identifier: (GPL-2.0 OR Apache-2.0) */
 /*
  * Policy decision for a NEW flow: the two longest-prefix matches of
- * podfence_abi.h in the pod's own hash map. The match is done here: read the
- * bitmap of prefix lengths present (a LENS entry), then one exact lookup per
- * present length, longest first; the first hit is the longest match. No loop
- * over rules: the cost grows with the number of DISTINCT prefix lengths in
- * the pod's policy (at most 33 or 129 address lengths + 25 port-key lengths),
- * never with the number of rules.
+ * podfence_abi.h in the pod's own hash map, each a binary search over the
+ * prefix lengths present (markers and ropes built by userspace,
+ * plugin/policy/length_search.cpp). No loop over rules: at most
+ * PF_ROPE_MAX exact lookups per match, whatever the policy.
  */
 #ifndef PODFENCE_POLICY_H
 #define PODFENCE_POLICY_H
@@ -17,32 +15,6 @@
 
 #include "maps.h"
 
-/* Valid bits of the LENS words: v4 lengths 0..32; v6 word 2 holds only 128;
- * port-key lengths 0 (any) and 8..24. Anything else is ignored, so a
- * corrupt bitmap cannot make a mask shift out of range. */
-#define PF_LENS_V4_BITS	     0x1ffffffffull
-#define PF_LENS_V6_LAST_BITS 0x1ull
-#define PF_LENS_PORT_BITS    0x1ffff01ull
-
-/* The helpers the walks run per length are branch-free, so each loop
- * iteration is one path for the verifier, not one per length value. */
-
-/* Index of the highest set bit of x != 0: smear it down, count the ones
- * (BPF has no clz). */
-static __always_inline __u32 pf_fls64(__u64 x)
-{
-	x |= x >> 1;
-	x |= x >> 2;
-	x |= x >> 4;
-	x |= x >> 8;
-	x |= x >> 16;
-	x |= x >> 32;
-	x = x - ((x >> 1) & 0x5555555555555555ull);
-	x = (x & 0x3333333333333333ull) + ((x >> 2) & 0x3333333333333333ull);
-	x = (x + (x >> 4)) & 0x0f0f0f0f0f0f0f0full;
-	return (__u32)((x * 0x0101010101010101ull) >> 56) - 1;
-}
-
 /* Top `len` bits of a 32-bit word set, len 0..32, host order. The 64-bit
  * shift avoids the undefined 32-bit shift by 32. */
 static __always_inline __u32 pf_top_bits32(__u32 len)
@@ -50,10 +22,11 @@ static __always_inline __u32 pf_top_bits32(__u32 len)
 	return (__u32)(0xffffffff00000000ull >> len);
 }
 
-/* Network-order mask of address word `word` (bits 32 * word ..) for a
- * prefix of `len` (0..128) bits: clamp(len - 32 * word, 0, 32) bits, the
- * clamp done with sign masks. */
-static __always_inline __u32 pf_addr_word_mask(__u32 len, __u32 word)
+/* Network-order mask of data word `word` (bits 32 * word ..) for a prefix
+ * of `len` bits: clamp(len - 32 * word, 0, 32) bits, the clamp done with
+ * sign masks (branch-free: one verifier path whatever the length, and a
+ * corrupt length > 128 only makes a key that matches nothing). */
+static __always_inline __u32 pf_data_word_mask(__u32 len, __u32 word)
 {
 	__s64 n = (__s64)len - 32 * word;
 
@@ -62,8 +35,8 @@ static __always_inline __u32 pf_addr_word_mask(__u32 len, __u32 word)
 	return bpf_htonl(pf_top_bits32((__u32)n));
 }
 
-/* Writes the whole key but data, which the caller fills. The key is hashed
- * in full: every byte must be set (no stale stack bytes). */
+/* Writes the whole key but prefixlen and data. The key is hashed in full:
+ * every byte must be set (no stale stack bytes). */
 static __always_inline void pf_key_hdr(struct pf_lpm_key *k, __u8 kind, __u8 dir, __u8 family,
 				       __u32 set)
 {
@@ -74,115 +47,78 @@ static __always_inline void pf_key_hdr(struct pf_lpm_key *k, __u8 kind, __u8 dir
 	k->set = set;
 }
 
-static __always_inline void pf_key_data(struct pf_lpm_key *k, __u32 w0, __u32 w1, __u32 w2,
-					__u32 w3)
-{
-	__u32 *d = (__u32 *)k->data;
-
-	d[0] = w0;
-	d[1] = w1;
-	d[2] = w2;
-	d[3] = w3;
-}
-
-/* Bitmap of a LENS entry, 0 when absent. Leaves k holding the LENS key. */
-static __always_inline __u64 pf_lens(void *map, struct pf_lpm_key *k, __u8 kind, __u8 dir,
-				     __u8 family, __u32 set, __u32 prefixlen, __u32 word)
+/* The rope of a table's ROOT entry (PF_ROPE_EMPTY when the table is
+ * empty). Leaves k holding the ROOT key. */
+static __always_inline __u64 pf_root_rope(void *map, struct pf_lpm_key *k, __u8 kind, __u8 dir,
+					  __u8 family, __u32 set)
 {
 	struct pf_lpm_val *v;
 
-	k->prefixlen = prefixlen;
+	k->prefixlen = PF_ROOT_PREFIXLEN;
 	pf_key_hdr(k, kind, dir, family, set);
-	pf_key_data(k, bpf_htonl(word << 24), 0, 0, 0); /* data[0] = word */
+	__builtin_memset(k->data, 0, sizeof(k->data));
 	v = bpf_map_lookup_elem(map, k);
-	return v ? pf_lens_get(v) : 0;
+	return v ? v->rope : PF_ROPE_EMPTY;
 }
 
-/* ADDR lengths of one LENS word (length = base + bit), longest first: the
- * first hit is the longest match within the word. `a` is the peer address
- * as four network-order words (v4: a[1..3] = 0). Returns 1 and the entry's
- * set in *set on a hit, 0 on a miss at every length. The loop leaves by
- * break, not return, so every hit reaches one join point and the verifier
- * prunes them there. */
-static __always_inline int pf_addr_walk(void *map, struct pf_lpm_key *k, __u8 dir, __u8 family,
-					const __u32 *a, __u64 lens, __u32 base, int max_bits,
-					__u32 *set)
+/* The binary search over prefix lengths of podfence_abi.h in one table (k's
+ * header already set): `d` is the data to match as four network-order
+ * words, masked per length tried. Starts from the table's ROOT rope; each
+ * hit stores the entry's answer (val.rule for PORT tables, val.set for
+ * ADDR) and switches to its rope; the last hit is the longest match. At
+ * most PF_ROPE_MAX lookups. Returns the answer, `none` if nothing hit. */
+static __always_inline __u32 pf_search(void *map, struct pf_lpm_key *k, __u64 rope, const __u32 *d,
+				       int port, __u32 none)
 {
-	struct pf_lpm_val *v = NULL;
-	__u32 bit, len;
+	struct pf_lpm_val *v;
+	__u32 *kd = (__u32 *)k->data;
+	__u32 answer = none, len;
 	int i;
 
-	pf_key_hdr(k, PF_KIND_ADDR, dir, family, 0);
 #pragma clang loop unroll(disable)
-	for (i = 0; i < max_bits && lens; i++) {
-		bit = pf_fls64(lens);
-		lens &= ~(1ull << bit);
-		len = base + bit;
-		k->prefixlen = PF_LPM_HDR_BITS + len;
-		pf_key_data(k, a[0] & pf_addr_word_mask(len, 0), a[1] & pf_addr_word_mask(len, 1),
-			    a[2] & pf_addr_word_mask(len, 2), a[3] & pf_addr_word_mask(len, 3));
-		v = bpf_map_lookup_elem(map, k);
-		if (v)
+	for (i = 0; i < PF_ROPE_MAX; i++) {
+		len = rope & 0xff;
+		if (len == PF_ROPE_END)
 			break;
+		rope = rope >> 8 | (__u64)PF_ROPE_END << 56;
+		k->prefixlen = PF_LPM_HDR_BITS + len;
+		kd[0] = d[0] & pf_data_word_mask(len, 0);
+		kd[1] = d[1] & pf_data_word_mask(len, 1);
+		kd[2] = d[2] & pf_data_word_mask(len, 2);
+		kd[3] = d[3] & pf_data_word_mask(len, 3);
+		v = bpf_map_lookup_elem(map, k);
+		if (v) {
+			answer = port ? v->rule : v->set;
+			rope = v->rope;
+		}
 	}
-	if (!v)
-		return 0;
-	*set = v->set;
-	return 1;
+	return answer;
 }
 
-/* Step 1: longest ADDR match of the peer -> port-set id (PF_SET_NONE on a
- * miss). v6 walks its LENS words from the longest lengths down, fetching
- * each word only when reached. */
+/* Step 1: longest ADDR match of the peer `a` (four network-order words, v4:
+ * a[1..3] = 0) -> port-set id, PF_SET_NONE when nothing matches. */
 static __always_inline __u32 pf_addr_match(void *map, struct pf_lpm_key *k, __u8 dir, __u8 family,
 					   const __u32 *a)
 {
-	__u32 set = PF_SET_NONE;
-	__u64 lens;
+	__u64 rope = pf_root_rope(map, k, PF_KIND_ADDR_ROOT, dir, family, 0);
 
-	if (family == PF_FAMILY_V4) {
-		lens = pf_lens(map, k, PF_KIND_ADDR_LENS, dir, family, 0, PF_ADDR_LENS_PREFIXLEN,
-			       0);
-		pf_addr_walk(map, k, dir, family, a, lens & PF_LENS_V4_BITS, 0, 33, &set);
-		return set;
-	}
-	lens = pf_lens(map, k, PF_KIND_ADDR_LENS, dir, family, 0, PF_ADDR_LENS_PREFIXLEN, 2);
-	if (pf_addr_walk(map, k, dir, family, a, lens & PF_LENS_V6_LAST_BITS, 128, 1, &set))
-		return set;
-	lens = pf_lens(map, k, PF_KIND_ADDR_LENS, dir, family, 0, PF_ADDR_LENS_PREFIXLEN, 1);
-	if (pf_addr_walk(map, k, dir, family, a, lens, 64, 64, &set))
-		return set;
-	lens = pf_lens(map, k, PF_KIND_ADDR_LENS, dir, family, 0, PF_ADDR_LENS_PREFIXLEN, 0);
-	pf_addr_walk(map, k, dir, family, a, lens, 0, 64, &set);
-	return set;
+	k->kind = PF_KIND_ADDR;
+	return pf_search(map, k, rope, a, 0, PF_SET_NONE);
 }
 
 /* Step 2: longest PORT match of {proto, dport} in port set `set` -> the
- * first admitting rule, or -1 on a miss. The port-key bits
- * (proto << 16 | port) are the top 24 bits of data[0..3] read as one
- * network-order word. */
+ * first admitting rule, or -1. The port-key bits (proto << 16 | port) are
+ * the top 24 bits of data word 0. */
 static __always_inline long pf_port_match(void *map, struct pf_lpm_key *k, __u8 dir, __u32 set,
 					  __u8 proto, __u16 dport)
 {
-	__u64 lens = pf_lens(map, k, PF_KIND_PORT_LENS, dir, 0, set, PF_PORT_LENS_PREFIXLEN, 0) &
-		     PF_LENS_PORT_BITS;
-	__u32 pk = (__u32)proto << 24 | (__u32)bpf_ntohs(dport) << 8;
-	struct pf_lpm_val *v = NULL;
-	__u32 len;
-	int i;
+	__u32 d[4] = {bpf_htonl((__u32)proto << 24 | (__u32)bpf_ntohs(dport) << 8), 0, 0, 0};
+	__u64 rope = pf_root_rope(map, k, PF_KIND_PORT_ROOT, dir, 0, set);
+	__u32 rule;
 
-	pf_key_hdr(k, PF_KIND_PORT, dir, 0, set);
-#pragma clang loop unroll(disable)
-	for (i = 0; i < PF_PORT_KEY_BITS + 1 && lens; i++) {
-		len = pf_fls64(lens);
-		lens &= ~(1ull << len);
-		k->prefixlen = PF_LPM_HDR_BITS + len;
-		pf_key_data(k, bpf_htonl(pk & pf_top_bits32(len)), 0, 0, 0);
-		v = bpf_map_lookup_elem(map, k);
-		if (v)
-			break;
-	}
-	return v ? (long)v->rule : -1;
+	k->kind = PF_KIND_PORT;
+	rule = pf_search(map, k, rope, d, 1, PF_RULE_NONE);
+	return rule == PF_RULE_NONE ? -1 : (long)rule;
 }
 
 /* A new-flow question, on the caller's stack (a global function takes

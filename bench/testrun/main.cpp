@@ -132,13 +132,14 @@ long memlock_of(int fd) {
     return -1;
 }
 
-// How many prefix lengths the ADDR match may try (ingress bitmaps).
+// How many distinct prefix lengths the ingress ADDR entries use (the binary
+// search over them takes about log2 of that many lookups).
 unsigned addr_lengths(const std::vector<pol::TrieEntry>& entries) {
-    unsigned n = 0;
+    std::set<std::pair<std::uint8_t, std::uint32_t>> lens;
     for (const auto& e : entries)
-        if (e.key.kind == PF_KIND_ADDR_LENS && e.key.dir == PF_DIR_INGRESS)
-            n += static_cast<unsigned>(__builtin_popcountll(pf_lens_get(&e.val)));
-    return n;
+        if (e.key.kind == PF_KIND_ADDR && e.key.dir == PF_DIR_INGRESS)
+            lens.insert({e.key.family, e.key.prefixlen});
+    return static_cast<unsigned>(lens.size());
 }
 
 std::uint32_t median(std::vector<std::uint32_t> v) {

@@ -60,8 +60,8 @@ std::uint32_t max_prefixlen(const pf_lpm_key& k) {
     case PF_KIND_ADDR:
         return PF_LPM_HDR_BITS + (k.family == PF_FAMILY_V4 ? 32 : k.family == PF_FAMILY_V6 ? 128 : 0);
     case PF_KIND_PORT: return PF_LPM_HDR_BITS + PF_PORT_KEY_BITS;
-    case PF_KIND_ADDR_LENS: return PF_ADDR_LENS_PREFIXLEN;
-    case PF_KIND_PORT_LENS: return PF_PORT_LENS_PREFIXLEN;
+    case PF_KIND_ADDR_ROOT: return PF_ROOT_PREFIXLEN;
+    case PF_KIND_PORT_ROOT: return PF_ROOT_PREFIXLEN;
     default: return 0;
     }
 }

@@ -16,14 +16,11 @@
 // An entry is only written where it changes the answer of the shorter one,
 // so the longest match is always the right rule.
 //
-// Each direction ends with its LENS entries: the bitmaps of the prefix
-// lengths its ADDR entries (per family) and each port set's PORT entries
-// use, which is all the engine tries (it matches longest first in a hash).
+// with_search() then adds what the engine's binary search over prefix
+// lengths needs: markers, ropes, ROOT entries (length_search.cpp).
 #include "compile.hpp"
 
 #include <algorithm>
-#include <array>
-#include <map>
 #include <cstring>
 #include <optional>
 #include <set>
@@ -31,6 +28,7 @@
 #include <unordered_map>
 
 #include "cidr.hpp"
+#include "length_search.hpp"
 #include "common/error.hpp"
 #include "port_ranges.hpp"
 
@@ -48,47 +46,6 @@ bool operator<(const TrieEntry& a, const TrieEntry& b) {
 namespace {
 
 constexpr std::uint32_t kHdr = PF_LPM_HDR_BITS;
-
-// Collects the prefix lengths of ADDR and PORT entries and writes the LENS
-// entries that list them (one definition for compile() and length_entries()).
-class Lengths {
-public:
-    void note(const TrieEntry& e) {
-        const std::uint32_t len = e.key.prefixlen - kHdr;
-        if (e.key.kind == PF_KIND_ADDR)
-            addr_[{e.key.dir, e.key.family}][len / 64] |= 1ull << (len % 64);
-        else if (e.key.kind == PF_KIND_PORT)
-            port_[{e.key.dir, e.key.set}] |= 1ull << len;
-    }
-
-    template <typename Sink> void emit(Sink&& sink) const {
-        for (const auto& [df, words] : addr_)
-            for (std::uint8_t w = 0; w < words.size(); ++w) {
-                if (words[w] == 0) continue; // absent word = no length there
-                TrieEntry e;
-                e.key.prefixlen = PF_ADDR_LENS_PREFIXLEN;
-                e.key.kind = PF_KIND_ADDR_LENS;
-                e.key.dir = df.first;
-                e.key.family = df.second;
-                e.key.data[0] = w;
-                pf_lens_set(&e.val, words[w]);
-                sink(e);
-            }
-        for (const auto& [ds, bits] : port_) {
-            TrieEntry e;
-            e.key.prefixlen = PF_PORT_LENS_PREFIXLEN;
-            e.key.kind = PF_KIND_PORT_LENS;
-            e.key.dir = ds.first;
-            e.key.set = ds.second;
-            pf_lens_set(&e.val, bits);
-            sink(e);
-        }
-    }
-
-private:
-    std::map<std::pair<std::uint8_t, std::uint8_t>, std::array<std::uint64_t, PF_ADDR_LENS_WORDS_V6>> addr_;
-    std::map<std::pair<std::uint8_t, std::uint32_t>, std::uint64_t> port_;
-};
 
 // One PORT entry of a set, without the set id: (prefixlen, proto, port, rule).
 using PortEntry = std::tuple<std::uint32_t, std::uint8_t, std::uint16_t, std::uint32_t>;
@@ -195,8 +152,6 @@ public:
 
     void compile_family(std::uint8_t family);
     void compile_allow_all();
-    // The LENS entries of everything emitted so far; call once, last.
-    void finish();
 
 private:
     std::uint32_t set_for(const std::vector<std::uint32_t>& rset);
@@ -214,7 +169,6 @@ private:
     };
     std::unordered_map<PortEntries, std::uint32_t, Hash> by_ports_;
     std::unordered_map<std::uint64_t, std::uint32_t> counted_ports_; // once out_.counting()
-    Lengths lengths_;
 
     // Walk state for the current family.
     std::vector<std::uint32_t> peer_rule_;
@@ -244,7 +198,6 @@ std::uint32_t DirectionCompiler::set_for(const std::vector<std::uint32_t>& rset)
 }
 
 void DirectionCompiler::emit(const TrieEntry& e) {
-    lengths_.note(e);
     out_.add(e);
 }
 
@@ -272,10 +225,6 @@ void DirectionCompiler::emit_addr(const Cidr& c, std::uint32_t set) {
     std::memcpy(e.key.data, c.addr.data(), sizeof(e.key.data));
     e.val.set = set;
     emit(e);
-}
-
-void DirectionCompiler::finish() {
-    lengths_.emit([&](const TrieEntry& e) { out_.add(e); });
 }
 
 void DirectionCompiler::apply(const Event& e, int sign) {
@@ -394,28 +343,18 @@ std::vector<TrieEntry> compile(const Policy& policy, std::size_t max_entries) {
                 dc.compile_family(PF_FAMILY_V4);
                 dc.compile_family(PF_FAMILY_V6);
             }
-            dc.finish();
         }
     } catch (const TooBig&) {
         throw Error(Code::InvalidPolicy,
                     "podfence.io/policy: policy needs at least " + std::to_string(out.needed) +
                         " map entries, more than the per-pod capacity " + std::to_string(max_entries));
     }
+    // The search's markers and ROOT entries would come on top: a lower bound.
     if (out.counting())
-        throw Error(Code::InvalidPolicy, "podfence.io/policy: policy needs " + std::to_string(out.needed) +
-                                             " map entries, more than the per-pod capacity " +
-                                             std::to_string(max_entries));
-    std::sort(out.entries.begin(), out.entries.end());
-    return std::move(out.entries);
-}
-
-std::vector<TrieEntry> length_entries(const std::vector<TrieEntry>& entries) {
-    Lengths lengths;
-    for (const TrieEntry& e : entries)
-        lengths.note(e);
-    std::vector<TrieEntry> out;
-    lengths.emit([&](const TrieEntry& e) { out.push_back(e); });
-    return out;
+        throw Error(Code::InvalidPolicy,
+                    "podfence.io/policy: policy needs at least " + std::to_string(out.needed) +
+                        " map entries, more than the per-pod capacity " + std::to_string(max_entries));
+    return with_search(std::move(out.entries), max_entries);
 }
 
 } // namespace podfence::policy

@@ -1,6 +1,6 @@
 // Policy model -> entries of the pod's policy map (see bpf/podfence_abi.h for
-// the key layout, the LENS entries and the two longest-prefix matches the
-// engine does over a hash map).
+// the key layout and the two longest-prefix matches the engine does over a
+// hash map, by binary search over prefix lengths).
 #pragma once
 
 #include <cstddef>
@@ -19,18 +19,13 @@ struct TrieEntry {
 
 // Deterministic: the same policy always yields the same entries in the same
 // order (CHECK compares them with what is in the kernel). Keys are
-// canonical (no bits set past prefixlen) and include the LENS entries, which
-// count towards max_entries. Throws
-// Error(Code::InvalidPolicy) naming the policy when more than max_entries
-// would be needed: "policy needs N map entries, more than the per-pod
-// capacity M" ("needs at least N" when counting was cut short, past
-// max(2M, M + 2^20)). Memory stays bounded by max_entries either way.
+// canonical (no bits set past prefixlen) and include the search's markers
+// and ROOT entries (length_search.hpp), which count towards max_entries.
+// Throws Error(Code::InvalidPolicy) naming the policy when more than
+// max_entries would be needed: "policy needs at least N map entries, more
+// than the per-pod capacity M". Counting stops past max(2M, M + 2^20), so
+// time and memory stay bounded for any policy.
 std::vector<TrieEntry> compile(const Policy& policy, std::size_t max_entries = PF_POLICY_MAX_ENTRIES);
-
-// The LENS entries listing the prefix lengths that the ADDR and PORT entries
-// of `entries` use (other kinds are ignored). compile() already includes
-// them; tests that hand-write ADDR/PORT entries append these.
-std::vector<TrieEntry> length_entries(const std::vector<TrieEntry>& entries);
 
 // Byte-wise equality/ordering helpers for comparing compiled sets.
 bool operator==(const TrieEntry& a, const TrieEntry& b);

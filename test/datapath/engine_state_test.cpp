@@ -246,9 +246,9 @@ TEST_CASE("datapath: raw policy map ABI (hand-written entries)") {
     // Ingress: 10.0.0.0/8 -> set 1 (TCP 8000-8003 = port prefix /14 -> rule 3,
     // UDP any port -> rule 4), 10.1.0.0/16 -> PF_SET_NONE, 10.1.2.3/32 ->
     // set 2. fd00::/16 -> set 2 (any -> rule 0), fd00:0:0:1::/64 ->
-    // PF_SET_NONE, fd00::1:0:0:7/128 -> set 1 (v6 LENS words 0, 1 and 2).
+    // PF_SET_NONE, fd00::1:0:0:7/128 -> set 1.
     // Egress: nothing (deny).
-    std::vector<Entry> entries = with_lengths({
+    std::vector<Entry> entries = with_search({
         addr_entry(PF_DIR_INGRESS, 4, ip("10.0.0.0"), 8, 1),
         addr_entry(PF_DIR_INGRESS, 4, ip("10.1.0.0"), 16, PF_SET_NONE),
         addr_entry(PF_DIR_INGRESS, 4, ip("10.1.2.3"), 32, 2),
@@ -294,13 +294,13 @@ TEST_CASE("datapath: raw policy map ABI (hand-written entries)") {
         }
     }
 
-    // The engine tries only the lengths a LENS word lists: without /16 the
-    // except-like NONE entry is skipped and the /8 answers; an extra length
-    // with no entries is only a missing lookup.
-    std::vector<Entry> skewed;
-    for (const Entry& e : entries)
-        if (!(e.key.kind == PF_KIND_ADDR_LENS && e.key.family == PF_FAMILY_V4)) skewed.push_back(e);
-    skewed.push_back(addr_lens_entry(PF_DIR_INGRESS, 4, 0, (1ull << 8) | (1ull << 24) | (1ull << 32)));
+    // The engine tries only the lengths the ropes give: with the v4 ROOT
+    // rope cut down to /8, the NONE /16 and the /32 are never probed and the
+    // /8 answers for all of 10/8.
+    std::vector<Entry> skewed = entries;
+    for (Entry& e : skewed)
+        if (e.key.kind == PF_KIND_ADDR_ROOT && e.key.family == PF_FAMILY_V4)
+            e.val.rope = PF_ROPE_EMPTY << 8 | 8;
     h.set_policy(kSlot, skewed);
     for (Prog p : kProgs) {
         h.conntrack_clear();

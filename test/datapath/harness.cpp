@@ -1,5 +1,7 @@
 #include "datapath/harness.hpp"
 
+#include "policy/length_search.hpp"
+
 #include <arpa/inet.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
@@ -59,24 +61,14 @@ Entry port_entry(std::uint32_t set, int proto, int port, int port_plen, std::uin
     return e;
 }
 
-std::vector<Entry> with_lengths(std::vector<Entry> entries) {
+std::vector<Entry> with_search(const std::vector<Entry>& entries) {
     std::vector<podfence::policy::TrieEntry> plain;
     for (const auto& e : entries)
         plain.push_back({e.key, e.val});
-    for (const auto& e : podfence::policy::length_entries(plain))
-        entries.push_back({e.key, e.val});
-    return entries;
-}
-
-Entry addr_lens_entry(std::uint8_t dir, std::uint8_t family, unsigned word, std::uint64_t bits) {
-    Entry e;
-    e.key.prefixlen = PF_ADDR_LENS_PREFIXLEN;
-    e.key.kind = PF_KIND_ADDR_LENS;
-    e.key.dir = dir;
-    e.key.family = family == 4 ? PF_FAMILY_V4 : PF_FAMILY_V6;
-    e.key.data[0] = static_cast<std::uint8_t>(word);
-    pf_lens_set(&e.val, bits);
-    return e;
+    std::vector<Entry> out;
+    for (const auto& e : podfence::policy::with_search(std::move(plain)))
+        out.push_back({e.key, e.val});
+    return out;
 }
 
 Harness::Harness() {

@@ -20,8 +20,8 @@ namespace pftest {
 enum class Prog { Tc, Xdp };
 const char* prog_name(Prog p);
 
-// Hand-written policy entries (see the two longest-prefix matches and the
-// LENS entries in podfence_abi.h).
+// Hand-written policy entries (see the two longest-prefix matches in
+// podfence_abi.h); with_search() adds what the engine's search needs.
 struct Entry {
     pf_lpm_key key{};
     pf_lpm_val val{};
@@ -29,11 +29,9 @@ struct Entry {
 Entry addr_entry(std::uint8_t dir, std::uint8_t family, const Addr& a, unsigned plen, std::uint32_t set);
 // proto 0 with plen 0: any protocol; port_plen < 0: any port of proto.
 Entry port_entry(std::uint32_t set, int proto, int port, int port_plen, std::uint32_t rule);
-// `entries` plus the LENS entries listing their prefix lengths (the engine
-// tries no other length).
-std::vector<Entry> with_lengths(std::vector<Entry> entries);
-// An ADDR_LENS entry with an arbitrary bitmap (`family` 4 or 6).
-Entry addr_lens_entry(std::uint8_t dir, std::uint8_t family, unsigned word, std::uint64_t bits);
+// `entries` plus the markers, ropes and ROOT entries of the engine's binary
+// search over prefix lengths (policy::with_search).
+std::vector<Entry> with_search(const std::vector<Entry>& entries);
 
 struct RunResult {
     int retval = 0;

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "policy/compile.hpp"
+#include "policy/length_search.hpp"
 
 namespace pftk {
 
@@ -56,10 +57,8 @@ inline std::vector<podfence::policy::TrieEntry> allow_tcp_from(const char* peer,
         addr6_any(PF_DIR_EGRESS, 2),
         port_entry(PF_DIR_EGRESS, 2, 0, 0, PF_RULE_DEFAULT),
     };
-    // The engine only tries the prefix lengths the LENS entries list.
-    for (const auto& e : podfence::policy::length_entries(v))
-        v.push_back(e);
-    return v;
+    // Plus the markers, ropes and ROOT entries the engine's search walks.
+    return podfence::policy::with_search(std::move(v));
 }
 
 } // namespace pftk

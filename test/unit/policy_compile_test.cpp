@@ -1,7 +1,8 @@
 // compile(): checked against the reference evaluator through a simulator of
-// the engine's longest-prefix match over a hash (bpf/policy.h: exact lookups
-// at the lengths the LENS bitmaps list, longest first), plus the shape of
-// well-known policies, determinism, capacity errors and speed.
+// the engine's longest-prefix match over a hash (bpf/policy.h: a binary
+// search over prefix lengths, driven by the ROOT entries' and the entries'
+// ropes, search_walk.hpp), plus the shape of well-known policies,
+// determinism, capacity errors and speed.
 #include <doctest/doctest.h>
 
 #include <arpa/inet.h>
@@ -19,58 +20,15 @@
 #include "policy/cidr.hpp"
 #include "policy/compile.hpp"
 #include "policy/evaluator.hpp"
+#include "policy/length_search.hpp"
 #include "addr.hpp"
 #include "policy/port_ranges.hpp"
+#include "search_walk.hpp"
 
 using namespace podfence;
 using namespace podfence::policy;
 
 namespace {
-
-bool key_less(const TrieEntry& a, const TrieEntry& b) {
-    return std::memcmp(&a.key, &b.key, sizeof a.key) < 0;
-}
-
-// Exact-match lookup, as in a BPF hash map. compile() output is sorted by key.
-const TrieEntry* exact(const std::vector<TrieEntry>& entries, const pf_lpm_key& k) {
-    TrieEntry probe;
-    probe.key = k;
-    auto it = std::lower_bound(entries.begin(), entries.end(), probe, key_less);
-    if (it == entries.end() || std::memcmp(&it->key, &k, sizeof k) != 0) return nullptr;
-    return &*it;
-}
-
-std::uint64_t lens_word(const std::vector<TrieEntry>& entries, pf_lpm_key k) {
-    const TrieEntry* e = exact(entries, k);
-    return e ? pf_lens_get(&e->val) : 0;
-}
-
-// `bits` (0..128) of `data` kept, the rest zeroed: the canonical key data.
-void keep_bits(std::uint8_t* data, unsigned bits) {
-    for (unsigned i = bits; i < 128; ++i)
-        data[i / 8] &= static_cast<std::uint8_t>(~(0x80u >> (i % 8)));
-}
-
-// The engine's match: lengths from the LENS words, highest word and bit
-// first; the first exact hit wins. A wrong bitmap gives a wrong answer.
-const TrieEntry* longest(const std::vector<TrieEntry>& entries, pf_lpm_key k, pf_lpm_key lens_key,
-                         unsigned words, unsigned max_len) {
-    std::uint8_t full[16];
-    std::memcpy(full, k.data, 16);
-    for (unsigned w = words; w-- > 0;) {
-        lens_key.data[0] = static_cast<std::uint8_t>(w);
-        const std::uint64_t bits = lens_word(entries, lens_key);
-        for (unsigned b = 64; b-- > 0;) {
-            const unsigned len = 64 * w + b;
-            if (!((bits >> b) & 1) || len > max_len) continue;
-            k.prefixlen = PF_LPM_HDR_BITS + len;
-            std::memcpy(k.data, full, 16);
-            keep_bits(k.data, len);
-            if (const TrieEntry* e = exact(entries, k)) return e;
-        }
-    }
-    return nullptr;
-}
 
 // What the datapath decides for a new flow, via the two matches of the ABI.
 Decision trie_decide(const std::vector<TrieEntry>& entries, const Packet& p) {
@@ -80,33 +38,23 @@ Decision trie_decide(const std::vector<TrieEntry>& entries, const Packet& p) {
     ak.family = p.family;
     const auto& peer = p.dir == Direction::Ingress ? p.src : p.dst;
     std::memcpy(ak.data, peer.data(), 16);
-    pf_lpm_key alk{};
-    alk.prefixlen = PF_ADDR_LENS_PREFIXLEN;
-    alk.kind = PF_KIND_ADDR_LENS;
-    alk.dir = ak.dir;
-    alk.family = p.family;
-    const bool v4 = p.family == PF_FAMILY_V4;
-    const TrieEntry* a =
-        longest(entries, ak, alk, v4 ? PF_ADDR_LENS_WORDS_V4 : PF_ADDR_LENS_WORDS_V6, family_bits(p.family));
-    if (!a || a->val.set == PF_SET_NONE) return {false, PF_RULE_DEFAULT};
+    const search_walk::Walk a = search_walk::walk(entries, ak);
+    REQUIRE_FALSE(a.cut); // the kernel would stop here, maybe short of the answer
+    if (a.answer == PF_SET_NONE) return {false, PF_RULE_DEFAULT};
 
     const bool ported = (p.proto == 6 || p.proto == 17 || p.proto == 132) && !p.non_first_fragment;
     const std::uint16_t port = ported ? p.dport : 0;
     pf_lpm_key pk{};
     pk.kind = PF_KIND_PORT;
     pk.dir = ak.dir;
-    pk.set = a->val.set;
+    pk.set = a.answer;
     pk.data[0] = p.proto;
     pk.data[1] = static_cast<std::uint8_t>(port >> 8);
     pk.data[2] = static_cast<std::uint8_t>(port & 0xff);
-    pf_lpm_key plk{};
-    plk.prefixlen = PF_PORT_LENS_PREFIXLEN;
-    plk.kind = PF_KIND_PORT_LENS;
-    plk.dir = ak.dir;
-    plk.set = pk.set;
-    const TrieEntry* e = longest(entries, pk, plk, 1, PF_PORT_KEY_BITS);
-    if (!e) return {false, PF_RULE_DEFAULT};
-    return {true, e->val.rule};
+    const search_walk::Walk r = search_walk::walk(entries, pk);
+    REQUIRE_FALSE(r.cut);
+    if (r.answer == PF_RULE_NONE) return {false, PF_RULE_DEFAULT};
+    return {true, r.answer};
 }
 
 // ---- random policies over a small, overlapping address/port universe -------
@@ -279,55 +227,169 @@ struct Gen {
     }
 };
 
+// A search table: ADDR entries of one (dir, family) or PORT entries of one
+// (dir, set), each with its ROOT entry. Key: (ADDR or PORT, dir, family, set).
+using Table = std::tuple<int, int, int, std::uint32_t>;
+
+bool is_root(const pf_lpm_key& k) {
+    return k.kind == PF_KIND_ADDR_ROOT || k.kind == PF_KIND_PORT_ROOT;
+}
+
+Table table_of(const pf_lpm_key& k) {
+    const bool port = k.kind == PF_KIND_PORT || k.kind == PF_KIND_PORT_ROOT;
+    return {port ? PF_KIND_PORT : PF_KIND_ADDR, k.dir, k.family, k.set};
+}
+
+unsigned data_len(const pf_lpm_key& k) {
+    return k.prefixlen - PF_LPM_HDR_BITS;
+}
+
+// A rope lists lengths of its table, strictly decreasing (the leftmost path
+// of a subtree goes to ever shorter lengths), each above `above`, then only
+// PF_ROPE_END padding. "" or the problem.
+std::string rope_problem(std::uint64_t rope, const std::set<unsigned>& lens, int above) {
+    int prev = 256;
+    bool ended = false;
+    for (unsigned i = 0; i < 8; ++i) {
+        const auto len = static_cast<int>((rope >> (8 * i)) & 0xff);
+        if (len == PF_ROPE_END) {
+            ended = true;
+            continue;
+        }
+        if (ended) return "rope has a length after its end";
+        if (!lens.count(static_cast<unsigned>(len))) return "rope lists a length its table lacks";
+        if (len >= prev) return "rope lengths not strictly decreasing";
+        if (len <= above) return "rope of a hit goes back to a length not longer than the hit";
+        prev = len;
+    }
+    return "";
+}
+
 // Sorted, no duplicate keys, and canonical: the engine builds keys with
 // every bit past prefixlen zero, so a key with such bits would never be hit.
-// LENS bitmaps list no length that no entry has (extra lengths only cost
-// lookups; missing ones are caught by the simulator's wrong answers).
+// One ROOT entry per non-empty table and none for an empty one; ropes as
+// rope_problem() says; all entries of one table and length carry the same
+// rope (the search only knows the length it hit at). Wrong lengths or
+// markers are caught by the simulator's wrong answers.
 // Returns the first problem found, "" when none (one assertion per call).
 std::string well_formed(const std::vector<TrieEntry>& entries) {
-    std::set<std::tuple<int, int, int, std::uint32_t, unsigned>> present; // kind, dir, family, set, len
+    std::map<Table, std::set<unsigned>> lens;
     for (const TrieEntry& e : entries)
-        present.insert({e.key.kind, e.key.dir, e.key.family, e.key.set, e.key.prefixlen - PF_LPM_HDR_BITS});
+        if (!is_root(e.key) && e.key.prefixlen >= PF_LPM_HDR_BITS)
+            lens[table_of(e.key)].insert(data_len(e.key));
+    std::map<std::pair<Table, unsigned>, std::uint64_t> rope_at;
+    std::set<Table> roots;
+    static const std::set<unsigned> no_lens;
     for (std::size_t i = 0; i < entries.size(); ++i) {
         const TrieEntry& e = entries[i];
         const std::string at = "entry " + std::to_string(i) + ": ";
         if (i > 0 && !(entries[i - 1] < e)) return at + "not sorted or a duplicate";
-        if (i > 0 && !key_less(entries[i - 1], e)) return at + "duplicate key";
+        if (i > 0 && !search_walk::key_less(entries[i - 1], e)) return at + "duplicate key";
         if (e.key.pad != 0 || e.key.prefixlen < PF_LPM_HDR_BITS) return at + "bad pad or prefixlen";
         const bool fam_ok = e.key.family == PF_FAMILY_V4 || e.key.family == PF_FAMILY_V6;
+        const bool zero_data =
+            std::all_of(std::begin(e.key.data), std::end(e.key.data), [](std::uint8_t b) { return b == 0; });
         if (e.key.kind == PF_KIND_ADDR) {
             if (!fam_ok || e.key.set != 0 || e.val.rule != 0 ||
                 e.key.prefixlen > PF_LPM_HDR_BITS + family_bits(e.key.family))
                 return at + "bad ADDR entry";
         } else if (e.key.kind == PF_KIND_PORT) {
-            if (e.key.family != 0 || e.key.set == PF_SET_NONE || e.key.prefixlen > PF_LPM_HDR_BITS + 24 ||
-                e.val.set != 0)
+            if (e.key.family != 0 || e.key.set == PF_SET_NONE ||
+                e.key.prefixlen > PF_LPM_HDR_BITS + PF_PORT_KEY_BITS || e.val.set != 0)
                 return at + "bad PORT entry";
-        } else if (e.key.kind == PF_KIND_ADDR_LENS) {
-            const unsigned words =
-                e.key.family == PF_FAMILY_V4 ? PF_ADDR_LENS_WORDS_V4 : PF_ADDR_LENS_WORDS_V6;
-            if (!fam_ok || e.key.set != 0 || e.key.prefixlen != PF_ADDR_LENS_PREFIXLEN ||
-                e.key.data[0] >= words || pf_lens_get(&e.val) == 0)
-                return at + "bad ADDR_LENS entry";
-            for (unsigned b = 0; b < 64; ++b)
-                if ((pf_lens_get(&e.val) >> b) & 1 &&
-                    !present.count({PF_KIND_ADDR, e.key.dir, e.key.family, 0, 64u * e.key.data[0] + b}))
-                    return at + "ADDR_LENS lists a length no ADDR entry has";
-        } else if (e.key.kind == PF_KIND_PORT_LENS) {
-            if (e.key.family != 0 || e.key.set == PF_SET_NONE || e.key.prefixlen != PF_PORT_LENS_PREFIXLEN ||
-                pf_lens_get(&e.val) == 0)
-                return at + "bad PORT_LENS entry";
-            for (unsigned b = 0; b < 64; ++b)
-                if ((pf_lens_get(&e.val) >> b) & 1 &&
-                    !present.count({PF_KIND_PORT, e.key.dir, 0, e.key.set, b}))
-                    return at + "PORT_LENS lists a length no PORT entry has";
+        } else if (e.key.kind == PF_KIND_ADDR_ROOT) {
+            if (!fam_ok || e.key.set != 0 || e.key.prefixlen != PF_ROOT_PREFIXLEN || !zero_data ||
+                e.val.set != 0 || e.val.rule != 0)
+                return at + "bad ADDR_ROOT entry";
+        } else if (e.key.kind == PF_KIND_PORT_ROOT) {
+            if (e.key.family != 0 || e.key.set == PF_SET_NONE || e.key.prefixlen != PF_ROOT_PREFIXLEN ||
+                !zero_data || e.val.set != 0 || e.val.rule != 0)
+                return at + "bad PORT_ROOT entry";
         } else {
             return at + "unknown kind";
         }
-        for (unsigned bit = e.key.prefixlen - PF_LPM_HDR_BITS; bit < 128; ++bit)
+        for (unsigned bit = data_len(e.key); bit < 128; ++bit)
             if ((e.key.data[bit / 8] >> (7 - bit % 8)) & 1) return at + "bit set past prefixlen";
+
+        const Table t = table_of(e.key);
+        const auto it = lens.find(t);
+        const std::set<unsigned>& table_lens = it == lens.end() ? no_lens : it->second;
+        if (is_root(e.key)) {
+            if (table_lens.empty()) return at + "ROOT entry of an empty table";
+            if (e.val.rope == PF_ROPE_EMPTY) return at + "ROOT entry with an empty rope";
+            roots.insert(t);
+        } else if (const auto [r, fresh] = rope_at.emplace(std::pair{t, data_len(e.key)}, e.val.rope);
+                   !fresh && r->second != e.val.rope) {
+            return at + "entries of one table and length with different ropes";
+        }
+        const int above = is_root(e.key) ? -1 : static_cast<int>(data_len(e.key));
+        if (std::string p = rope_problem(e.val.rope, table_lens, above); !p.empty()) return at + p;
     }
+    for (const auto& [t, l] : lens)
+        if (!roots.count(t)) return "a table without a ROOT entry";
     return "";
+}
+
+// The answer an entry gives: val.set for ADDR, val.rule for PORT.
+std::uint32_t answer_of(const TrieEntry& e) {
+    return e.key.kind == PF_KIND_PORT ? e.val.rule : e.val.set;
+}
+
+// The plain entries of compile()'s output: ADDR and PORT entries without
+// ropes and markers. compile() writes an entry only where its answer differs
+// from that of the longest shorter prefix covering it, while a marker
+// answers exactly like that prefix (or NONE without one): that tells them
+// apart.
+std::vector<TrieEntry> plain_of(const std::vector<TrieEntry>& entries) {
+    std::map<Table, std::set<unsigned>> lens;
+    for (const TrieEntry& e : entries)
+        if (!is_root(e.key)) lens[table_of(e.key)].insert(data_len(e.key));
+    std::vector<TrieEntry> out;
+    for (const TrieEntry& e : entries) {
+        if (is_root(e.key)) continue;
+        const std::uint32_t none = e.key.kind == PF_KIND_PORT ? PF_RULE_NONE : PF_SET_NONE;
+        std::uint32_t shorter = none;
+        const std::set<unsigned>& l = lens[table_of(e.key)];
+        for (auto len = l.lower_bound(data_len(e.key)); len != l.begin();) {
+            --len;
+            pf_lpm_key k = e.key;
+            k.prefixlen = PF_LPM_HDR_BITS + *len;
+            search_walk::keep_bits(k.data, *len);
+            if (const TrieEntry* s = search_walk::exact(entries, k)) {
+                shorter = answer_of(*s);
+                break;
+            }
+        }
+        if (answer_of(e) == shorter) continue;
+        TrieEntry p = e;
+        p.val.rope = 0;
+        out.push_back(p);
+    }
+    return out;
+}
+
+// The entries formatted for reading, one string each.
+std::string describe(const TrieEntry& e) {
+    std::string rope = " rope";
+    for (unsigned i = 0; i < 8; ++i)
+        if (const unsigned len = (e.val.rope >> (8 * i)) & 0xff; len != PF_ROPE_END)
+            rope += " /" + std::to_string(len);
+    if (e.val.rope == PF_ROPE_EMPTY) rope += " -";
+    if (e.key.kind == PF_KIND_ADDR_ROOT) return "addr root v" + std::to_string(e.key.family) + rope;
+    if (e.key.kind == PF_KIND_PORT_ROOT) return "port root set " + std::to_string(e.key.set) + rope;
+    if (e.key.kind == PF_KIND_ADDR) {
+        Cidr c;
+        c.family = e.key.family;
+        c.prefix_len = static_cast<std::uint8_t>(data_len(e.key));
+        std::memcpy(c.addr.data(), e.key.data, 16);
+        return "addr " + format_cidr(c) + " -> " + std::to_string(e.val.set) + rope;
+    }
+    const std::string rule = e.val.rule == PF_RULE_NONE      ? "none"
+                             : e.val.rule == PF_RULE_DEFAULT ? "default"
+                                                             : std::to_string(e.val.rule);
+    return "port set " + std::to_string(e.key.set) + " /" + std::to_string(data_len(e.key)) + " proto " +
+           std::to_string(e.key.data[0]) + " port " + std::to_string(e.key.data[1] * 256 + e.key.data[2]) +
+           " -> rule " + rule + rope;
 }
 
 } // namespace
@@ -335,19 +397,23 @@ std::string well_formed(const std::vector<TrieEntry>& entries) {
 TEST_CASE("compile: not isolated => ADDR 0/0 and ::/0 -> one set with an any entry, rule DEFAULT") {
     const auto entries = compile(default_policy(DefaultAction::Allow));
     REQUIRE(entries.size() == 12);
-    int addr_entries = 0, port_entries = 0, lens_entries = 0;
+    CHECK(well_formed(entries) == "");
+    // One length per table (/0): the ROOT rope tries it, a hit has nothing longer to try.
+    const std::uint64_t only_len0 = PF_ROPE_EMPTY << 8;
+    int addr_entries = 0, port_entries = 0, root_entries = 0;
     for (const TrieEntry& e : entries) {
         CHECK(e.key.pad == 0);
-        if (e.key.kind == PF_KIND_ADDR_LENS || e.key.kind == PF_KIND_PORT_LENS) {
-            ++lens_entries;
-            CHECK(pf_lens_get(&e.val) == 1); // length 0 only
-            CHECK(e.key.data[0] == 0);
+        if (e.key.kind == PF_KIND_ADDR_ROOT || e.key.kind == PF_KIND_PORT_ROOT) {
+            ++root_entries;
+            CHECK(e.key.prefixlen == PF_ROOT_PREFIXLEN);
+            CHECK(e.val.rope == only_len0);
         } else if (e.key.kind == PF_KIND_ADDR) {
             ++addr_entries;
             CHECK(e.key.prefixlen == PF_LPM_HDR_BITS);
             CHECK(e.key.set == 0);
             CHECK(e.val.set == 1);
             CHECK(e.val.rule == 0);
+            CHECK(e.val.rope == PF_ROPE_EMPTY);
         } else {
             ++port_entries;
             CHECK(e.key.kind == PF_KIND_PORT);
@@ -356,12 +422,19 @@ TEST_CASE("compile: not isolated => ADDR 0/0 and ::/0 -> one set with an any ent
             CHECK(e.key.set == 1);
             CHECK(e.val.rule == PF_RULE_DEFAULT);
             CHECK(e.val.set == 0);
+            CHECK(e.val.rope == PF_ROPE_EMPTY);
         }
     }
     CHECK(addr_entries == 4);
     CHECK(port_entries == 2);
-    CHECK(lens_entries == 6);                                    // per direction: v4 word 0, v6 word 0, set 1
-    CHECK(compile(default_policy(DefaultAction::Deny)).empty()); // every lookup misses
+    CHECK(root_entries == 6);                                    // per direction: v4, v6, set 1
+    CHECK(compile(default_policy(DefaultAction::Deny)).empty()); // no ROOT: every search is empty
+    Packet pkt;
+    pkt.family = PF_FAMILY_V6;
+    pkt.src = addr("2001:db8::1");
+    pkt.proto = 47;
+    CHECK(trie_decide(entries, pkt).allowed);
+    CHECK(trie_decide(entries, pkt).rule == PF_RULE_DEFAULT);
 }
 
 TEST_CASE("compile: the documented example, entry by entry") {
@@ -369,39 +442,20 @@ TEST_CASE("compile: the documented example, entry by entry") {
         "ingress": [{"from": [{"ipBlock": {"cidr": "10.0.0.0/8", "except": ["10.1.0.0/16"]}}],
                      "ports": [{"protocol": "TCP", "port": 8080}, {"protocol": "UDP", "port": 5000, "endPort": 5007}]}]})");
     const auto entries = compile(p);
+    CHECK(well_formed(entries) == "");
     std::vector<std::string> got;
-    for (const TrieEntry& e : entries) {
-        if (e.key.dir != PF_DIR_INGRESS) continue;
-        if (e.key.kind == PF_KIND_ADDR_LENS || e.key.kind == PF_KIND_PORT_LENS) {
-            std::string lens =
-                e.key.kind == PF_KIND_ADDR_LENS
-                    ? "addr lens v" + std::to_string(e.key.family) + " word " + std::to_string(e.key.data[0])
-                    : "port lens set " + std::to_string(e.key.set);
-            for (unsigned b = 0; b < 64; ++b)
-                if ((pf_lens_get(&e.val) >> b) & 1) lens += " /" + std::to_string(b);
-            got.push_back(lens);
-        } else if (e.key.kind == PF_KIND_ADDR) {
-            Cidr c;
-            c.family = e.key.family;
-            c.prefix_len = static_cast<std::uint8_t>(e.key.prefixlen - PF_LPM_HDR_BITS);
-            std::memcpy(c.addr.data(), e.key.data, 16);
-            got.push_back("addr " + format_cidr(c) + " -> " + std::to_string(e.val.set));
-        } else {
-            got.push_back("port set " + std::to_string(e.key.set) + " /" +
-                          std::to_string(e.key.prefixlen - PF_LPM_HDR_BITS) + " proto " +
-                          std::to_string(e.key.data[0]) + " port " +
-                          std::to_string(e.key.data[1] * 256 + e.key.data[2]) + " -> rule " +
-                          std::to_string(e.val.rule));
-        }
-    }
+    for (const TrieEntry& e : entries)
+        if (e.key.dir == PF_DIR_INGRESS) got.push_back(describe(e));
     std::sort(got.begin(), got.end());
     const std::vector<std::string> want = {
-        "addr 10.0.0.0/8 -> 1",
-        "addr 10.1.0.0/16 -> 0", // the except: longest match denies
-        "addr lens v4 word 0 /8 /16",
-        "port lens set 1 /21 /24",
-        "port set 1 /21 proto 17 port 5000 -> rule 0",
-        "port set 1 /24 proto 6 port 8080 -> rule 0",
+        "addr 10.0.0.0/8 -> 1 rope /16",
+        "addr 10.1.0.0/16 -> 0 rope -", // the except: longest match denies
+        "addr root v4 rope /8",         // lengths 8 < 16: the search starts at /8
+        "port root set 1 rope /21",
+        "port set 1 /21 proto 17 port 5000 -> rule 0 rope /24",
+        // Marker: TCP 8080 must hit at /21 to go on to /24; nothing shorter matches it.
+        "port set 1 /21 proto 6 port 8080 -> rule none rope /24",
+        "port set 1 /24 proto 6 port 8080 -> rule 0 rope -",
     };
     CHECK(got == want);
 }
@@ -520,17 +574,47 @@ TEST_CASE("compile: identical port sets share one id; ids start at 1 per directi
 
 TEST_CASE("compile: too many entries for the per-pod capacity") {
     const Policy p = parse_policy(R"({"ingress": [{"ports": [{"port": 1, "endPort": 65534}]}]})");
-    const auto n = compile(p).size(); // ingress: 0/0, ::/0 + 30 port prefixes + 3 LENS
-    CHECK(n == 41);                   // + egress not isolated: 0/0, ::/0, any + 3 LENS
+    // Ingress: 0/0, ::/0, 30 port prefixes at 15 lengths (/10../24, two each:
+    // one from each end of the range), 2 markers at each of the 7 inner
+    // nodes of that length tree (port 0 and all ones, masked), 3 ROOT
+    // entries. Egress, not isolated: 0/0, ::/0, any, 3 ROOT entries.
+    const auto entries = compile(p);
+    CHECK(entries.size() == 55);
+    CHECK(plain_of(entries).size() == 35);
+    CHECK(well_formed(entries) == "");
+
+    // Over capacity with the plain entries alone: counted as such.
     try {
         compile(p, 20);
         FAIL("no error");
     } catch (const Error& e) {
+        const std::string msg = e.what();
+        CAPTURE(msg);
         CHECK(e.code() == Code::InvalidPolicy);
-        CHECK(std::string(e.what()) ==
-              "podfence.io/policy: policy needs 41 map entries, more than the per-pod capacity 20");
+        const std::string head = "podfence.io/policy: policy needs ";
+        const std::string tail = " map entries, more than the per-pod capacity 20";
+        REQUIRE(msg.rfind(head, 0) == 0);
+        REQUIRE(msg.size() > head.size() + tail.size());
+        REQUIRE(msg.compare(msg.size() - tail.size(), tail.size(), tail) == 0);
+        // The number is a bound: above the capacity, not above the real need.
+        std::string n = msg.substr(head.size(), msg.size() - head.size() - tail.size());
+        if (n.rfind("at least ", 0) == 0) n = n.substr(9);
+        CHECK(std::stoul(n) > 20);
+        CHECK(std::stoul(n) <= 55);
     }
-    CHECK(compile(p, 41).size() == 41);
+    // Plain entries fit, markers and ROOT entries do not: a lower bound.
+    for (std::size_t cap : {35u, 54u}) {
+        try {
+            compile(p, cap);
+            FAIL("no error");
+        } catch (const Error& e) {
+            CHECK(e.code() == Code::InvalidPolicy);
+            CHECK(std::string(e.what()) ==
+                  "podfence.io/policy: policy needs at least " + std::to_string(cap + 1) +
+                      " map entries, more than the per-pod capacity " + std::to_string(cap));
+        }
+    }
+    CHECK(compile(p, 55) == entries);
 }
 
 TEST_CASE("compile: a policy far beyond capacity fails fast with a lower bound") {
@@ -616,34 +700,83 @@ TEST_CASE("compile: 100000 rules with distinct CIDRs compile quickly") {
     CHECK(trie_decide(entries, pkt).rule == 50000);
 }
 
-TEST_CASE("compile: decisions follow the LENS bitmaps (a missing length changes the answer)") {
+TEST_CASE("compile: decisions follow the ropes (cutting one changes the answer)") {
     const Policy p = parse_policy(
         R"({"ingress": [{"from": [{"ipBlock": {"cidr": "10.0.0.0/8", "except": ["10.1.0.0/16"]}}],
-                                                  "ports": [{"port": 8080}]}]})");
-    auto entries = compile(p);
-    Packet pkt;
-    pkt.src = addr("10.1.0.1"); // in the except
-    pkt.dport = 8080;
-    CHECK_FALSE(evaluate(p, pkt).allowed);
-    CHECK_FALSE(trie_decide(entries, pkt).allowed);
-    // Drop /16 from the v4 ingress bitmap: the except entry is no longer
-    // tried and the /8 answers, as the engine would.
-    for (TrieEntry& e : entries)
-        if (e.key.kind == PF_KIND_ADDR_LENS && e.key.dir == PF_DIR_INGRESS && e.key.family == PF_FAMILY_V4)
-            pf_lens_set(&e.val, pf_lens_get(&e.val) & ~(1ull << 16));
-    CHECK(trie_decide(entries, pkt).allowed);
+                                                  "ports": [{"port": 8080}, {"protocol": "UDP", "port": 5000, "endPort": 5007}]}]})");
+    const auto entries = compile(p);
+    Packet denied;
+    denied.src = addr("10.1.0.1"); // in the except
+    denied.dport = 8080;
+    Packet allowed = denied;
+    allowed.src = addr("10.2.0.1");
+    REQUIRE_FALSE(evaluate(p, denied).allowed);
+    REQUIRE(evaluate(p, allowed).allowed);
+    CHECK_FALSE(trie_decide(entries, denied).allowed);
+    CHECK(trie_decide(entries, allowed).allowed);
+    CHECK(trie_decide(entries, allowed).rule == 0);
+
+    auto cut = [&](auto&& pick, std::uint64_t rope) {
+        auto out = entries;
+        int n = 0;
+        for (TrieEntry& e : out)
+            if (e.key.dir == PF_DIR_INGRESS && pick(e)) {
+                e.val.rope = rope;
+                ++n;
+            }
+        REQUIRE(n == 1);
+        return out;
+    };
+    // Without its ROOT rope the v4 table looks empty: nothing is tried.
+    const auto no_root = cut(
+        [](const TrieEntry& e) { return e.key.kind == PF_KIND_ADDR_ROOT && e.key.family == PF_FAMILY_V4; },
+        PF_ROPE_EMPTY);
+    CHECK_FALSE(trie_decide(no_root, allowed).allowed);
+    // The /8 hit leads on to /16: without that the except is never tried and the /8 answers.
+    const auto no_16 = cut(
+        [](const TrieEntry& e) {
+            return e.key.kind == PF_KIND_ADDR && e.key.prefixlen == PF_LPM_HDR_BITS + 8;
+        },
+        PF_ROPE_EMPTY);
+    CHECK(trie_decide(no_16, denied).allowed);
+    // TCP 8080 (/24) is reached through the /21 marker's rope.
+    auto is_marker = [](const TrieEntry& e) {
+        return e.key.kind == PF_KIND_PORT && e.key.prefixlen == PF_LPM_HDR_BITS + 21 && e.key.data[0] == 6;
+    };
+    const auto marker_cut = cut(is_marker, PF_ROPE_EMPTY);
+    CHECK_FALSE(trie_decide(marker_cut, allowed).allowed);
+    // And without the marker itself the miss at /21 goes to shorter lengths: none here.
+    auto no_marker = entries;
+    std::erase_if(no_marker, is_marker);
+    REQUIRE(no_marker.size() == entries.size() - 1);
+    CHECK_FALSE(trie_decide(no_marker, allowed).allowed);
+    // A rope that names a length the table lacks only costs a lookup.
+    const auto detour = cut(
+        [](const TrieEntry& e) { return e.key.kind == PF_KIND_ADDR_ROOT && e.key.family == PF_FAMILY_V4; },
+        PF_ROPE_EMPTY << 16 | 8 << 8 | 12);
+    CHECK_FALSE(trie_decide(detour, denied).allowed);
+    CHECK(trie_decide(detour, allowed).rule == 0);
 }
 
-TEST_CASE("length_entries() rebuilds exactly the LENS entries compile() writes") {
+TEST_CASE("with_search() rebuilds compile()'s output from its plain entries") {
     Gen gen(77);
     for (int round = 0; round < 50; ++round) {
         const Policy pol = gen.policy(12);
+        CAPTURE(to_json(pol));
         const auto entries = compile(pol);
-        std::vector<TrieEntry> plain, lens;
-        for (const TrieEntry& e : entries)
-            (e.key.kind == PF_KIND_ADDR || e.key.kind == PF_KIND_PORT ? plain : lens).push_back(e);
-        auto rebuilt = length_entries(plain);
-        std::sort(rebuilt.begin(), rebuilt.end());
-        CHECK(rebuilt == lens);
+        const auto plain = plain_of(entries);
+        CHECK(with_search(plain) == entries);
+        auto shuffled = plain;
+        std::shuffle(shuffled.begin(), shuffled.end(), gen.rng);
+        CHECK(with_search(shuffled) == entries);
+        // Markers taken for real entries change nothing: they already
+        // answer like the longest real entry covering them.
+        std::vector<TrieEntry> all;
+        for (TrieEntry e : entries)
+            if (!is_root(e.key)) {
+                e.val.rope = 0;
+                all.push_back(e);
+            }
+        CHECK(with_search(all) == entries);
     }
 }
