@@ -3,20 +3,22 @@
 // 10000 100000), v4 and v6, tc and xdp, next to the seed article's single
 // dport hash lookup. Rules are distinct random CIDRs with one TCP port each
 // (ingress); their prefix lengths are random in v4 /20../32 and v6
-// /48../128, or drawn from --lengths (v4 lengths; v6 uses each + 96). The
-// engine's cost follows the number of DISTINCT lengths, so --lengths keeps
-// it fixed across rule counts.
+// /48../128, or drawn from --lengths (v4 lengths; v6 uses each + 96). A
+// match is a binary search over the DISTINCT lengths (bpf/podfence_abi.h),
+// so --lengths keeps that depth fixed across rule counts.
 // Cases: new (allowed packet of a NEW flow: conntrack miss, the ADDR and PORT
 // longest-prefix matches, conntrack insert, rule hit), established
 // (conntrack hit), denied (peer in a rule's CIDR, wrong port: both matches,
-// then drop). Each match costs one LENS lookup plus one hash lookup per
-// distinct prefix length tried (ABI 2, bpf/podfence_abi.h).
+// then drop).
 // The kernel times `repeat` runs of one packet; a new flow can run only once
 // (the next run is established), so new flows are timed one call each with
 // distinct source ports (median), and established is also reported timed
 // that way (established_1) to show what the single-run timing adds.
 // new: each flow to a random rule (its policy entries mostly cold in the
 // caches at 10k+ rules); new_same_rule: every flow to one rule (warm).
+// The loops (established, denied) run after every policy is installed, each
+// pod in its own slot, in rounds that visit every rule count in turn, so a
+// slow spell of the VM does not land on one rule count only.
 // CSV on stdout: kind,prog,family,rules,case,value,detail (value: ns/packet,
 // or bytes for kind=memory: the policy map's memlock from /proc/self/fdinfo).
 #include <bpf/bpf.h>
@@ -48,7 +50,7 @@ namespace pol = podfence::policy;
 using pftest::Addr;
 using pftest::Frame;
 
-constexpr std::uint32_t kSlot = 1;
+constexpr int kRounds = 7;
 constexpr int kRepeat = 100000;
 constexpr int kNewFlows = 3000;
 
@@ -64,7 +66,11 @@ struct Bench {
     Bench() {
         skel = pfbench::load(fd);
         if (!skel) die("loading the podfence and article skeletons");
-        std::vector<pf_scratch> sc(static_cast<std::size_t>(ncpus), pf_scratch{kSlot, PF_DIR_INGRESS});
+    }
+
+    // What the per-attachment stub would write: the pod the engine serves.
+    void use_slot(std::uint32_t slot) const {
+        std::vector<pf_scratch> sc(static_cast<std::size_t>(ncpus), pf_scratch{slot, PF_DIR_INGRESS});
         std::uint32_t zero = 0;
         if (bpf_map_update_elem(fd.scratch, &zero, sc.data(), BPF_ANY))
             die("bpf_map_update_elem(pf_scratch)");
@@ -147,15 +153,12 @@ std::uint32_t median(std::vector<std::uint32_t> v) {
     return v[v.size() / 2];
 }
 
-// Median of 5 repeated measurements of `repeat` runs.
-std::uint32_t steady(const Bench& b, int prog, const std::vector<std::uint8_t>& frame, int expect) {
-    std::vector<std::uint32_t> v;
-    for (int i = 0; i < 5; ++i) {
-        int rc = 0;
-        v.push_back(b.run(prog, frame, kRepeat, &rc));
-        if (rc != expect) throw std::runtime_error("unexpected verdict " + std::to_string(rc));
-    }
-    return median(v);
+// One kernel-timed loop of `kRepeat` runs of `frame`.
+std::uint32_t loop(const Bench& b, int prog, const std::vector<std::uint8_t>& frame, int expect) {
+    int rc = 0;
+    const std::uint32_t ns = b.run(prog, frame, kRepeat, &rc);
+    if (rc != expect) throw std::runtime_error("unexpected verdict " + std::to_string(rc));
+    return ns;
 }
 
 Frame packet(std::uint8_t family, const pol::Rule& r, std::uint16_t sport, bool right_port) {
@@ -173,8 +176,22 @@ Frame packet(std::uint8_t family, const pol::Rule& r, std::uint16_t sport, bool 
     return f;
 }
 
-void measure(Bench& b, std::mt19937_64& rng, std::uint8_t family, std::size_t n,
-             const std::vector<unsigned>& lengths) {
+// A repeat-loop case, measured later in rounds interleaved with every other
+// policy's so that drift of the VM hits all rule counts alike.
+struct LoopCase {
+    std::string label; // "prog,family,rules,case"
+    std::uint32_t slot;
+    int prog;
+    std::vector<std::uint8_t> frame;
+    int expect;
+    std::vector<std::uint32_t> ns;
+};
+
+// Installs a policy of n rules in `slot`, prints its memory and the
+// single-run cases, and queues its loop cases.
+void measure(Bench& b, std::mt19937_64& rng, std::uint32_t slot, std::uint8_t family, std::size_t n,
+             const std::vector<unsigned>& lengths, std::vector<LoopCase>& loops,
+             std::vector<podfence::UniqueFd>& maps) {
     const char* fam = family == PF_FAMILY_V4 ? "v4" : "v6";
     pol::Policy p = make_policy(rng, family, n, lengths);
     std::vector<pol::TrieEntry> entries = pol::compile(p);
@@ -188,11 +205,13 @@ void measure(Bench& b, std::mt19937_64& rng, std::uint8_t family, std::size_t n,
     for (const auto& e : entries)
         if (bpf_map_update_elem(trie.get(), &e.key, &e.val, BPF_ANY)) die("bpf_map_update_elem(policy)");
     std::uint32_t outer = static_cast<std::uint32_t>(trie.get());
-    if (bpf_map_update_elem(b.fd.policy, &kSlot, &outer, BPF_ANY)) die("bpf_map_update_elem(pf_policy)");
+    if (bpf_map_update_elem(b.fd.policy, &slot, &outer, BPF_ANY)) die("bpf_map_update_elem(pf_policy)");
     pf_pod pod{static_cast<std::uint32_t>(n), PF_POD_ACTIVE};
-    if (bpf_map_update_elem(b.fd.pods, &kSlot, &pod, BPF_ANY)) die("bpf_map_update_elem(pf_pods)");
+    if (bpf_map_update_elem(b.fd.pods, &slot, &pod, BPF_ANY)) die("bpf_map_update_elem(pf_pods)");
     std::printf("memory,policy,%s,%zu,memlock_bytes,%ld,%zu entries %u distinct ADDR lengths\n", fam, n,
                 memlock_of(trie.get()), entries.size(), addr_lengths(entries));
+    maps.push_back(std::move(trie));
+    b.use_slot(slot);
 
     std::uniform_int_distribution<std::size_t> pick(0, n - 1);
     for (int prog : {b.fd.tc, b.fd.xdp}) {
@@ -228,17 +247,38 @@ void measure(Bench& b, std::mt19937_64& rng, std::uint8_t family, std::size_t n,
         }
         std::printf("datapath,%s,%s,%zu,new_same_rule,%u,median of %d single runs\n", pname, fam, n,
                     median(same), kNewFlows);
+        b.clear_conntrack();
 
-        // (b) established flow, (c) denied packet: kernel-timed loops.
+        // (b) established flow, (c) denied packet: kernel-timed loops, later.
+        const std::string label = std::string(pname) + "," + fam + "," + std::to_string(n) + ",";
         auto est = pftest::build(packet(family, p.ingress[pick(rng)], 999, true));
-        b.run(prog, est, 1);
-        std::printf("datapath,%s,%s,%zu,established,%u,repeat %d\n", pname, fam, n,
-                    steady(b, prog, est, allow), kRepeat);
-        auto denied = pftest::build(packet(family, p.ingress[pick(rng)], 998, false));
-        std::printf("datapath,%s,%s,%zu,denied,%u,repeat %d\n", pname, fam, n, steady(b, prog, denied, deny),
-                    kRepeat);
+        loops.push_back({label + "established", slot, prog, est, allow, {}});
+        loops.push_back({label + "denied",
+                         slot,
+                         prog,
+                         pftest::build(packet(family, p.ingress[pick(rng)], 998, false)),
+                         deny,
+                         {}});
     }
-    b.clear_conntrack();
+}
+
+// Runs every loop case once per round, all policies interleaved; prints the
+// median of the rounds and their range.
+void run_loops(Bench& b, std::vector<LoopCase>& loops) {
+    for (auto& c : loops) { // open the established flows (their entries stay)
+        b.use_slot(c.slot);
+        b.run(c.prog, c.frame, 1);
+    }
+    for (int r = 0; r < kRounds; ++r)
+        for (auto& c : loops) {
+            b.use_slot(c.slot);
+            c.ns.push_back(loop(b, c.prog, c.frame, c.expect));
+        }
+    for (const auto& c : loops)
+        std::printf("datapath,%s,%u,median of %d rounds of repeat %d interleaved over all rule counts "
+                    "(min %u max %u)\n",
+                    c.label.c_str(), median(c.ns), kRounds, kRepeat,
+                    *std::min_element(c.ns.begin(), c.ns.end()), *std::max_element(c.ns.begin(), c.ns.end()));
 }
 
 void measure_article(Bench& b, std::mt19937_64& rng, std::size_t n) {
@@ -253,8 +293,11 @@ void measure_article(Bench& b, std::mt19937_64& rng, std::size_t n) {
     auto frame = pftest::build(pftest::tcp4("10.1.2.3", 40000, "192.168.0.10", allowed));
     for (int prog : {b.fd.article_tc, b.fd.article_xdp}) {
         const bool tc = prog == b.fd.article_tc;
-        std::printf("article,%s,v4,%zu,allowed,%u,repeat %d\n", tc ? "tc" : "xdp", n,
-                    steady(b, prog, frame, tc ? TC_ACT_OK : XDP_PASS), kRepeat);
+        std::vector<std::uint32_t> loops;
+        for (int r = 0; r < kRounds; ++r)
+            loops.push_back(loop(b, prog, frame, tc ? TC_ACT_OK : XDP_PASS));
+        std::printf("article,%s,v4,%zu,allowed,%u,median of %d rounds of repeat %d\n", tc ? "tc" : "xdp", n,
+                    median(loops), kRounds, kRepeat);
         std::vector<std::uint32_t> single;
         for (int i = 0; i < kNewFlows; ++i)
             single.push_back(b.run(prog, frame, 1));
@@ -291,12 +334,16 @@ int main(int argc, char** argv) try {
     Bench b;
     std::mt19937_64 rng(42);
     std::printf("kind,prog,family,rules,case,value,detail\n");
+    std::vector<LoopCase> loops;
+    std::vector<podfence::UniqueFd> maps; // every policy stays installed for the loops
+    std::uint32_t slot = 1;
     for (std::size_t n : sizes) {
         measure_article(b, rng, n);
         for (std::uint8_t fam : {std::uint8_t{PF_FAMILY_V4}, std::uint8_t{PF_FAMILY_V6}})
-            measure(b, rng, fam, n, lengths);
+            measure(b, rng, slot++, fam, n, lengths, loops, maps);
         std::fflush(stdout);
     }
+    run_loops(b, loops);
     return 0;
 } catch (const std::exception& e) {
     std::fprintf(stderr, "podfence_testrun_bench: %s\n", e.what());
