@@ -1,7 +1,9 @@
 // podfence_testrun_bench [--lengths L,L,...] [rules...]: BPF_PROG_TEST_RUN
 // ns/packet of the datapath engine for policies of N rules (default 1 100
 // 10000 100000), v4 and v6, tc and xdp, next to the seed article's single
-// dport hash lookup. Rules are distinct random CIDRs with one TCP port each
+// dport hash lookup and a plain kernel LPM trie holding the same CIDRs (tc,
+// kind=lpm: allowed/denied = the established/denied packets below, one
+// stateless trie lookup each). Rules are distinct random CIDRs with one TCP port each
 // (ingress); their prefix lengths are random in v4 /20../32 and v6
 // /48../128, or drawn from --lengths (v4 lengths; v6 uses each + 96). A
 // match is a binary search over the DISTINCT lengths (bpf/podfence_abi.h),
@@ -24,6 +26,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <linux/pkt_cls.h>
+#include <sched.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -68,12 +71,14 @@ struct Bench {
         if (!skel) die("loading the podfence and article skeletons");
     }
 
-    // What the per-attachment stub would write: the pod the engine serves.
+    // What the per-attachment stub would write: the pod the engine serves;
+    // and the trie the LPM baseline reads.
     void use_slot(std::uint32_t slot) const {
         std::vector<pf_scratch> sc(static_cast<std::size_t>(ncpus), pf_scratch{slot, PF_DIR_INGRESS});
         std::uint32_t zero = 0;
         if (bpf_map_update_elem(fd.scratch, &zero, sc.data(), BPF_ANY))
             die("bpf_map_update_elem(pf_scratch)");
+        *fd.lpm_slot = slot;
     }
 
     // Returns the kernel's mean duration per run.
@@ -179,13 +184,38 @@ Frame packet(std::uint8_t family, const pol::Rule& r, std::uint16_t sport, bool 
 // A repeat-loop case, measured later in rounds interleaved with every other
 // policy's so that drift of the VM hits all rule counts alike.
 struct LoopCase {
-    std::string label; // "prog,family,rules,case"
+    std::string label; // "kind,prog,family,rules,case"
     std::uint32_t slot;
     int prog;
     std::vector<std::uint8_t> frame;
     int expect;
     std::vector<std::uint32_t> ns;
 };
+
+// The LPM baseline's trie for the same rules (cidr -> its one port), put in
+// lpm_v4/lpm_v6[slot].
+podfence::UniqueFd lpm_trie(const Bench& b, std::uint32_t slot, std::uint8_t family, const pol::Policy& p) {
+    const bool v4 = family == PF_FAMILY_V4;
+    const std::uint32_t key_size = 4 + (v4 ? 4 : 16);
+    LIBBPF_OPTS(bpf_map_create_opts, opts, .map_flags = BPF_F_NO_PREALLOC);
+    podfence::UniqueFd trie(bpf_map_create(BPF_MAP_TYPE_LPM_TRIE, "pf_bench_lpm", key_size,
+                                           sizeof(std::uint32_t),
+                                           static_cast<std::uint32_t>(p.ingress.size()), &opts));
+    if (!trie) die("bpf_map_create(lpm trie)");
+    std::uint8_t key[20] = {};
+    for (const pol::Rule& r : p.ingress) {
+        const pol::Cidr& c = r.peers[0].cidr;
+        const std::uint32_t plen = c.prefix_len;
+        std::memcpy(key, &plen, 4);
+        std::memcpy(key + 4, c.addr.data(), key_size - 4);
+        const std::uint32_t port = r.ports[0].port;
+        if (bpf_map_update_elem(trie.get(), key, &port, BPF_ANY)) die("bpf_map_update_elem(lpm trie)");
+    }
+    std::uint32_t inner = static_cast<std::uint32_t>(trie.get());
+    if (bpf_map_update_elem(v4 ? b.fd.lpm_v4 : b.fd.lpm_v6, &slot, &inner, BPF_ANY))
+        die("bpf_map_update_elem(lpm outer)");
+    return trie;
+}
 
 // Installs a policy of n rules in `slot`, prints its memory and the
 // single-run cases, and queues its loop cases.
@@ -211,6 +241,7 @@ void measure(Bench& b, std::mt19937_64& rng, std::uint32_t slot, std::uint8_t fa
     std::printf("memory,policy,%s,%zu,memlock_bytes,%ld,%zu entries %u distinct ADDR lengths\n", fam, n,
                 memlock_of(trie.get()), entries.size(), addr_lengths(entries));
     maps.push_back(std::move(trie));
+    maps.push_back(lpm_trie(b, slot, family, p));
     b.use_slot(slot);
 
     std::uniform_int_distribution<std::size_t> pick(0, n - 1);
@@ -252,13 +283,13 @@ void measure(Bench& b, std::mt19937_64& rng, std::uint32_t slot, std::uint8_t fa
         // (b) established flow, (c) denied packet: kernel-timed loops, later.
         const std::string label = std::string(pname) + "," + fam + "," + std::to_string(n) + ",";
         auto est = pftest::build(packet(family, p.ingress[pick(rng)], 999, true));
-        loops.push_back({label + "established", slot, prog, est, allow, {}});
-        loops.push_back({label + "denied",
-                         slot,
-                         prog,
-                         pftest::build(packet(family, p.ingress[pick(rng)], 998, false)),
-                         deny,
-                         {}});
+        auto denied = pftest::build(packet(family, p.ingress[pick(rng)], 998, false));
+        loops.push_back({"datapath," + label + "established", slot, prog, est, allow, {}});
+        loops.push_back({"datapath," + label + "denied", slot, prog, denied, deny, {}});
+        if (tc) { // the same two packets through the plain LPM trie
+            loops.push_back({"lpm," + label + "allowed", slot, b.fd.lpm_tc, est, TC_ACT_OK, {}});
+            loops.push_back({"lpm," + label + "denied", slot, b.fd.lpm_tc, denied, TC_ACT_SHOT, {}});
+        }
     }
 }
 
@@ -275,7 +306,7 @@ void run_loops(Bench& b, std::vector<LoopCase>& loops) {
             c.ns.push_back(loop(b, c.prog, c.frame, c.expect));
         }
     for (const auto& c : loops)
-        std::printf("datapath,%s,%u,median of %d rounds of repeat %d interleaved over all rule counts "
+        std::printf("%s,%u,median of %d rounds of repeat %d interleaved over all rule counts "
                     "(min %u max %u)\n",
                     c.label.c_str(), median(c.ns), kRounds, kRepeat,
                     *std::min_element(c.ns.begin(), c.ns.end()), *std::max_element(c.ns.begin(), c.ns.end()));
@@ -331,6 +362,12 @@ int main(int argc, char** argv) try {
         sizes.push_back(std::strtoul(argv[i], nullptr, 10));
     }
     if (sizes.empty()) sizes = {1, 100, 10000, 100000};
+    // One CPU for the whole run: single-run timings otherwise differ by which
+    // of the CPUs (with its own caches and interrupt load) a call lands on.
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    CPU_SET(std::max(sched_getcpu(), 0), &one);
+    if (sched_setaffinity(0, sizeof(one), &one)) die("sched_setaffinity");
     Bench b;
     std::mt19937_64 rng(42);
     std::printf("kind,prog,family,rules,case,value,detail\n");

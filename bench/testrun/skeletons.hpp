@@ -1,4 +1,4 @@
-// The two skeletons, loaded in a translation unit of their own: the
+// The three skeletons, loaded in a translation unit of their own: the
 // datapath skeleton's struct is named `podfence`, which cannot coexist with
 // namespace podfence in C++.
 #pragma once
@@ -10,6 +10,8 @@ namespace pfbench {
 struct Fds {
     int tc = -1, xdp = -1, policy = -1, pods = -1, scratch = -1, conntrack = -1;
     int article_tc = -1, article_xdp = -1, article_ports = -1;
+    int lpm_tc = -1, lpm_v4 = -1, lpm_v6 = -1; // lpm_v4/v6: arrays of tries
+    unsigned* lpm_slot = nullptr;              // which trie lpm_tc uses (.bss, mmap'd)
 };
 
 struct Skeletons;
@@ -17,7 +19,7 @@ struct SkeletonsDeleter {
     void operator()(Skeletons* s) const;
 };
 
-// Null with errno set when either fails to load.
+// Null with errno set when one fails to load.
 std::unique_ptr<Skeletons, SkeletonsDeleter> load(Fds& fds);
 
 } // namespace pfbench

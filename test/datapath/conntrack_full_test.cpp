@@ -4,7 +4,6 @@
 // refused, and the table never grows past its capacity.
 #include <doctest/doctest.h>
 #include <sched.h>
-#include <time.h>
 
 #include <chrono>
 #include <cstdint>
@@ -28,19 +27,6 @@ constexpr const char* kPod6 = "fd00::21";
 constexpr const char* kPolicy =
     R"({"egress":[{"to":[{"ipBlock":{"cidr":"203.0.113.0/24"}},{"ipBlock":{"cidr":"2001:db8::/32"}}],)"
     R"("ports":[{"protocol":"TCP","port":443},{"protocol":"UDP","port":53}]}]})";
-
-bool allowed(Harness& h, Prog p, std::uint32_t slot, std::uint8_t dir, const Frame& f) {
-    h.set_scratch(slot, dir);
-    int rc = h.run(p, build(f)).retval;
-    REQUIRE((rc == Harness::allow_code(p) || rc == Harness::deny_code(p)));
-    return rc == Harness::allow_code(p);
-}
-
-std::uint64_t coarse_now_ns() {
-    timespec ts{};
-    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-    return static_cast<std::uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<std::uint64_t>(ts.tv_nsec);
-}
 
 // The LRU hands out free nodes from per-CPU caches: a fill that migrates
 // between CPUs can evict before the table is full. One CPU makes "full"

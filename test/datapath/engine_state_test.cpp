@@ -4,7 +4,6 @@
 #include <bpf/libbpf.h>
 #include <doctest/doctest.h>
 #include <arpa/inet.h>
-#include <time.h>
 
 #include <cstring>
 #include <memory>
@@ -18,19 +17,6 @@ namespace {
 constexpr std::uint32_t kSlot = 11;
 constexpr const char* kPod = "10.0.0.10";
 const Prog kProgs[] = {Prog::Tc, Prog::Xdp};
-
-bool allowed(Harness& h, Prog p, std::uint32_t slot, std::uint8_t dir, const Frame& f) {
-    h.set_scratch(slot, dir);
-    int rc = h.run(p, build(f)).retval;
-    REQUIRE((rc == Harness::allow_code(p) || rc == Harness::deny_code(p)));
-    return rc == Harness::allow_code(p);
-}
-
-std::uint64_t coarse_now_ns() {
-    timespec ts{};
-    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-    return static_cast<std::uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<std::uint64_t>(ts.tv_nsec);
-}
 
 Frame arp() {
     Frame f = tcp4("1.1.1.1", 1, kPod, 1);

@@ -6,6 +6,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <linux/pkt_cls.h>
+#include <time.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -287,6 +288,20 @@ pf_ct_key ct_key_for(std::uint32_t slot, std::uint8_t dir, const Frame& f) {
     std::memcpy(k.pod_addr, pod.data(), n);
     std::memcpy(k.peer_addr, peer.data(), n);
     return k;
+}
+
+bool allowed(Harness& h, Prog p, std::uint32_t slot, std::uint8_t dir, const Frame& f) {
+    h.set_scratch(slot, dir);
+    const int rc = h.run(p, build(f)).retval;
+    if (rc != Harness::allow_code(p) && rc != Harness::deny_code(p))
+        throw std::runtime_error(std::string(prog_name(p)) + " returned " + std::to_string(rc));
+    return rc == Harness::allow_code(p);
+}
+
+std::uint64_t coarse_now_ns() {
+    timespec ts{};
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return static_cast<std::uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<std::uint64_t>(ts.tv_nsec);
 }
 
 } // namespace pftest

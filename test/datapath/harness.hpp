@@ -91,6 +91,13 @@ private:
     std::map<std::uint32_t, podfence::UniqueFd> tries_;
 };
 
+// Runs `f` through `p` as pod `slot`'s direction `dir`: true when allowed,
+// false when dropped; throws on any other return code.
+bool allowed(Harness& h, Prog p, std::uint32_t slot, std::uint8_t dir, const Frame& f);
+
+// CLOCK_MONOTONIC_COARSE in ns: the clock of the datapath's conntrack stamps.
+std::uint64_t coarse_now_ns();
+
 // Conntrack key the datapath builds for frame `f` seen in direction `dir`.
 pf_ct_key ct_key_for(std::uint32_t slot, std::uint8_t dir, const Frame& f);
 

@@ -188,7 +188,7 @@ class Report:
                 self.w("### BPF_PROG_TEST_RUN: testrun.csv has unexpected columns, see the file")
                 self.w()
             return
-        dp = [r for r in rows if r["kind"] in ("datapath", "article")]
+        dp = [r for r in rows if r["kind"] in ("datapath", "article", "lpm")]
         mem = [r for r in rows if r["kind"] == "memory"]
         sizes = sorted({int(r["rules"]) for r in dp})
         series = sorted({(r["kind"], r["prog"], r["family"], r["case"]) for r in dp})
@@ -197,7 +197,10 @@ class Report:
         self.w("podfence engine (no stub) vs the article's program. `new`: allowed packet of a new flow "
                "(conntrack miss, both prefix matches, conntrack insert; median of single runs); `established_1`: "
                "same packet again, single runs; `established`/`denied`/article `allowed`: repeat loops. "
-               "Compare single-run cases with the article's `allowed_1`, loops with its `allowed`.")
+               "Compare single-run cases with the article's `allowed_1`, loops with its `allowed`. "
+               "`lpm`: a plain kernel LPM trie holding the same CIDRs (bench/testrun/lpm.bpf.c: one stateless "
+               "lookup), fed the same established and denied packets; it shows how a trie's cost moves with "
+               "the number of prefixes.")
         self.w()
         self.w("| kind | prog | family | case | " + " | ".join(f"{n} rules" for n in sizes) + " |")
         self.w("|---|---|---|---|" + "---|" * len(sizes))
