@@ -11,7 +11,8 @@
 // Cases: new (allowed packet of a NEW flow: conntrack miss, the ADDR and PORT
 // longest-prefix matches, conntrack insert, rule hit), established
 // (conntrack hit), denied (peer in a rule's CIDR, wrong port: both matches,
-// then drop).
+// then drop), denied_unknown_peer (peer in no rule: the address search
+// misses at every length it tries).
 // The kernel times `repeat` runs of one packet; a new flow can run only once
 // (the next run is established), so new flows are timed one call each with
 // distinct source ports (median), and established is also reported timed
@@ -286,6 +287,12 @@ void measure(Bench& b, std::mt19937_64& rng, std::uint32_t slot, std::uint8_t fa
         auto denied = pftest::build(packet(family, p.ingress[pick(rng)], 998, false));
         loops.push_back({"datapath," + label + "established", slot, prog, est, allow, {}});
         loops.push_back({"datapath," + label + "denied", slot, prog, denied, deny, {}});
+        // A peer outside every rule (11/8, fe00::/8 hold none): the search
+        // misses at every length it tries, the most a denied packet can cost.
+        Frame stranger = packet(family, p.ingress[pick(rng)], 997, true);
+        stranger.src = pftest::ip(family == PF_FAMILY_V4 ? "11.1.2.3" : "fe00::1:2:3");
+        loops.push_back(
+            {"datapath," + label + "denied_unknown_peer", slot, prog, pftest::build(stranger), deny, {}});
         if (tc) { // the same two packets through the plain LPM trie
             loops.push_back({"lpm," + label + "allowed", slot, b.fd.lpm_tc, est, TC_ACT_OK, {}});
             loops.push_back({"lpm," + label + "denied", slot, b.fd.lpm_tc, denied, TC_ACT_SHOT, {}});
