@@ -129,7 +129,18 @@ NodeLock::NodeLock(const std::string& bpffs_root) {
 std::string embedded_datapath_name() {
     std::size_t sz = 0;
     const void* elf = pf_skel::elf_bytes(&sz);
-    return "datapath-" + detail::hex16(detail::fnv1a64(elf, sz));
+    return "datapath-abi" + std::to_string(PF_ABI_VERSION) + "-" + detail::hex16(detail::fnv1a64(elf, sz));
+}
+
+unsigned datapath_abi(const std::string& dir) {
+    const std::string name = dir.substr(dir.find_last_of('/') + 1);
+    const std::string prefix = "datapath-abi";
+    if (name.rfind(prefix, 0) != 0) return 0;
+    unsigned abi = 0;
+    std::size_t i = prefix.size();
+    for (; i < name.size() && i < prefix.size() + 9 && name[i] >= '0' && name[i] <= '9'; ++i)
+        abi = abi * 10 + static_cast<unsigned>(name[i] - '0');
+    return i > prefix.size() && i < name.size() && name[i] == '-' ? abi : 0;
 }
 
 Datapath Datapath::open_dir(const std::string& dir) {

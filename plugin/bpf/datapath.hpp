@@ -1,7 +1,10 @@
 // The node-wide datapath: the engine programs and shared maps, loaded once
 // from the embedded skeleton and pinned under
-// <bpffsRoot>/podfence/datapath-<hash of the BPF object>/ so every later
-// verb (a new process each time) reuses them without a verifier run.
+// <bpffsRoot>/podfence/datapath-abi<N>-<hash of the BPF object>/ so every
+// later verb (a new process each time) reuses them without a verifier run.
+// N is the policy-map ABI (bpf/podfence_abi.h) the programs read: after an
+// upgrade, pods attached by the older binary stay on its datapath, and only
+// a binary of the same ABI may write their policy.
 #pragma once
 
 #include <string>
@@ -25,6 +28,10 @@ private:
     UniqueFd fd_;
 };
 
+// The policy-map ABI of a datapath directory, from its name
+// ("datapath-abi<N>-..."); 0 for a name without one (podfence before ABI 3).
+unsigned datapath_abi(const std::string& dir);
+
 class Datapath {
 public:
     // Opens the pinned datapath of this binary's BPF object, loading and
@@ -36,7 +43,8 @@ public:
     static Datapath open_dir(const std::string& dir);
 
     const std::string& dir() const { return dir_; } // absolute pin directory
-    int tc_prog() const { return tc_prog_.get(); }  // engine, tail-call target
+    unsigned abi() const { return datapath_abi(dir_); }
+    int tc_prog() const { return tc_prog_.get(); } // engine, tail-call target
     int xdp_prog() const { return xdp_prog_.get(); }
     int policy_map() const { return policy_.get(); } // ARRAY_OF_MAPS slot -> the pod's policy hash
     int pods_map() const { return pods_.get(); }

@@ -146,10 +146,25 @@ bool entry_less(const TrieEntry& a, const TrieEntry& b) {
     return std::memcmp(&a.val, &b.val, sizeof a.val) < 0;
 }
 
+// Entries compiled by this binary mean something only to a datapath that
+// reads the same policy-map layout. A pod attached by an older podfence stays
+// on that binary's datapath (DEL still clears it: pods, conntrack and
+// counters did not change layout).
+void require_same_abi(const Datapath& dp) {
+    if (dp.abi() == PF_ABI_VERSION) return;
+    const std::string theirs = dp.abi() == 0 ? "an ABI before 3" : "ABI " + std::to_string(dp.abi());
+    throw Error(Code::MapSeed,
+                "datapath " + dp.dir() + " reads policy maps of " + theirs + ", this podfence writes ABI " +
+                    std::to_string(PF_ABI_VERSION) +
+                    ": a pod attached by another podfence version keeps its policy until it is "
+                    "re-created (its new ADD attaches it to this binary's datapath)");
+}
+
 } // namespace
 
 std::uint32_t PolicyStore::replace(std::uint32_t slot, const std::vector<TrieEntry>& entries) {
     check_slot(slot);
+    require_same_abi(dp_);
     validate(slot, entries);
     UniqueFd inner = create_inner(slot, entries.size());
     fill(inner.get(), slot, entries);
@@ -179,6 +194,7 @@ std::uint32_t PolicyStore::replace(std::uint32_t slot, const std::vector<TrieEnt
 
 std::vector<TrieEntry> PolicyStore::read(std::uint32_t slot) const {
     check_slot(slot);
+    require_same_abi(dp_);
     std::vector<TrieEntry> out;
     std::uint32_t id = 0;
     // From userspace, a map-in-map lookup yields the inner map's id.

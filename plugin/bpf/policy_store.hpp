@@ -1,6 +1,6 @@
-// A pod's compiled policy in the kernel: one hash map per slot (ABI 2, see
-// bpf/podfence_abi.h) in the pf_policy map-in-map, replaced atomically. This is the API the plugin and
-// the CLI use to change a live pod's policy.
+// A pod's compiled policy in the kernel: one hash map per slot (layout:
+// bpf/podfence_abi.h) in the pf_policy map-in-map, replaced atomically. This
+// is the API the plugin and the CLI use to change a live pod's policy.
 #pragma once
 
 #include <cstdint>
@@ -19,11 +19,13 @@ public:
     // update, then bumps pf_pods[slot].rev to a node-unique revision so
     // conntrack entries of flows the new policy no longer admits get cut.
     // Marks the slot active. Returns the new revision.
-    // Throws Error(Code::MapSeed) (E2BIG etc. named) and leaves the old policy in place.
+    // Throws Error(Code::MapSeed) (E2BIG etc. named) and leaves the old policy in place,
+    // also when the datapath reads another policy-map ABI (Datapath::abi()).
     std::uint32_t replace(std::uint32_t slot, const std::vector<policy::TrieEntry>& entries);
 
     // Entries currently in pf_policy[slot], sorted (empty if none). Hash
     // iteration order is arbitrary: the sort makes it comparable to compile().
+    // Throws Error(Code::MapSeed) for a datapath of another policy-map ABI.
     std::vector<policy::TrieEntry> read(std::uint32_t slot) const;
 
     // Removes the slot's policy, pod record, counters, rule hits and

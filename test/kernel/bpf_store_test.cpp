@@ -5,6 +5,7 @@
 #include <bpf/libbpf.h>
 
 #include <algorithm>
+#include <filesystem>
 
 #include "bpf/attach.hpp"
 #include "bpf/datapath.hpp"
@@ -99,6 +100,29 @@ TEST_CASE("policy_store: replace/read round trip, revisions, atomic swap") {
     CHECK(store.revision(3) == rev2);
     CHECK(same(store.read(3), sorted(b)));
     CHECK_THROWS_AS(store.replace(PF_MAX_SLOTS, b), Error);
+}
+
+TEST_CASE("policy_store: a datapath of another policy-map ABI is never written or read") {
+    Loaded l;
+    bpf::PolicyStore(l.dp).replace(5, pftk::allow_tcp_from("10.251.0.1", 8080));
+    // What an older podfence pinned: same maps, a name without this ABI.
+    const std::string old_dir = l.fs.path() + "/podfence/datapath-0123456789abcdef";
+    std::filesystem::rename(l.dp.dir(), old_dir);
+    bpf::Datapath old = bpf::Datapath::open_dir(old_dir);
+    CHECK(old.abi() == 0);
+    bpf::PolicyStore store(old);
+    const auto before = inner_id(old, 5);
+    try {
+        store.replace(5, pftk::allow_tcp_from("10.251.0.2", 80));
+        FAIL("replace wrote into another ABI's datapath");
+    } catch (const Error& e) {
+        CHECK(e.code() == Code::MapSeed);
+        CHECK(std::string(e.what()).find("ABI") != std::string::npos);
+    }
+    CHECK(inner_id(old, 5) == before); // the old policy stays in place
+    CHECK_THROWS_AS(store.read(5), Error);
+    store.clear(5); // DEL still works: pods, conntrack and counters kept their layout
+    CHECK(store.revision(5) == 0);
 }
 
 TEST_CASE("policy_store: clear removes the slot's state and only that") {
