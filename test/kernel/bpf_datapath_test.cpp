@@ -84,7 +84,9 @@ TEST_CASE("datapath loads once, is reused, and never trusts a partial dir") {
     bpf::NodeLock lock(fs.path());
     const std::string base = fs.path() + "/podfence";
     const std::string name = bpf::embedded_datapath_name();
-    CHECK(name.size() == std::string("datapath-").size() + 16);
+    const std::string prefix = "datapath-abi" + std::to_string(PF_ABI_VERSION) + "-";
+    CHECK(name.rfind(prefix, 0) == 0);
+    CHECK(name.size() == prefix.size() + 16); // + the object's hash
 
     std::uint32_t tc_id = 0, xdp_id = 0;
     ino_t ino = 0;
