@@ -92,10 +92,16 @@ struct Bench {
         return o.duration;
     }
 
+    // Keys first, then deletes: restarting the walk after each delete
+    // would rescan the emptied buckets every time.
     void clear_conntrack() const {
+        std::vector<pf_ct_key> keys;
         pf_ct_key k{};
-        while (bpf_map_get_next_key(fd.conntrack, nullptr, &k) == 0)
-            bpf_map_delete_elem(fd.conntrack, &k);
+        for (const pf_ct_key* prev = nullptr; bpf_map_get_next_key(fd.conntrack, prev, &k) == 0;
+             prev = &keys.back())
+            keys.push_back(k);
+        for (const pf_ct_key& key : keys)
+            bpf_map_delete_elem(fd.conntrack, &key);
     }
 };
 

@@ -13,8 +13,10 @@
 
 #include <array>
 #include <cerrno>
+#include <charconv>
 #include <cstring>
 #include <memory>
+#include <string_view>
 
 #include "bpf/podfence_abi.h"
 #include "common/error.hpp"
@@ -133,14 +135,13 @@ std::string embedded_datapath_name() {
 }
 
 unsigned datapath_abi(const std::string& dir) {
-    const std::string name = dir.substr(dir.find_last_of('/') + 1);
-    const std::string prefix = "datapath-abi";
-    if (name.rfind(prefix, 0) != 0) return 0;
+    const std::string_view name = std::string_view(dir).substr(dir.find_last_of('/') + 1);
+    constexpr std::string_view prefix = "datapath-abi";
+    if (!name.starts_with(prefix)) return 0;
+    const char* end = name.data() + name.size();
     unsigned abi = 0;
-    std::size_t i = prefix.size();
-    for (; i < name.size() && i < prefix.size() + 9 && name[i] >= '0' && name[i] <= '9'; ++i)
-        abi = abi * 10 + static_cast<unsigned>(name[i] - '0');
-    return i > prefix.size() && i < name.size() && name[i] == '-' ? abi : 0;
+    auto [p, ec] = std::from_chars(name.data() + prefix.size(), end, abi);
+    return ec == std::errc() && p != end && *p == '-' ? abi : 0;
 }
 
 Datapath Datapath::open_dir(const std::string& dir) {

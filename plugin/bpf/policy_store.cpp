@@ -140,12 +140,6 @@ void delete_slot_keys(int fd, std::uint32_t slot, std::size_t value_size, const 
     }
 }
 
-bool entry_less(const TrieEntry& a, const TrieEntry& b) {
-    int c = std::memcmp(&a.key, &b.key, sizeof a.key);
-    if (c != 0) return c < 0;
-    return std::memcmp(&a.val, &b.val, sizeof a.val) < 0;
-}
-
 // Entries compiled by this binary mean something only to a datapath that
 // reads the same policy-map layout. A pod attached by an older podfence stays
 // on that binary's datapath (DEL still clears it: pods, conntrack and
@@ -229,7 +223,7 @@ std::vector<TrieEntry> PolicyStore::read(std::uint32_t slot) const {
         cur = next;
         prev = &cur;
     }
-    std::sort(out.begin(), out.end(), entry_less);
+    std::sort(out.begin(), out.end()); // compile()'s order (policy::operator<)
     return out;
 }
 

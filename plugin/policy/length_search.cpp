@@ -12,6 +12,7 @@
 #include "length_search.hpp"
 
 #include <algorithm>
+#include <array>
 #include <cstring>
 #include <span>
 #include <stdexcept>
@@ -21,6 +22,7 @@
 #include <unordered_set>
 #include <utility>
 
+#include "cidr.hpp"
 #include "common/error.hpp"
 
 namespace podfence::policy {
@@ -33,12 +35,13 @@ std::uint32_t data_len(const pf_lpm_key& k) {
     return k.prefixlen - kHdr;
 }
 
-// Zero every data bit at or beyond `len`.
+// Zero every data bit at or beyond `len` (the key data is an address or a
+// port key, both big-endian bit strings).
 void mask_data(pf_lpm_key& k, std::uint32_t len) {
-    for (std::uint32_t i = 0; i < sizeof(k.data); ++i) {
-        const std::uint32_t keep = len > 8 * i ? std::min<std::uint32_t>(len - 8 * i, 8) : 0;
-        k.data[i] &= static_cast<std::uint8_t>(0xff00u >> keep);
-    }
+    std::array<std::uint8_t, 16> d;
+    std::memcpy(d.data(), k.data, d.size());
+    d = mask_addr(d, len);
+    std::memcpy(k.data, d.data(), d.size());
 }
 
 // `outer` (length lo) covers `inner` (length li >= lo): same data up to lo.

@@ -53,13 +53,6 @@ void check_slot(const bpf::Datapath& dp, const bpf::AttachmentRecord& rec, const
                            "] is not active (the datapath treats the pod as unknown)");
         return;
     }
-    if (dp.abi() != PF_ABI_VERSION) {
-        problems.push_back("the pod is enforced by datapath " + dp.dir() +
-                           ", whose policy maps this podfence cannot read (ABI " + std::to_string(dp.abi()) +
-                           ", this binary " + std::to_string(PF_ABI_VERSION) +
-                           "); re-create the pod to move it to this binary's datapath");
-        return;
-    }
     auto kernel = bpf::PolicyStore(dp).read(slot);
     EntryDiff d = diff_entries(kernel, plan.entries);
     if (!d.empty())

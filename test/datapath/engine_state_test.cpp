@@ -234,7 +234,7 @@ TEST_CASE("datapath: raw policy map ABI (hand-written entries)") {
     // set 2. fd00::/16 -> set 2 (any -> rule 0), fd00:0:0:1::/64 ->
     // PF_SET_NONE, fd00::1:0:0:7/128 -> set 1.
     // Egress: nothing (deny).
-    std::vector<Entry> entries = with_search({
+    std::vector<Entry> entries = podfence::policy::with_search({
         addr_entry(PF_DIR_INGRESS, 4, ip("10.0.0.0"), 8, 1),
         addr_entry(PF_DIR_INGRESS, 4, ip("10.1.0.0"), 16, PF_SET_NONE),
         addr_entry(PF_DIR_INGRESS, 4, ip("10.1.2.3"), 32, 2),

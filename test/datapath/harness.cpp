@@ -1,7 +1,5 @@
 #include "datapath/harness.hpp"
 
-#include "policy/length_search.hpp"
-
 #include <arpa/inet.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
@@ -62,16 +60,6 @@ Entry port_entry(std::uint32_t set, int proto, int port, int port_plen, std::uin
     return e;
 }
 
-std::vector<Entry> with_search(const std::vector<Entry>& entries) {
-    std::vector<podfence::policy::TrieEntry> plain;
-    for (const auto& e : entries)
-        plain.push_back({e.key, e.val});
-    std::vector<Entry> out;
-    for (const auto& e : podfence::policy::with_search(std::move(plain)))
-        out.push_back({e.key, e.val});
-    return out;
-}
-
 Harness::Harness() {
     skel_ = load_skeleton(fd_);
     if (!skel_) fail("podfence__open_and_load (BPF object podfence)", errno);
@@ -88,7 +76,7 @@ int Harness::prog_fd(Prog p) const {
 namespace {
 
 // The pod's policy map as PolicyStore makes it (hash sized to its entries).
-template <class E> podfence::UniqueFd make_trie(const std::vector<E>& entries) {
+podfence::UniqueFd make_trie(const std::vector<Entry>& entries) {
     LIBBPF_OPTS(bpf_map_create_opts, opts, .map_flags = BPF_F_NO_PREALLOC);
     const auto max = static_cast<std::uint32_t>(std::max<std::size_t>(2 * entries.size(), 1));
     int fd =
@@ -127,14 +115,6 @@ void Harness::install_all(const std::vector<Install>& items) {
         tries_[items[i].slot] = std::move(tries[i]);
         set_pod(items[i].slot, items[i].rev);
     }
-}
-
-void Harness::set_policy(std::uint32_t slot, const std::vector<podfence::policy::TrieEntry>& entries) {
-    std::vector<Entry> v;
-    v.reserve(entries.size());
-    for (const auto& e : entries)
-        v.push_back({e.key, e.val});
-    set_policy(slot, v);
 }
 
 void Harness::install(std::uint32_t slot, const podfence::policy::Policy& p, std::uint32_t rev) {
@@ -232,10 +212,15 @@ void Harness::conntrack_put(const pf_ct_key& k, const pf_ct_val& v) {
 }
 
 void Harness::conntrack_clear() {
-    int fd = fd_.conntrack;
+    // Keys first, then deletes: restarting the walk after each delete would
+    // rescan the emptied buckets every time (quadratic in the table size).
+    std::vector<pf_ct_key> keys;
     pf_ct_key k{};
-    while (bpf_map_get_next_key(fd, nullptr, &k) == 0)
-        bpf_map_delete_elem(fd, &k);
+    for (const pf_ct_key* prev = nullptr; bpf_map_get_next_key(fd_.conntrack, prev, &k) == 0;
+         prev = &keys.back())
+        keys.push_back(k);
+    for (const pf_ct_key& key : keys)
+        bpf_map_delete_elem(fd_.conntrack, &key);
 }
 
 void Harness::conntrack_delete(const pf_ct_key& k) {

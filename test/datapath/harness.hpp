@@ -14,6 +14,7 @@
 #include "datapath/frames.hpp"
 #include "datapath/skel_loader.hpp"
 #include "policy/compile.hpp"
+#include "policy/length_search.hpp"
 
 namespace pftest {
 
@@ -21,18 +22,11 @@ enum class Prog { Tc, Xdp };
 const char* prog_name(Prog p);
 
 // Hand-written policy entries (see the two longest-prefix matches in
-// podfence_abi.h); with_search() adds what the engine's search needs.
-struct Entry {
-    pf_lpm_key key{};
-    pf_lpm_val val{};
-};
+// podfence_abi.h); policy::with_search() adds what the engine's search needs.
+using Entry = podfence::policy::TrieEntry;
 Entry addr_entry(std::uint8_t dir, std::uint8_t family, const Addr& a, unsigned plen, std::uint32_t set);
 // proto 0 with plen 0: any protocol; port_plen < 0: any port of proto.
 Entry port_entry(std::uint32_t set, int proto, int port, int port_plen, std::uint32_t rule);
-// `entries` plus the markers, ropes and ROOT entries of the engine's binary
-// search over prefix lengths (policy::with_search).
-std::vector<Entry> with_search(const std::vector<Entry>& entries);
-
 struct RunResult {
     int retval = 0;
     std::uint32_t duration_ns = 0;
@@ -49,7 +43,6 @@ public:
 
     // New policy map holding exactly `entries`, swapped into pf_policy[slot].
     void set_policy(std::uint32_t slot, const std::vector<Entry>& entries);
-    void set_policy(std::uint32_t slot, const std::vector<podfence::policy::TrieEntry>& entries);
     // compile()s the policy, installs it and marks the slot active at `rev`.
     void install(std::uint32_t slot, const podfence::policy::Policy& p, std::uint32_t rev);
     // The same for many slots at once. Each pf_policy update waits for an RCU

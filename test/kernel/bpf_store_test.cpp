@@ -21,16 +21,9 @@ using policy::TrieEntry;
 
 namespace {
 
-bool same(const std::vector<TrieEntry>& a, const std::vector<TrieEntry>& b) {
-    if (a.size() != b.size()) return false;
-    for (std::size_t i = 0; i < a.size(); ++i)
-        if (std::memcmp(&a[i], &b[i], sizeof a[i]) != 0) return false;
-    return true;
-}
-
+// compile()'s order (policy::operator<), as PolicyStore::read returns.
 std::vector<TrieEntry> sorted(std::vector<TrieEntry> v) {
-    std::sort(v.begin(), v.end(),
-              [](const TrieEntry& x, const TrieEntry& y) { return std::memcmp(&x, &y, sizeof x) < 0; });
+    std::sort(v.begin(), v.end());
     return v;
 }
 
@@ -69,7 +62,7 @@ TEST_CASE("policy_store: replace/read round trip, revisions, atomic swap") {
     const auto rev1 = store.replace(3, a);
     CHECK(rev1 >= 1);
     CHECK(store.revision(3) == rev1);
-    CHECK(same(store.read(3), sorted(a)));
+    CHECK(store.read(3) == sorted(a));
     CHECK(store.allocate_slot() == 0); // slot 3 taken, 0 still free
 
     const auto rev0 = store.replace(0, a);
@@ -84,7 +77,7 @@ TEST_CASE("policy_store: replace/read round trip, revisions, atomic swap") {
     const auto rev2 = store.replace(3, b);
     CHECK(rev2 > rev0);
     CHECK(inner_id(l.dp, 3) != old_id);
-    CHECK(same(store.read(3), sorted(b)));
+    CHECK(store.read(3) == sorted(b));
     CHECK(count_keys(old_trie.get(), sizeof(pf_lpm_key)) == a.size()); // never modified in place
 
     // A failing replace leaves the live policy and revision as they were.
@@ -98,7 +91,7 @@ TEST_CASE("policy_store: replace/read round trip, revisions, atomic swap") {
         CHECK(std::string(e.what()).find("pf_pod_3") != std::string::npos);
     }
     CHECK(store.revision(3) == rev2);
-    CHECK(same(store.read(3), sorted(b)));
+    CHECK(store.read(3) == sorted(b));
     CHECK_THROWS_AS(store.replace(PF_MAX_SLOTS, b), Error);
 }
 
