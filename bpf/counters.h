@@ -47,7 +47,8 @@ static __always_inline void pf_count_rule_hit(__u32 slot, __u32 dir, __u32 rule)
 
 /* Drop event, only while events are switched on (one array lookup
  * otherwise). A full ring loses the event, never the verdict. */
-static __always_inline void pf_emit_drop(__u32 slot, __u32 dir, const struct pf_pkt *p, __u32 len)
+static __always_inline void pf_emit_drop_reason(__u32 slot, __u32 dir, const struct pf_pkt *p,
+						__u32 len, __u8 reason)
 {
 	__u32 zero = 0;
 	struct pf_config *cfg = bpf_map_lookup_elem(&pf_config, &zero);
@@ -63,13 +64,18 @@ static __always_inline void pf_emit_drop(__u32 slot, __u32 dir, const struct pf_
 	e->dir = dir;
 	e->family = p->family;
 	e->proto = p->proto;
-	e->pad = 0;
+	e->reason = reason;
 	__builtin_memcpy(e->src, p->src, 16);
 	__builtin_memcpy(e->dst, p->dst, 16);
 	e->sport = p->sport;
 	e->dport = p->dport;
 	e->len = len;
 	bpf_ringbuf_submit(e, 0);
+}
+
+static __always_inline void pf_emit_drop(__u32 slot, __u32 dir, const struct pf_pkt *p, __u32 len)
+{
+	pf_emit_drop_reason(slot, dir, p, len, PF_DROP_POLICY);
 }
 
 #endif /* PODFENCE_COUNTERS_H */

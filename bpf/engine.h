@@ -12,9 +12,12 @@
 
 #include "conntrack.h"
 #include "counters.h"
+#include "frag.h"
+#include "icmp_error.h"
 #include "maps.h"
 #include "parse.h"
 #include "policy.h"
+#include "source_check.h"
 
 static __always_inline const __u8 *pf_peer_addr(const struct pf_pkt *p, __u8 dir)
 {
@@ -78,17 +81,38 @@ static __always_inline int pf_decide(__u32 slot, __u8 dir, __u32 rev, const stru
 	return PF_VERDICT_ALLOW;
 }
 
+/* Packets that open no flow of their own: non-first fragments (no ports)
+ * and ICMP errors. Their datagram's first fragment (frag.h) or the flow
+ * they quote (icmp_error.h) admits them; otherwise the policy alone judges
+ * them as a new flow with port 0 (so they pass where every port of their
+ * protocol from that peer would), leaving no conntrack entry. */
+static __always_inline int pf_decide_related(__u32 slot, __u8 dir, __u32 rev,
+					     const struct pf_pkt *p, void *data, void *data_end)
+{
+	__u32 rule = PF_RULE_DEFAULT;
+
+	if (p->frag ? pf_frag_admitted(slot, dir, p)
+		    : pf_icmp_error_related(slot, dir, rev, p, data, data_end))
+		return PF_VERDICT_ALLOW;
+	if (!pf_policy_allows(slot, dir, p->family, pf_peer_addr(p, dir), p->proto, 0, &rule))
+		return PF_VERDICT_DENY;
+	pf_count_rule_hit(slot, dir, rule);
+	return PF_VERDICT_ALLOW;
+}
+
 /* The whole engine for one frame. Fails closed on anything it cannot
  * attribute or read: no scratch, unknown or inactive slot, bad direction,
  * truncated IP/L4 header. Non-IP frames and ICMPv6 neighbour/router
- * discovery pass without policy or conntrack (but are counted). */
+ * discovery pass without policy or conntrack (but are counted). Before all
+ * of that, an egress IP packet from a source the pod does not own is
+ * dropped when the pod has the source check on (source_check.h). */
 static __always_inline int pf_engine(void *data, void *data_end, __u32 len)
 {
 	struct pf_pkt pkt = {};
 	struct pf_scratch *sc;
 	struct pf_pod *pod;
 	__u32 zero = 0, slot, dir;
-	int verdict;
+	int verdict, rc;
 
 	sc = bpf_map_lookup_elem(&pf_scratch, &zero);
 	if (!sc)
@@ -101,9 +125,17 @@ static __always_inline int pf_engine(void *data, void *data_end, __u32 len)
 	if (!pod || !(pod->flags & PF_POD_ACTIVE))
 		return PF_VERDICT_DENY;
 
-	switch (pf_parse_frame(data, data_end, &pkt)) {
+	rc = pf_parse_frame(data, data_end, &pkt);
+	if (pf_source_spoofed(slot, dir, pod->flags, &pkt, len))
+		return PF_VERDICT_DENY; /* before ND's pass and the policy; counted apart */
+	switch (rc) {
 	case PF_PARSE_OK:
-		verdict = pf_decide(slot, dir, pod->rev, &pkt);
+		if (pkt.frag || pkt.icmp_err)
+			verdict = pf_decide_related(slot, dir, pod->rev, &pkt, data, data_end);
+		else
+			verdict = pf_decide(slot, dir, pod->rev, &pkt);
+		if (verdict == PF_VERDICT_ALLOW && pkt.first_frag)
+			pf_frag_record(slot, dir, &pkt);
 		break;
 	case PF_PARSE_NOT_IP:
 	case PF_PARSE_NEIGH:

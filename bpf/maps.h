@@ -62,6 +62,13 @@ struct {
 } pf_conntrack SEC(".maps");
 
 struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, PF_FRAG_MAX_ENTRIES);
+	__type(key, struct pf_frag_key);
+	__type(value, struct pf_frag_val);
+} pf_frags SEC(".maps");
+
+struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, PF_MAX_SLOTS *PF_NUM_DIRS);
 	__type(key, __u32);
@@ -83,6 +90,16 @@ struct {
 	__type(key, __u32);
 	__type(value, struct pf_config);
 } pf_config SEC(".maps");
+
+/* Written by userspace only (ADD, DEL); not preallocated: most pods hold
+ * one or two addresses of the PF_POD_MAX_SOURCES they may have. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, PF_SOURCES_MAX_ENTRIES);
+	__type(key, struct pf_src_key);
+	__type(value, __u8);
+} pf_sources SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);

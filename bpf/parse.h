@@ -43,6 +43,12 @@
 #define PF_ICMPV6_ECHO_REPLY   129
 #define PF_ICMPV6_ND_FIRST     133 /* router solicitation */
 #define PF_ICMPV6_ND_LAST      137 /* redirect */
+/* Errors, which quote the packet they are about. */
+#define PF_ICMP_UNREACH	      3
+#define PF_ICMP_TIME_EXCEEDED 11
+#define PF_ICMP_PARAMETERPROB 12
+#define PF_ICMPV6_ERR_FIRST   1 /* destination unreachable */
+#define PF_ICMPV6_ERR_LAST    4 /* parameter problem (2: packet too big, 3: time exceeded) */
 
 struct pf_cursor {
 	void *pos;
@@ -54,14 +60,19 @@ struct pf_cursor {
 struct pf_pkt {
 	__u8 src[16];
 	__u8 dst[16];
-	__u16 sport;  /* network order; ICMP echo: identifier; else 0 */
-	__u16 dport;  /* network order; ICMP echo: identifier; else 0 */
-	__u8 family;  /* PF_FAMILY_*, 0 until the IP header parsed */
-	__u8 proto;   /* IP protocol as on the wire (after v6 extension headers) */
-	__u8 ported;  /* TCP/UDP/SCTP with an L4 header: ports take part in policy */
-	__u8 fin_rst; /* TCP FIN or RST */
-	__u8 frag;    /* non-first fragment: no L4 header, judged with port 0 */
-	__u8 pad[3];
+	__u16 sport;	 /* network order; ICMP echo: identifier; else 0 */
+	__u16 dport;	 /* network order; ICMP echo: identifier; else 0 */
+	__u8 family;	 /* PF_FAMILY_*, 0 until the IP header parsed */
+	__u8 proto;	 /* IP protocol as on the wire (after v6 extension headers) */
+	__u8 ported;	 /* TCP/UDP/SCTP with an L4 header: ports take part in policy */
+	__u8 fin_rst;	 /* TCP FIN or RST */
+	__u8 frag;	 /* non-first fragment: no L4 header (frag.h) */
+	__u8 first_frag; /* offset 0 and more fragments follow (frag.h) */
+	__u8 icmp_err;	 /* ICMP/ICMPv6 error: quotes a packet (icmp_error.h) */
+	__u8 pad;
+	__u16 l4_off; /* bytes from the frame's start to the L4 header */
+	__u16 pad2;
+	__u32 frag_id; /* IPv4 identification or IPv6 fragment id, as on the wire */
 };
 
 /* Minimal on-wire layouts the uapi headers lack or name inconveniently. */
@@ -117,6 +128,8 @@ static __always_inline int pf_parse_ipv4(struct pf_cursor *c, void *data_end, st
 	__builtin_memcpy(p->dst, &ip->daddr, 4);
 
 	p->frag = !!(ip->frag_off & bpf_htons(0x1fff));
+	p->first_frag = (ip->frag_off & bpf_htons(0x3fff)) == bpf_htons(0x2000); /* MF, offset 0 */
+	p->frag_id = ip->id;
 	c->pos += hlen;
 	return PF_PARSE_OK;
 }
@@ -150,7 +163,9 @@ static __always_inline int pf_ipv6_ext_step(struct pf_cursor *c, void *data_end,
 		if ((void *)(f + 1) > data_end)
 			return -PF_PARSE_BAD;
 		p->proto = f->nexthdr;
+		p->frag_id = f->id;
 		c->pos = f + 1;
+		p->first_frag = (f->frag_off & bpf_htons(0xfff9)) == bpf_htons(1); /* M, offset 0 */
 		if (f->frag_off & bpf_htons(0xfff8)) {
 			p->frag = 1; /* non-first fragment: what follows is payload */
 			return 0;
@@ -228,6 +243,10 @@ static __always_inline int pf_parse_icmp(struct pf_cursor *c, void *data_end, st
 	if ((void *)ic + 4 > data_end) /* type, code, checksum */
 		return PF_PARSE_BAD;
 	type = ic->type;
+	p->icmp_err = p->family == PF_FAMILY_V6
+			      ? type >= PF_ICMPV6_ERR_FIRST && type <= PF_ICMPV6_ERR_LAST
+			      : type == PF_ICMP_UNREACH || type == PF_ICMP_TIME_EXCEEDED ||
+					type == PF_ICMP_PARAMETERPROB;
 
 	if (p->family == PF_FAMILY_V6) {
 		if (type >= PF_ICMPV6_ND_FIRST && type <= PF_ICMPV6_ND_LAST)
@@ -285,6 +304,7 @@ static __always_inline int pf_parse_frame(void *data, void *data_end, struct pf_
 		return PF_PARSE_NOT_IP;
 	if (rc != PF_PARSE_OK)
 		return rc;
+	p->l4_off = c.pos - data;
 	return pf_parse_l4(&c, data_end, p);
 }
 

@@ -25,7 +25,7 @@ typedef __u32 pf_u32;
 typedef __u64 pf_u64;
 #endif
 
-#define PF_ABI_VERSION 3
+#define PF_ABI_VERSION 4
 
 /* ---- sizes --------------------------------------------------------------- */
 #define PF_MAX_SLOTS		 4096	 /* attachments (pod interfaces) per node */
@@ -135,11 +135,29 @@ struct pf_lpm_val {
 };
 
 /* ---- per-slot state (pf_pods, array indexed by slot) ---------------------- */
-#define PF_POD_ACTIVE 1u
+#define PF_POD_ACTIVE	 1u
+#define PF_POD_SRC_CHECK 2u /* egress IP packets only from the pod's sources (pf_sources) */
 
 struct pf_pod {
 	pf_u32 rev;   /* policy revision; node-unique, bumped on every replace */
 	pf_u32 flags; /* PF_POD_* */
+};
+
+/* ---- the source check (pf_sources, hash, node-wide) ------------------------
+ * A pod with PF_POD_SRC_CHECK sends (PF_DIR_EGRESS) IP packets only from its
+ * own addresses: {slot, family, addr} present here, the unspecified address
+ * (0.0.0.0 for DHCP, :: for DAD, ND and MLD) or an IPv6 link-local fe80::/64
+ * (link scoped, never routed, and chosen by the pod's kernel at any time).
+ * Any other source is dropped before conntrack and policy, counted in
+ * spoofed_* and reported with PF_DROP_SPOOFED. Value: 1, unused. */
+#define PF_POD_MAX_SOURCES     8
+#define PF_SOURCES_MAX_ENTRIES (PF_MAX_SLOTS * PF_POD_MAX_SOURCES)
+
+struct pf_src_key {
+	pf_u32 slot;
+	pf_u8 family;
+	pf_u8 pad[3];
+	pf_u8 addr[16]; /* network order, IPv4 in bytes 0..3, rest zero */
 };
 
 /* ---- attachment context handed from the per-attachment stub to the engine --
@@ -189,10 +207,38 @@ struct pf_ct_val {
 #define PF_CT_TIMEOUT_UDP	  (120ull * 1000000000ull)
 #define PF_CT_TIMEOUT_OTHER	  (60ull * 1000000000ull)
 
+/* ---- fragments of admitted datagrams (pf_frags, LRU hash, node-wide) ------
+ * Only a datagram's first fragment carries the L4 header. When it passes
+ * (conntrack or policy) and more fragments follow, the datagram is recorded
+ * here; a later fragment passes when its datagram is recorded and younger
+ * than PF_FRAG_TIMEOUT. Written by the engine only; DEL clears a slot's keys.
+ * Key: what the receiver reassembles by, plus slot and direction. IPv6
+ * reassembles by (src, dst, id) (RFC 8200) and a later fragment's next
+ * header may differ from the first's, so proto is 0 for IPv6.
+ */
+#define PF_FRAG_MAX_ENTRIES 16384
+#define PF_FRAG_TIMEOUT	    (5ull * 1000000000ull)
+
+struct pf_frag_key {
+	pf_u32 slot;
+	pf_u32 id; /* IPv4 identification (16 bits) or IPv6 fragment id, as on the wire */
+	pf_u8 family;
+	pf_u8 proto; /* IPv4: protocol; IPv6: 0 */
+	pf_u8 dir;   /* PF_DIR_* */
+	pf_u8 pad;
+	pf_u8 src[16];
+	pf_u8 dst[16];
+};
+
+struct pf_frag_val {
+	pf_u64 first_seen_ns; /* bpf_ktime_get_coarse_ns() of the first fragment */
+};
+
 /* ---- counters ---------------------------------------------------------------
  * pf_counters: per-CPU array indexed slot * PF_NUM_DIRS + dir.
  * pf_rule_hits: per-CPU hash {slot, dir, rule} -> u64, counts NEW flows a rule
- * admitted (conntrack hits are not policy decisions). Rule PF_RULE_DEFAULT
+ * admitted (conntrack hits are not policy decisions), and the later fragments
+ * and ICMP errors it admitted with port 0 (frag.h, icmp_error.h). Rule PF_RULE_DEFAULT
  * counts flows admitted because the direction is not isolated.
  */
 struct pf_counter {
@@ -200,6 +246,8 @@ struct pf_counter {
 	pf_u64 allowed_bytes;
 	pf_u64 denied_packets;
 	pf_u64 denied_bytes;
+	pf_u64 spoofed_packets; /* egress from a source not the pod's: not in denied_* */
+	pf_u64 spoofed_bytes;
 };
 
 struct pf_rule_key {
@@ -210,6 +258,9 @@ struct pf_rule_key {
 
 /* ---- node config (pf_config, array of 1) and drop events (pf_events ringbuf) */
 #define PF_CFG_EVENTS 1u /* emit a pf_event per denied packet while set */
+
+#define PF_DROP_POLICY	0 /* pf_event.reason: denied by policy (or malformed) */
+#define PF_DROP_SPOOFED 1 /* a source the pod does not own (source check) */
 
 struct pf_config {
 	pf_u32 flags;
@@ -222,7 +273,7 @@ struct pf_event {
 	pf_u8 dir;
 	pf_u8 family;
 	pf_u8 proto;
-	pf_u8 pad;
+	pf_u8 reason; /* PF_DROP_* */
 	pf_u8 src[16];
 	pf_u8 dst[16];
 	pf_u16 sport; /* network order */
@@ -234,6 +285,7 @@ struct pf_event {
 #define PF_PIN_PROG_TC	"prog_tc"
 #define PF_PIN_PROG_XDP "prog_xdp"
 /* map pins use the map names: pf_policy, pf_pods, pf_scratch, pf_tc_engine,
- * pf_xdp_engine, pf_conntrack, pf_counters, pf_rule_hits, pf_config, pf_events */
+ * pf_xdp_engine, pf_conntrack, pf_counters, pf_rule_hits, pf_config, pf_events,
+ * pf_sources, pf_frags */
 
 #endif /* PODFENCE_ABI_H */

@@ -29,30 +29,12 @@ while [ $# -gt 0 ]; do
 done
 [ "$(id -u)" = 0 ] || { echo "skip: needs root" >&2; exit 77; }
 for tool in go jq nsenter ip; do command -v "$tool" >/dev/null || { echo "skip: no $tool" >&2; exit 77; }; done
-if [ -z "$PLUGIN" ]; then
-	for cand in "$REPO_DIR/build/plugin/podfence" $(ls -t "$REPO_DIR"/build-*/plugin/podfence 2>/dev/null); do
-		[ -x "$cand" ] && { PLUGIN=$cand; break; }
-	done
-fi
-[ -n "$PLUGIN" ] && [ -x "$PLUGIN" ] || { echo "no podfence binary: pass --plugin PATH" >&2; exit 2; }
+[ -n "$PLUGIN" ] || PLUGIN=$(find_plugin) || { echo "no podfence binary: pass --plugin PATH" >&2; exit 2; }
 PLUGIN=$(readlink -f "$PLUGIN")
 
-WORK=$(mktemp -d /tmp/pfti-lat.XXXXXX)
-BPFFS=$WORK/bpffs
-cleanup() {
-	local rc=$?
-	set +e
-	del_prefixed_ns "$PREFIX"
-	mountpoint -q "$BPFFS" && umount "$BPFFS"
-	rm -rf "$WORK"
-	exit "$rc"
-}
-trap cleanup EXIT
+trap release_work EXIT
 trap 'exit 130' INT TERM
-
-del_prefixed_ns "$PREFIX"
-mkdir -p "$BPFFS" "$WORK/ipam" "$WORK/cache"
-mount -t bpf bpf "$BPFFS" || { echo "skip: cannot mount bpffs" >&2; exit 77; }
+make_work pfti-lat || { echo "skip: cannot mount bpffs" >&2; exit 77; }
 DRIVER=$WORK/driver
 build_driver "$DRIVER"
 CNIBIN=$WORK/cni-bin

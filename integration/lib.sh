@@ -1,7 +1,7 @@
 # Shared helpers for integration/run.sh, integration/latency.sh and
-# scripts/demo.sh. Source it; callers set PREFIX (netns/link name prefix) and
-# WORK (their temp dir) first. Nothing here touches objects outside PREFIX-*,
-# WORK and the private bpffs the caller mounts.
+# scripts/demo.sh. Source it; callers set PREFIX (netns/link name prefix)
+# first. Nothing here touches objects outside PREFIX-*, WORK and the private
+# bpffs make_work mounts.
 # shellcheck shell=bash
 
 INTEG_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -79,4 +79,48 @@ del_prefixed_ns() {
 	for ns in $(ip netns list | awk '{print $1}' | grep "^$1-" || true); do
 		ip netns del "$ns" 2>/dev/null || true
 	done
+}
+
+# find_plugin: prints the podfence binary of build/ (the README's build), else
+# of the newest build-*/; fails when there is none.
+find_plugin() {
+	local cand
+	for cand in "$REPO_DIR/build/plugin/podfence" $(ls -t "$REPO_DIR"/build-*/plugin/podfence 2>/dev/null); do
+		[ -x "$cand" ] && { readlink -f "$cand"; return 0; }
+	done
+	return 1
+}
+
+# make_work NAME: WORK, a fresh temp dir /tmp/NAME.*, with a private bpffs
+# instance mounted at BPFFS=$WORK/bpffs (so the node's own podfence state,
+# if any, is never touched). Leftover PREFIX-* netns of an interrupted run go.
+# Callers set `trap release_work EXIT` right after. Fails if bpffs cannot be mounted.
+BGPIDS=()
+make_work() {
+	WORK=$(mktemp -d "/tmp/$1.XXXXXX")
+	BPFFS=$WORK/bpffs
+	mkdir -p "$BPFFS" "$WORK/ipam" "$WORK/cache"
+	del_prefixed_ns "$PREFIX"
+	mount -t bpf bpf "$BPFFS"
+}
+
+# release_work: the EXIT trap of every caller. Stops BGPIDS (servers the
+# caller started), deletes PREFIX-* netns, unmounts the bpffs and removes
+# WORK, which KEEP=1 keeps after a failure and KEEP=always after any run.
+release_work() {
+	local rc=$? pid
+	set +e
+	[ "$(type -t before_release)" != function ] || before_release
+	for pid in "${BGPIDS[@]}"; do kill "$pid" 2>/dev/null; done
+	wait 2>/dev/null
+	del_prefixed_ns "$PREFIX"
+	[ -z "${BPFFS:-}" ] || ! mountpoint -q "$BPFFS" || umount "$BPFFS"
+	if [ -n "${WORK:-}" ]; then
+		if [ "${KEEP:-}" = always ] || { [ "$rc" != 0 ] && [ -n "${KEEP:-}" ]; }; then
+			echo "# kept $WORK" >&2
+		else
+			rm -rf "$WORK"
+		fi
+	fi
+	exit "$rc"
 }

@@ -49,34 +49,23 @@ if [ -z "$PLUGIN" ]; then
 fi
 PLUGIN=$(readlink -f "$PLUGIN")
 
-WORK=$(mktemp -d /tmp/pfdemo.XXXXXX)
-BPFFS=$WORK/bpffs
-SERVERS=()
-cleanup() {
-	local rc=$? pid
-	set +e
+# The pods go through DEL as a runtime would remove them, then release_work
+# (integration/lib.sh) removes the rest.
+before_release() {
 	step "Cleaning up"
-	for pid in "${SERVERS[@]}"; do kill "$pid" 2>/dev/null; done
-	wait 2>/dev/null
 	if [ -n "${CONF:-}" ] && [ -e "/run/netns/$PREFIX-node" ]; then
 		for pod in web client; do run_driver del "$pod" >/dev/null 2>&1; done
 	fi
-	del_prefixed_ns "$PREFIX"
-	mountpoint -q "$BPFFS" && umount "$BPFFS"
-	rm -rf "$WORK"
-	echo "removed namespaces $PREFIX-*, the private bpffs and $WORK"
-	exit "$rc"
+	echo "removing namespaces $PREFIX-*, the private bpffs and $WORK"
 }
-trap cleanup EXIT
+trap release_work EXIT
 trap 'exit 130' INT TERM
+make_work pfdemo
 
 step "Building the runtime stand-in (integration/driver, on Debian's libcni)"
 build_driver "$WORK/driver"
 make_cni_bin "$WORK/cni-bin" "$PLUGIN"
-mkdir -p "$BPFFS" "$WORK/ipam" "$WORK/cache"
-mount -t bpf bpf "$BPFFS"
 
-del_prefixed_ns "$PREFIX"
 new_ns "$PREFIX-node"
 new_ns "$PREFIX-web"
 new_ns "$PREFIX-client"
@@ -109,7 +98,7 @@ run_driver add client | jq -c '{interfaces: [.interfaces[].name], ips: [.ips[].a
 # web listens on 8080 and 9090; nsenter execs socat, so the pid is the server
 for port in 8080 9090; do
 	nsenter --net="/run/netns/$PREFIX-web" socat TCP-LISTEN:$port,reuseaddr,fork SYSTEM:"echo hello from web:$port" 2>/dev/null &
-	SERVERS+=($!)
+	BGPIDS+=($!)
 done
 sleep 0.3
 

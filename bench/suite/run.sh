@@ -37,7 +37,7 @@ if [ "$report_only" = 1 ]; then
 		--tmp /nonexistent --tools /nonexistent --bpffs /nonexistent --run-id none
 fi
 [ "$(id -u)" = 0 ] || { echo "run.sh: needs root (netns, BPF, bpffs mount)" >&2; exit 2; }
-for t in ip nsenter iperf3 nft iptables-legacy-restore ip6tables-legacy-restore clang cc gnuplot python3 bpftool ss; do
+for t in ip nsenter iperf3 nft iptables-legacy-restore ip6tables-legacy-restore clang cc cmake gnuplot python3 bpftool ss; do
 	command -v "$t" >/dev/null || { echo "run.sh: missing $t (scripts/install-deps.sh)" >&2; exit 2; }
 done
 
@@ -45,6 +45,18 @@ done
 newest() { ls -t $repo/build*/"$1" 2>/dev/null | head -n1 || true; }
 [ -n "$podfence" ] || podfence=$(newest plugin/podfence)
 [ -n "$testrun" ] || testrun=$(newest bench/testrun/podfence_testrun_bench)
+# Nothing built yet (a fresh checkout): build what the suite measures, with
+# the README's Release build, before anything else runs.
+if [ -z "$podfence" ] || [ -z "$testrun" ]; then
+	echo "run.sh: no podfence build found: building into $repo/build (README: Install)" >&2
+	cmake -S "$repo" -B "$repo/build" -DCMAKE_BUILD_TYPE=Release >/dev/null
+	cmake --build "$repo/build" -j"$(nproc)" --target podfence podfence_testrun_bench
+	[ -n "$podfence" ] || podfence=$repo/build/plugin/podfence
+	[ -n "$testrun" ] || testrun=$repo/build/bench/testrun/podfence_testrun_bench
+fi
+for bin in "$podfence" "$testrun"; do
+	[ -x "$bin" ] || { echo "run.sh: $bin is not an executable (build it: README, Install)" >&2; exit 2; }
+done
 # Absolute: the driver runs tools from other directories.
 [ -z "$podfence" ] || podfence=$(readlink -f "$podfence")
 [ -z "$testrun" ] || testrun=$(readlink -f "$testrun")
@@ -76,7 +88,7 @@ mkdir -p "$tmp/bin" "$bpffs"
 cc -O2 -Wall -Wextra -Werror -o "$tmp/bin/pfb_blast" "$here/tools/pfb_blast.c"
 cc -O2 -Wall -Wextra -Werror -o "$tmp/bin/pfb_attach" "$here/tools/pfb_attach.c" -lbpf
 clang -O2 -g -target bpf -I/usr/include/$(gcc -dumpmachine) \
-	-c "$here/tools/article.bpf.c" -o "$tmp/bin/article.bpf.o"
+	-c "$here/../article.bpf.c" -o "$tmp/bin/article.bpf.o"
 # A private bpffs instance: podfence's pins and the article's tcx links live
 # here and vanish with the unmount.
 mount -t bpf bpf "$bpffs"

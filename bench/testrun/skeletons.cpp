@@ -48,7 +48,7 @@ std::unique_ptr<Skeletons, SkeletonsDeleter> load(Fds& fds) {
     fds.conntrack = bpf_map__fd(s->dp->maps.pf_conntrack);
     fds.article_tc = bpf_program__fd(s->article->progs.article_tc);
     fds.article_xdp = bpf_program__fd(s->article->progs.article_xdp);
-    fds.article_ports = bpf_map__fd(s->article->maps.article_ports);
+    fds.article_ports = bpf_map__fd(s->article->maps.port_map);
     fds.lpm_tc = bpf_program__fd(s->lpm->progs.lpm_tc);
     fds.lpm_v4 = bpf_map__fd(s->lpm->maps.lpm_v4);
     fds.lpm_v6 = bpf_map__fd(s->lpm->maps.lpm_v6);

@@ -32,9 +32,9 @@ using detail::failed;
 namespace {
 
 // Every pinned map, by the name it has in bpf/maps.h (= its pin name).
-constexpr std::array<const char*, 10> kMapPins = {
-    "pf_policy",    "pf_pods",     "pf_scratch",   "pf_tc_engine", "pf_xdp_engine",
-    "pf_conntrack", "pf_counters", "pf_rule_hits", "pf_config",    "pf_events"};
+constexpr std::array<const char*, 12> kMapPins = {
+    "pf_policy",   "pf_pods",      "pf_scratch", "pf_tc_engine", "pf_xdp_engine", "pf_conntrack",
+    "pf_counters", "pf_rule_hits", "pf_config",  "pf_events",    "pf_sources",    "pf_frags"};
 
 std::string podfence_dir(const std::string& root) {
     return root + "/podfence";
@@ -159,6 +159,10 @@ Datapath Datapath::open_dir(const std::string& dir) {
     dp.rule_hits_ = get_pin(dir + "/pf_rule_hits");
     dp.config_ = get_pin(dir + "/pf_config");
     dp.events_ = get_pin(dir + "/pf_events");
+    // Older datapaths (ABI < 4) have no source check; DEL/GC must still open them.
+    if (dp.abi() >= 4 || detail::exists(dir + "/pf_sources")) dp.sources_ = get_pin(dir + "/pf_sources");
+    // Fragment state came with ABI 4 too.
+    if (dp.abi() >= 4 || detail::exists(dir + "/pf_frags")) dp.frags_ = get_pin(dir + "/pf_frags");
     return dp;
 }
 

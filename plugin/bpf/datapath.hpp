@@ -56,11 +56,13 @@ public:
     int rule_hits_map() const { return rule_hits_.get(); }
     int config_map() const { return config_.get(); }
     int events_map() const { return events_.get(); }
+    int sources_map() const { return sources_.get(); } // -1: a datapath before ABI 4 (no source check)
+    int frags_map() const { return frags_.get(); }     // -1: a datapath before ABI 4 (no fragment state)
 
 private:
     std::string dir_;
     UniqueFd tc_prog_, xdp_prog_, policy_, pods_, scratch_, tc_engine_, xdp_engine_, conntrack_, counters_,
-        rule_hits_, config_, events_;
+        rule_hits_, config_, events_, sources_, frags_;
 };
 
 // Name of the datapath directory for the BPF object embedded in this binary.

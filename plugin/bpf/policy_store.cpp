@@ -169,7 +169,8 @@ std::uint32_t PolicyStore::replace(std::uint32_t slot, const std::vector<TrieEnt
     // ABI's maps, and is unique node-wide because callers hold the NodeLock.
     // (A clock would repeat within its resolution or wrap within weeks.)
     std::uint32_t rev = 0;
-    for (const pf_pod& p : read_pods(dp_.pods_map()))
+    const std::vector<pf_pod> pods = read_pods(dp_.pods_map());
+    for (const pf_pod& p : pods)
         rev = std::max(rev, p.rev);
     if (++rev == 0) rev = 1; // wrapped after 4 billion replaces: 0 means "never set"
 
@@ -177,7 +178,7 @@ std::uint32_t PolicyStore::replace(std::uint32_t slot, const std::vector<TrieEnt
     if (bpf_map_update_elem(dp_.policy_map(), &slot, &inner_fd, BPF_ANY) != 0)
         throw Error(Code::MapSeed,
                     failed("bpf_map_update_elem", "pf_policy[" + std::to_string(slot) + "]", errno));
-    pf_pod pod{rev, PF_POD_ACTIVE};
+    pf_pod pod{rev, PF_POD_ACTIVE | (pods[slot].flags & PF_POD_SRC_CHECK)};
     if (bpf_map_update_elem(dp_.pods_map(), &slot, &pod, BPF_ANY) != 0)
         throw Error(Code::MapSeed,
                     failed("bpf_map_update_elem", "pf_pods[" + std::to_string(slot) + "]", errno));
@@ -252,6 +253,72 @@ void PolicyStore::clear(std::uint32_t slot) {
     delete_slot_keys<pf_rule_key>(dp_.rule_hits_map(), slot,
                                   sizeof(std::uint64_t) * static_cast<std::size_t>(ncpu), "pf_rule_hits");
     delete_slot_keys<pf_ct_key>(dp_.conntrack_map(), slot, sizeof(pf_ct_val), "pf_conntrack");
+    if (dp_.sources_map() >= 0)
+        delete_slot_keys<pf_src_key>(dp_.sources_map(), slot, sizeof(std::uint8_t), "pf_sources");
+    // A new pod on this slot must not inherit admitted datagrams.
+    if (dp_.frags_map() >= 0)
+        delete_slot_keys<pf_frag_key>(dp_.frags_map(), slot, sizeof(pf_frag_val), "pf_frags");
+}
+
+void PolicyStore::require_source_capacity(std::size_t addresses, const std::string& ifname) {
+    if (addresses <= PF_POD_MAX_SOURCES) return;
+    throw Error(Code::MapSeed, "source check: " + ifname + " has " + std::to_string(addresses) +
+                                   " addresses in prevResult, more than the limit of " +
+                                   std::to_string(PF_POD_MAX_SOURCES) +
+                                   " per pod interface (set sourceCheck: false for this network)");
+}
+
+void PolicyStore::set_sources(std::uint32_t slot, const policy::PodSources& sources) {
+    check_slot(slot);
+    require_same_abi(dp_);
+    require_source_capacity(sources.addrs.size(), slot_name(slot));
+    // Whatever a crashed verb may have left for this slot goes first.
+    delete_slot_keys<pf_src_key>(dp_.sources_map(), slot, sizeof(std::uint8_t), "pf_sources");
+    for (const policy::SourceAddr& a : sources.addrs) {
+        pf_src_key k{};
+        k.slot = slot;
+        k.family = a.family;
+        std::memcpy(k.addr, a.addr.data(), sizeof k.addr);
+        const std::uint8_t one = 1;
+        if (bpf_map_update_elem(dp_.sources_map(), &k, &one, BPF_ANY) != 0)
+            throw Error(Code::MapSeed,
+                        failed("bpf_map_update_elem",
+                               "pf_sources[" + slot_name(slot) + " " + policy::format_source(a) + "]",
+                               errno));
+    }
+    pf_pod pod{};
+    if (bpf_map_lookup_elem(dp_.pods_map(), &slot, &pod) != 0)
+        throw Error(Code::MapSeed,
+                    failed("bpf_map_lookup_elem", "pf_pods[" + std::to_string(slot) + "]", errno));
+    pod.flags = sources.check ? (pod.flags | PF_POD_SRC_CHECK) : (pod.flags & ~PF_POD_SRC_CHECK);
+    if (bpf_map_update_elem(dp_.pods_map(), &slot, &pod, BPF_ANY) != 0)
+        throw Error(Code::MapSeed,
+                    failed("bpf_map_update_elem", "pf_pods[" + std::to_string(slot) + "]", errno));
+}
+
+policy::PodSources PolicyStore::read_sources(std::uint32_t slot) const {
+    check_slot(slot);
+    policy::PodSources out;
+    pf_pod pod{};
+    if (bpf_map_lookup_elem(dp_.pods_map(), &slot, &pod) != 0)
+        throw Error(Code::MapSeed,
+                    failed("bpf_map_lookup_elem", "pf_pods[" + std::to_string(slot) + "]", errno));
+    out.check = (pod.flags & PF_POD_SRC_CHECK) != 0;
+    if (dp_.sources_map() < 0) return out;
+    pf_src_key cur{}, next{};
+    const pf_src_key* prev = nullptr;
+    while (bpf_map_get_next_key(dp_.sources_map(), prev, &next) == 0) {
+        cur = next;
+        prev = &cur;
+        if (cur.slot != slot) continue;
+        policy::SourceAddr a;
+        a.family = cur.family;
+        std::memcpy(a.addr.data(), cur.addr, sizeof cur.addr);
+        out.addrs.push_back(a);
+    }
+    if (errno != ENOENT) throw Error(Code::MapSeed, failed("bpf_map_get_next_key", "pf_sources", errno));
+    std::sort(out.addrs.begin(), out.addrs.end());
+    return out;
 }
 
 std::uint32_t PolicyStore::allocate_slot() const {

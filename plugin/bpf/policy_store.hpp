@@ -4,9 +4,11 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "../policy/compile.hpp"
+#include "../policy/sources.hpp"
 #include "datapath.hpp"
 
 namespace podfence::bpf {
@@ -18,7 +20,7 @@ public:
     // Builds a new map aside (sized to `entries`), fills it, swaps pf_policy[slot] to it in one
     // update, then bumps pf_pods[slot].rev to a node-unique revision so
     // conntrack entries of flows the new policy no longer admits get cut.
-    // Marks the slot active. Returns the new revision.
+    // Marks the slot active, keeping its PF_POD_SRC_CHECK. Returns the new revision.
     // Throws Error(Code::MapSeed) (E2BIG etc. named) and leaves the old policy in place,
     // also when the datapath reads another policy-map ABI (Datapath::abi()).
     std::uint32_t replace(std::uint32_t slot, const std::vector<policy::TrieEntry>& entries);
@@ -28,14 +30,28 @@ public:
     // Throws Error(Code::MapSeed) for a datapath of another policy-map ABI.
     std::vector<policy::TrieEntry> read(std::uint32_t slot) const;
 
-    // Removes the slot's policy, pod record, counters, rule hits and
-    // conntrack entries. No error if already clear.
+    // The source check: replaces the slot's pf_sources entries with
+    // `sources.addrs` and sets PF_POD_SRC_CHECK in pf_pods[slot] to
+    // `sources.check` (not touching PF_POD_ACTIVE). ADD calls it before
+    // replace() activates the slot, so no packet sees the pod active without
+    // its addresses. Throws Error(Code::MapSeed) beyond PF_POD_MAX_SOURCES
+    // addresses or for a datapath of another ABI.
+    void set_sources(std::uint32_t slot, const policy::PodSources& sources);
+    // The flag and the slot's pf_sources entries, sorted.
+    policy::PodSources read_sources(std::uint32_t slot) const;
+
+    // Removes the slot's policy, pod record, counters, rule hits, conntrack
+    // and pf_sources entries. No error if already clear.
     void clear(std::uint32_t slot);
 
     // A slot no attachment uses (pf_pods flags == 0). Throws Error(Code::MapSeed) when full.
     std::uint32_t allocate_slot() const;
 
     std::uint32_t revision(std::uint32_t slot) const;
+
+    // Throws Error(Code::MapSeed) naming the limit when a pod interface has
+    // more than PF_POD_MAX_SOURCES addresses for the source check.
+    static void require_source_capacity(std::size_t addresses, const std::string& ifname);
 
 private:
     const Datapath& dp_;

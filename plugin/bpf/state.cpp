@@ -28,6 +28,7 @@ constexpr const char* kRecord = "record";
 json to_json(const AttachmentRecord& r) {
     return json{{"containerId", r.container_id},
                 {"ifname", r.ifname},
+                {"network", r.network},
                 {"netns", r.netns},
                 {"mode", r.mode},
                 {"tcBackend", r.tc_backend},
@@ -39,13 +40,16 @@ json to_json(const AttachmentRecord& r) {
                 {"slot", r.slot},
                 {"rev", r.rev},
                 {"legacyQdiscCreated", r.legacy_qdisc_created},
-                {"policy", r.policy_json}};
+                {"policy", r.policy_json},
+                {"sourceCheck", r.source_check},
+                {"sources", r.sources}};
 }
 
 AttachmentRecord from_json(const json& j) {
     AttachmentRecord r;
     j.at("containerId").get_to(r.container_id);
     j.at("ifname").get_to(r.ifname);
+    r.network = j.value("network", std::string{}); // absent in records before GC was per network
     j.at("netns").get_to(r.netns);
     j.at("mode").get_to(r.mode);
     j.at("tcBackend").get_to(r.tc_backend);
@@ -58,6 +62,9 @@ AttachmentRecord from_json(const json& j) {
     j.at("rev").get_to(r.rev);
     j.at("legacyQdiscCreated").get_to(r.legacy_qdisc_created);
     j.at("policy").get_to(r.policy_json);
+    // Records of podfence before the source check have neither key.
+    r.source_check = j.value("sourceCheck", false);
+    r.sources = j.value("sources", std::vector<std::string>{});
     return r;
 }
 
@@ -129,9 +136,13 @@ std::string StateStore::dir_for(const std::string& container_id, const std::stri
     // IDs of the usual shape (hex, dashes) are kept readable; anything else
     // becomes "~" + hash: '~' cannot start a plain id, so no clash. '.' is
     // not "usual": bpffs refuses names containing it.
-    std::string id = id_is_plain(container_id)
-                         ? container_id
-                         : "~" + detail::hex16(detail::fnv1a64(container_id.data(), container_id.size()));
+    std::string id;
+    if (id_is_plain(container_id)) {
+        id = container_id;
+    } else {
+        id = "~"; // appended, not "~" + hex: a false -Wrestrict of GCC 12 at -O3
+        id += detail::hex16(detail::fnv1a64(container_id.data(), container_id.size()));
+    }
     return root_ + "/podfence/attachments/" + id + "_" + escape_ifname(ifname);
 }
 

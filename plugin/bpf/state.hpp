@@ -16,6 +16,7 @@ namespace podfence::bpf {
 struct AttachmentRecord {
     std::string container_id;
     std::string ifname;       // CNI_IFNAME, inside the pod
+    std::string network;      // the netconf's name: GC is per network ("" in records before it)
     std::string netns;        // CNI_NETNS at ADD
     std::string mode;         // "tc" | "xdp"
     std::string tc_backend;   // "tcx" | "legacy" (mode tc)
@@ -28,6 +29,8 @@ struct AttachmentRecord {
     std::uint32_t rev = 0;
     bool legacy_qdisc_created = false; // podfence created the clsact (legacy tc only)
     std::string policy_json;           // canonical policy (policy::to_json)
+    bool source_check = false;         // PF_POD_SRC_CHECK set (netconf sourceCheck)
+    std::vector<std::string> sources;  // the pod's pf_sources addresses (empty when the check is off)
 };
 
 class StateStore {

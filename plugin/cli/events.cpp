@@ -96,7 +96,10 @@ struct Printer {
 std::string addr(std::uint8_t family, const std::uint8_t* a) {
     char buf[INET6_ADDRSTRLEN] = "?";
     inet_ntop(family == PF_FAMILY_V6 ? AF_INET6 : AF_INET, a, buf, sizeof buf);
-    return family == PF_FAMILY_V6 ? "[" + std::string(buf) + "]" : buf;
+    if (family != PF_FAMILY_V6) return buf;
+    std::string bracketed = "["; // appended: "[" + string trips a false -Wrestrict of GCC 12 at -O3
+    bracketed.append(buf).append("]");
+    return bracketed;
 }
 
 std::string proto_name(std::uint8_t p) {
@@ -116,7 +119,9 @@ int on_event(void* ctx, void* data, size_t size) {
     pf_event ev;
     std::memcpy(&ev, data, sizeof ev);
     auto name = p->names.find(ev.slot);
-    std::cout << "denied " << (ev.dir == PF_DIR_INGRESS ? "ingress" : "egress") << " slot " << ev.slot << " ("
+    // A forged source is not a policy decision: say so, it is the pod misbehaving.
+    std::cout << (ev.reason == PF_DROP_SPOOFED ? "spoofed-source " : "denied ")
+              << (ev.dir == PF_DIR_INGRESS ? "ingress" : "egress") << " slot " << ev.slot << " ("
               << (name == p->names.end() ? "unknown pod" : name->second) << ") " << proto_name(ev.proto)
               << " " << addr(ev.family, ev.src) << ":" << ntohs(ev.sport) << " -> " << addr(ev.family, ev.dst)
               << ":" << ntohs(ev.dport) << " len " << ev.len << std::endl;

@@ -40,10 +40,20 @@ std::string summary_of(const bpf::AttachmentRecord& r) {
     }
 }
 
+// "off", or the addresses the pod may send from besides 0.0.0.0, :: and fe80::/64.
+std::string sources_of(const bpf::AttachmentRecord& r) {
+    if (!r.source_check) return "off";
+    std::string out;
+    for (const auto& a : r.sources)
+        out += (out.empty() ? "" : ",") + a;
+    return out.empty() ? "(none)" : out;
+}
+
 json record_json(const bpf::AttachmentRecord& r) {
     json policy = json::parse(r.policy_json, nullptr, false);
     return {{"containerID", r.container_id},
             {"ifname", r.ifname},
+            {"network", r.network},
             {"netns", r.netns},
             {"mode", r.mode},
             {"tcBackend", r.tc_backend},
@@ -55,6 +65,8 @@ json record_json(const bpf::AttachmentRecord& r) {
             {"rev", r.rev},
             {"datapath", r.datapath_dir},
             {"policySummary", summary_of(r)},
+            {"sourceCheck", r.source_check},
+            {"sources", r.sources},
             {"policy", policy.is_discarded() ? json(r.policy_json) : policy}};
 }
 
@@ -99,6 +111,8 @@ std::array<DirCounters, PF_NUM_DIRS> read_counters(const bpf::Datapath& dp, std:
             out[d].total.allowed_bytes += c.allowed_bytes;
             out[d].total.denied_packets += c.denied_packets;
             out[d].total.denied_bytes += c.denied_bytes;
+            out[d].total.spoofed_packets += c.spoofed_packets;
+            out[d].total.spoofed_bytes += c.spoofed_bytes;
         }
     }
     pf_rule_key key{}, next{};
@@ -133,6 +147,8 @@ json counters_json(const bpf::AttachmentRecord& r, const std::array<DirCounters,
                              {"allowedBytes", c[d].total.allowed_bytes},
                              {"deniedPackets", c[d].total.denied_packets},
                              {"deniedBytes", c[d].total.denied_bytes},
+                             {"spoofedPackets", c[d].total.spoofed_packets},
+                             {"spoofedBytes", c[d].total.spoofed_bytes},
                              {"ruleHits", hits}};
     }
     return {{"containerID", r.container_id}, {"ifname", r.ifname}, {"slot", r.slot}, {"directions", dirs}};
@@ -145,7 +161,11 @@ void print_counters(const bpf::AttachmentRecord& r, const std::array<DirCounters
         const pf_counter& t = c[d].total;
         std::cout << "  " << std::left << std::setw(8) << dir_name(d) << std::right << " allowed "
                   << t.allowed_packets << " pkts " << t.allowed_bytes << " bytes, denied " << t.denied_packets
-                  << " pkts " << t.denied_bytes << " bytes\n";
+                  << " pkts " << t.denied_bytes << " bytes";
+        // Only egress can carry a forged source (the pod's own packets).
+        if (d == PF_DIR_EGRESS)
+            std::cout << ", spoofed " << t.spoofed_packets << " pkts " << t.spoofed_bytes << " bytes";
+        std::cout << "\n";
         if (c[d].rule_hits.empty()) continue;
         std::cout << "           rule hits (new flows):";
         for (const auto& [rule, n] : c[d].rule_hits)
@@ -166,10 +186,11 @@ void cmd_inspect(const Args& a) {
         return;
     }
     std::vector<std::vector<std::string>> rows = {
-        {"CONTAINER", "IFNAME", "MODE", "HOST VETH", "SLOT", "REV", "POLICY"}};
+        {"CONTAINER", "IFNAME", "NETWORK", "MODE", "HOST VETH", "SLOT", "REV", "SOURCE CHECK", "POLICY"}};
     for (const auto& r : records)
-        rows.push_back({r.container_id.substr(0, 12), r.ifname, mode_of(r), r.host_ifname,
-                        std::to_string(r.slot), std::to_string(r.rev), summary_of(r)});
+        rows.push_back({r.container_id.substr(0, 12), r.ifname, r.network.empty() ? "-" : r.network,
+                        mode_of(r), r.host_ifname, std::to_string(r.slot), std::to_string(r.rev),
+                        sources_of(r), summary_of(r)});
     print_table(rows);
 }
 

@@ -48,6 +48,14 @@ std::optional<std::string> opt_string(const json& doc, const char* key) {
     return it->get<std::string>();
 }
 
+// Optional boolean key; absent or null keeps the default.
+void opt_bool(const json& doc, const char* key, bool& out) {
+    auto it = doc.find(key);
+    if (it == doc.end() || it->is_null()) return;
+    if (!it->is_boolean()) bad(key, "must be true or false, got " + type_name(*it) + " " + it->dump());
+    out = it->get<bool>();
+}
+
 template <typename E, std::size_t N>
 void opt_choice(const json& doc, const char* key, const Choice<E> (&choices)[N], E& out) {
     std::optional<std::string> v = opt_string(doc, key);
@@ -115,6 +123,7 @@ void parse_podfence_keys(const json& doc, NetConf& c) {
     opt_choice(doc, "tcBackend", kTcBackends, c.tc_backend);
     opt_choice(doc, "defaultPolicy", kDefaults, c.default_policy);
     opt_choice(doc, "logLevel", kLogLevels, c.log_level);
+    opt_bool(doc, "sourceCheck", c.source_check);
     if (auto root = opt_string(doc, "bpffsRoot")) {
         if (root->empty() || (*root)[0] != '/')
             bad("bpffsRoot", json(*root).dump() + " must be an absolute path");
@@ -178,17 +187,14 @@ std::string sniff_cni_version(std::string_view text) {
     return "";
 }
 
-std::vector<AttachmentId> parse_valid_attachments(const NetConf& conf) {
+std::optional<std::vector<AttachmentId>> parse_valid_attachments(const NetConf& conf) {
     const char* key = "cni.dev/valid-attachments";
     auto it = conf.raw.find(key);
     if (it == conf.raw.end()) {
         key = "cni.dev/attachments";
         it = conf.raw.find(key);
     }
-    if (it == conf.raw.end())
-        throw Error(Code::InvalidConfig,
-                    "cni.dev/valid-attachments: missing from the GC request; refusing to collect "
-                    "(it would tear down every pod)");
+    if (it == conf.raw.end()) return std::nullopt;
     if (!it->is_array()) bad(key, "must be an array, got " + type_name(*it));
     std::vector<AttachmentId> out;
     for (std::size_t i = 0; i < it->size(); ++i) {

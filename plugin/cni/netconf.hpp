@@ -42,6 +42,9 @@ struct NetConf {
     std::string bpffs_root{kDefaultBpffsRoot};
     std::string log_file; // empty = stderr
     LogLevel log_level = LogLevel::Info;
+    // Drop what the pod sends from addresses not its own (PF_POD_SRC_CHECK).
+    // Off for pods that route other addresses (VPN gateway, own NAT).
+    bool source_check = true;
 
     // runtimeConfig["io.kubernetes.cri.pod-annotations"]; nullopt if the
     // runtime passed none.
@@ -72,9 +75,10 @@ struct AttachmentId {
 };
 
 // GC input: "cni.dev/valid-attachments" (or "cni.dev/attachments" when the
-// former is absent). Throws Error(InvalidConfig) if neither is present or the
-// shape is wrong: collecting everything on a malformed request would tear
-// down every pod on the node.
-std::vector<AttachmentId> parse_valid_attachments(const NetConf& conf);
+// former is absent). nullopt when neither is present: libcni's
+// GCNetworkList(list, nil) sends no list, meaning "nothing of this network is
+// valid". Throws Error(InvalidConfig) if the shape is wrong: collecting on a
+// malformed request would tear down the network's pods.
+std::optional<std::vector<AttachmentId>> parse_valid_attachments(const NetConf& conf);
 
 } // namespace podfence::cni

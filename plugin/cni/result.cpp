@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 
+#include <algorithm>
 #include <charconv>
 
 #include "../common/error.hpp"
@@ -83,6 +84,21 @@ ResultIp parse_ip(const json& ip, std::size_t i, std::size_t n_interfaces, bool 
 }
 
 } // namespace
+
+std::vector<policy::SourceAddr> pod_sources(const Result& prev, std::string_view ifname) {
+    std::vector<policy::SourceAddr> out;
+    for (const ResultIp& ip : prev.ips) {
+        if (ip.interface) {
+            const ResultInterface& i = prev.interfaces.at(static_cast<std::size_t>(*ip.interface));
+            if (i.name != ifname || !i.sandbox) continue;
+        }
+        // parse_result checked the address already.
+        if (auto s = policy::parse_source(ip.address)) out.push_back(*s);
+    }
+    std::sort(out.begin(), out.end());
+    out.erase(std::unique(out.begin(), out.end()), out.end());
+    return out;
+}
 
 int address_family(std::string_view cidr) {
     return cidr_family(cidr, false);

@@ -11,6 +11,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "../policy/sources.hpp"
+
 namespace podfence::cni {
 
 struct ResultInterface {
@@ -51,6 +53,13 @@ Result parse_result(const nlohmann::json& prev, std::string_view version);
 // The result to print: `prev` unchanged except cniVersion = `to_version`
 // and ips[].version added (to 0.x) or removed (to 1.x).
 nlohmann::json convert_result(const nlohmann::json& prev, std::string_view to_version);
+
+// The pod's own addresses, for the source check: every ips entry whose
+// `interface` is the pod interface `ifname` (an interfaces entry with a
+// sandbox), plus every entry without `interface` (the result does not say
+// where it lives; treating it as foreign would cut the pod's own traffic).
+// Sorted, without duplicates.
+std::vector<policy::SourceAddr> pod_sources(const Result& prev, std::string_view ifname);
 
 // 4 or 6 from "addr/len" (or a bare address); 0 if neither.
 int address_family(std::string_view cidr);

@@ -26,10 +26,20 @@ bool cidr_covers(const Cidr& outer, const Cidr& inner) {
            mask_addr(inner.addr, outer.prefix_len) == outer.addr;
 }
 
+namespace {
+// "<text>" is not a CIDR: <reason>. Appended, not `"\"" + std::string(...)`:
+// GCC 12 at -O3 flags literal + temporary string with a false -Wrestrict.
+std::string not_a_cidr(std::string_view text, std::string_view reason) {
+    std::string s;
+    s.append(1, '"').append(text).append("\" is not a CIDR: ").append(reason);
+    return s;
+}
+} // namespace
+
 std::optional<Cidr> parse_cidr(std::string_view text, std::string& why) {
     const auto slash = text.find('/');
     if (slash == std::string_view::npos) {
-        why = "\"" + std::string(text) + "\" is not a CIDR: missing /prefix-length";
+        why = not_a_cidr(text, "missing /prefix-length");
         return std::nullopt;
     }
     const std::string addr_text(text.substr(0, slash));
@@ -39,13 +49,13 @@ std::optional<Cidr> parse_cidr(std::string_view text, std::string& why) {
     if (addr_text.find(':') != std::string::npos) {
         c.family = PF_FAMILY_V6;
         if (inet_pton(AF_INET6, addr_text.c_str(), c.addr.data()) != 1) {
-            why = "\"" + std::string(text) + "\" is not a CIDR: bad IPv6 address";
+            why = not_a_cidr(text, "bad IPv6 address");
             return std::nullopt;
         }
     } else {
         c.family = PF_FAMILY_V4;
         if (inet_pton(AF_INET, addr_text.c_str(), c.addr.data()) != 1) {
-            why = "\"" + std::string(text) + "\" is not a CIDR: bad IPv4 address";
+            why = not_a_cidr(text, "bad IPv4 address");
             return std::nullopt;
         }
     }
@@ -57,12 +67,12 @@ std::optional<Cidr> parse_cidr(std::string_view text, std::string& why) {
     const auto* last = first + len_text.size();
     const auto [ptr, ec] = std::from_chars(first, last, len);
     if (len_text.empty() || len_text.size() > 3 || ec != std::errc() || ptr != last) {
-        why = "\"" + std::string(text) + "\" is not a CIDR: bad prefix length";
+        why = not_a_cidr(text, "bad prefix length");
         return std::nullopt;
     }
     if (len > family_bits(c.family)) {
-        why = "\"" + std::string(text) + "\" is not a CIDR: prefix length " + std::to_string(len) +
-              " is more than " + std::to_string(family_bits(c.family));
+        why = not_a_cidr(text, "prefix length " + std::to_string(len) + " is more than " +
+                                   std::to_string(family_bits(c.family)));
         return std::nullopt;
     }
     c.prefix_len = static_cast<std::uint8_t>(len);

@@ -66,9 +66,30 @@ const std::array<std::uint8_t, 16>& peer_addr(const Packet& p) {
     return p.dir == Direction::Ingress ? p.src : p.dst;
 }
 
+bool is_icmp_error(const Packet& p) {
+    if (p.non_first_fragment) return false;
+    if (p.family == PF_FAMILY_V4)
+        return p.proto == kIcmp && (p.icmp_type == 3 || p.icmp_type == 11 || p.icmp_type == 12);
+    return p.proto == kIcmpV6 && p.icmp_type >= 1 && p.icmp_type <= 4;
+}
+
+// IPv6 reassembles by (src, dst, id), so no protocol there (as pf_frag_key).
+auto frag_key(const Packet& p) {
+    const std::uint32_t id = p.family == PF_FAMILY_V4 ? p.frag_id & 0xffff : p.frag_id;
+    return std::make_tuple(p.dir, p.family, p.family == PF_FAMILY_V4 ? p.proto : std::uint8_t{0}, p.src,
+                           p.dst, id);
+}
+
+// The source check comes first, before the ND pass: ND from :: or fe80::/64
+// passes it, ND from someone else's address does not.
+bool spoofed(const PodSources& s, const Packet& p) {
+    return p.dir == Direction::Egress && !source_allowed(s, p.family, p.src);
+}
+
 } // namespace
 
-Decision evaluate(const Policy& policy, const Packet& pkt) {
+Decision evaluate(const Policy& policy, const Packet& pkt, const PodSources& sources) {
+    if (spoofed(sources, pkt)) return {false, PF_RULE_DEFAULT, false, true};
     if (is_nd(pkt)) return {true, PF_RULE_DEFAULT, false};
     return new_flow(policy, pkt.dir, pkt.family, peer_addr(pkt), pkt.proto, policy_port(pkt));
 }
@@ -83,8 +104,43 @@ void StatefulEvaluator::replace(Policy policy, std::uint32_t rev) {
 }
 
 Decision StatefulEvaluator::process(const Packet& pkt) {
+    if (spoofed(sources_, pkt)) return {false, PF_RULE_DEFAULT, false, true};
     if (is_nd(pkt)) return {true, PF_RULE_DEFAULT, false};
+    Decision d = pkt.non_first_fragment || is_icmp_error(pkt) ? related(pkt) : flow(pkt);
+    // A first fragment that passes admits the rest of its datagram.
+    if (d.allowed && pkt.first_fragment) frags_.insert(frag_key(pkt));
+    return d;
+}
 
+// Non-first fragments and ICMP errors open no flow: admitted by their
+// datagram's first fragment or by the tracked flow they quote (read only),
+// else judged by the policy alone with port 0, leaving no state.
+Decision StatefulEvaluator::related(const Packet& pkt) const {
+    if (pkt.non_first_fragment) {
+        if (frags_.contains(frag_key(pkt))) return {true, PF_RULE_DEFAULT, false};
+    } else if (pkt.quoted) {
+        // The quoted packet travelled the other way; its pod side must be
+        // the error's pod side.
+        const Packet::Quoted& q = *pkt.quoted;
+        const bool q_in = pkt.dir == Direction::Egress;
+        const auto& pod = q_in ? q.dst : q.src;
+        if (pod == (pkt.dir == Direction::Ingress ? pkt.dst : pkt.src)) {
+            const std::uint16_t pod_port = q_in ? q.dport : q.sport, peer_port = q_in ? q.sport : q.dport;
+            const Key key{pkt.family, q.proto, pod, q_in ? q.src : q.dst, pod_port, peer_port};
+            if (auto it = ct_.find(key); it != ct_.end()) {
+                const Entry& e = it->second;
+                const std::uint16_t dport =
+                    !has_ports(q.proto) ? 0 : (e.origin == Direction::Ingress ? pod_port : peer_port);
+                if (e.rev == rev_ ||
+                    new_flow(policy_, e.origin, pkt.family, std::get<3>(key), q.proto, dport).allowed)
+                    return {true, PF_RULE_DEFAULT, false};
+            }
+        }
+    }
+    return new_flow(policy_, pkt.dir, pkt.family, peer_addr(pkt), pkt.proto, 0);
+}
+
+Decision StatefulEvaluator::flow(const Packet& pkt) {
     // Pod-centric key: both directions of a connection find the same entry.
     const bool in = pkt.dir == Direction::Ingress;
     std::uint16_t pod_port = 0, peer_port = 0;

@@ -6,9 +6,11 @@
 #include <cstdint>
 #include <map>
 #include <optional>
+#include <set>
 #include <tuple>
 
 #include "policy.hpp"
+#include "sources.hpp"
 
 namespace podfence::policy {
 
@@ -25,6 +27,19 @@ struct Packet {
     bool non_first_fragment = false; // judged with port 0 (no L4 header)
     bool tcp_fin_or_rst = false;
     std::uint8_t icmp_type = 0; // ICMP/ICMPv6 type; ICMPv6 133-137 (ND) always pass
+    // Fragments: offset 0 with more to come; the datagram's id (IPv4 16 bits).
+    bool first_fragment = false;
+    std::uint32_t frag_id = 0;
+    // ICMP error (v4 3, 11, 12; v6 1-4): the packet it quotes, when its IP
+    // header and 8 bytes of L4 are there (else nullopt). Same family.
+    struct Quoted {
+        std::array<std::uint8_t, 16> src{};
+        std::array<std::uint8_t, 16> dst{};
+        std::uint8_t proto = 0;
+        std::uint16_t sport = 0; // as in a conntrack key: ports, ICMP echo id, else 0
+        std::uint16_t dport = 0;
+    };
+    std::optional<Quoted> quoted;
 };
 
 struct Decision {
@@ -34,18 +49,24 @@ struct Decision {
     // (StatefulEvaluator) an existing conntrack entry. Such packets never
     // count in pf_rule_hits; rule is then PF_RULE_DEFAULT.
     bool policy_decision = true;
+    // Dropped by the source check before any policy (pf_counter.spoofed_*).
+    bool spoofed = false;
 };
 
-// Stateless: does `policy` admit a NEW flow whose first packet is `pkt`?
-Decision evaluate(const Policy& policy, const Packet& pkt);
+// Stateless: does `policy` admit a NEW flow whose first packet is `pkt`
+// (sent by a pod with `sources`)?
+Decision evaluate(const Policy& policy, const Packet& pkt, const PodSources& sources = {});
 
 // Stateful model of the datapath: conntrack keyed like pf_ct_key, entries
 // stamped with the policy revision; replies of allowed flows pass, flows the
-// current policy no longer admits are cut. No timeouts (tests run quickly).
+// current policy no longer admits are cut. Later fragments of a datagram
+// whose first fragment passed pass; ICMP errors quoting a tracked flow pass.
+// No timeouts (tests run quickly).
 class StatefulEvaluator {
 public:
     explicit StatefulEvaluator(Policy policy, std::uint32_t rev = 1);
     void replace(Policy policy, std::uint32_t rev);
+    void set_sources(PodSources sources) { sources_ = std::move(sources); }
     Decision process(const Packet& pkt);
 
 private:
@@ -55,9 +76,16 @@ private:
         Direction origin;
         std::uint32_t rev;
     };
+    // (dir, family, proto (0 for IPv6), src, dst, id), as pf_frag_key.
+    using FragKey = std::tuple<Direction, std::uint8_t, std::uint8_t, std::array<std::uint8_t, 16>,
+                               std::array<std::uint8_t, 16>, std::uint32_t>;
+    Decision flow(const Packet& pkt);
+    Decision related(const Packet& pkt) const;
     Policy policy_;
     std::uint32_t rev_;
+    PodSources sources_;
     std::map<Key, Entry> ct_;
+    std::set<FragKey> frags_;
 };
 
 } // namespace podfence::policy

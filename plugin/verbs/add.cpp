@@ -44,12 +44,21 @@ Output add(const cni::Env& env, const cni::NetConf& conf) {
     // 1. Everything that can be checked without changing the system.
     cni::Result prev = require_prev_result(conf);
     PolicyPlan plan = plan_policy(conf);
+    policy::PodSources sources{conf.source_check, {}};
+    if (sources.check) {
+        sources.addrs = cni::pod_sources(prev, env.ifname);
+        bpf::PolicyStore::require_source_capacity(sources.addrs.size(), env.ifname);
+        if (sources.addrs.empty())
+            log::warn("source check: prevResult gives " + env.ifname +
+                      " no address; it may send only from 0.0.0.0, :: and fe80::/64");
+    }
     std::string tc_backend = conf.mode == cni::Mode::Tc ? resolve_tc_backend(conf.tc_backend) : "";
     VethPair veth = find_veth(env.netns, env.ifname, prev);
 
     bpf::AttachmentRecord rec;
     rec.container_id = env.container_id;
     rec.ifname = env.ifname;
+    rec.network = conf.name;
     rec.netns = env.netns;
     rec.mode = std::string(cni::to_string(conf.mode));
     rec.tc_backend = tc_backend;
@@ -57,10 +66,14 @@ Output add(const cni::Env& env, const cni::NetConf& conf) {
     rec.host_ifindex = static_cast<std::uint32_t>(veth.host.ifindex);
     rec.pod_ifindex = static_cast<std::uint32_t>(veth.pod.ifindex);
     rec.policy_json = plan.canonical_json;
+    rec.source_check = sources.check;
+    for (const auto& a : sources.addrs)
+        rec.sources.push_back(policy::format_source(a));
     log::info("ADD container " + env.container_id + " ifname " + env.ifname + ": host veth " +
               rec.host_ifname + ", mode " + rec.mode + (tc_backend.empty() ? "" : "/" + tc_backend) +
               ", policy " + (plan.from_annotation ? "from annotation" : "defaultPolicy") + " (" +
-              std::to_string(plan.entries.size()) + " policy map entries)");
+              std::to_string(plan.entries.size()) + " policy map entries), source check " +
+              (sources.check ? "on (" + std::to_string(sources.addrs.size()) + " addresses)" : "off"));
 
     // 2. The system.
     const std::string& root = conf.bpffs_root;
@@ -83,6 +96,9 @@ Output add(const cni::Env& env, const cni::NetConf& conf) {
     // The record first: a crash from here on leaves something DEL/GC can find.
     store.create(rec);
     std::string dir = attachment_dir(store, root, env.container_id, env.ifname);
+    // Sources before replace() activates the slot: fail closed, the pod is
+    // never active without its addresses.
+    policies.set_sources(rec.slot, sources);
     rec.rev = policies.replace(rec.slot, plan.entries);
     AttachRequest req{dp, rec, dir, conf.xdp_mode, [&] { store.update(rec); }};
     backend_for(rec)->attach(req);

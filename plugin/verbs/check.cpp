@@ -2,10 +2,13 @@
 // Collects every difference into one CheckMismatch error.
 #include <bpf/bpf.h>
 
+#include <algorithm>
+
 #include "../../bpf/podfence_abi.h"
 #include "../bpf/datapath.hpp"
 #include "../bpf/policy_store.hpp"
 #include "../bpf/state.hpp"
+#include "../cni/result.hpp"
 #include "../common/error.hpp"
 #include "../common/log.hpp"
 #include "../netlink/netlink.hpp"
@@ -62,6 +65,52 @@ void check_slot(const bpf::Datapath& dp, const bpf::AttachmentRecord& rec, const
                            " missing, " + std::to_string(d.unexpected) + " unexpected");
 }
 
+std::string join(const std::vector<policy::SourceAddr>& addrs) {
+    std::string out;
+    for (const auto& a : addrs)
+        out += (out.empty() ? "" : ", ") + policy::format_source(a);
+    return "[" + out + "]";
+}
+
+// The source check: the configuration, the record, prevResult and the
+// kernel (PF_POD_SRC_CHECK and pf_sources) must all agree.
+void check_sources(const cni::Env& env, const cni::NetConf& conf, const bpf::Datapath& dp,
+                   const bpf::AttachmentRecord& rec, Problems& problems) {
+    auto on_off = [](bool on) { return on ? std::string("on") : std::string("off"); };
+    if (rec.source_check != conf.source_check)
+        problems.push_back(
+            "the source check is " + on_off(rec.source_check) +
+            " for the pod, the configuration says sourceCheck: " + (conf.source_check ? "true" : "false"));
+    std::vector<policy::SourceAddr> recorded;
+    for (const auto& text : rec.sources) {
+        if (auto a = policy::parse_source(text))
+            recorded.push_back(*a);
+        else
+            problems.push_back("the record's source address \"" + text + "\" is not an address");
+    }
+    std::sort(recorded.begin(), recorded.end());
+    if (rec.source_check && conf.source_check) {
+        auto want = cni::pod_sources(cni::parse_result(*conf.prev_result, conf.cni_version), env.ifname);
+        if (want != recorded)
+            problems.push_back("prevResult gives " + env.ifname + " the addresses " + join(want) +
+                               ", the source check was seeded with " + join(recorded) + " at ADD");
+    }
+    if (dp.sources_map() < 0) {
+        if (rec.source_check)
+            problems.push_back("datapath " + rec.datapath_dir +
+                               " has no pf_sources map (source check missing)");
+        return;
+    }
+    policy::PodSources kernel = bpf::PolicyStore(dp).read_sources(rec.slot);
+    const std::string slot = std::to_string(rec.slot);
+    if (kernel.check != rec.source_check)
+        problems.push_back("pf_pods[" + slot + "] has the source check " + on_off(kernel.check) +
+                           ", the pod's record says " + on_off(rec.source_check));
+    if (kernel.addrs != recorded)
+        problems.push_back("pf_sources holds " + join(kernel.addrs) + " for slot " + slot +
+                           ", the pod's recorded addresses are " + join(recorded));
+}
+
 } // namespace
 
 Output check(const cni::Env& env, const cni::NetConf& conf) {
@@ -89,6 +138,7 @@ Output check(const cni::Env& env, const cni::NetConf& conf) {
     try {
         bpf::Datapath dp = bpf::Datapath::open_dir(rec->datapath_dir);
         check_slot(dp, *rec, plan, problems);
+        check_sources(env, conf, dp, *rec, problems);
     } catch (const Error& e) {
         problems.push_back("pinned datapath " + rec->datapath_dir + " is unusable: " + e.what());
     }

@@ -2,6 +2,7 @@
 // nothing uses any more (left by older binaries).
 #include <algorithm>
 #include <filesystem>
+#include <optional>
 #include <set>
 
 #include "../bpf/datapath.hpp"
@@ -44,8 +45,15 @@ void collect_datapaths(const std::string& root, const std::vector<bpf::Attachmen
 
 Output gc(const cni::Env&, const cni::NetConf& conf) {
     require_verb_version(cni::Verb::Gc, conf);
-    std::vector<cni::AttachmentId> valid_list = cni::parse_valid_attachments(conf);
-    std::set<cni::AttachmentId> valid(valid_list.begin(), valid_list.end());
+    // Spec 1.1: GC is per network. Only this network's attachments are
+    // candidates; without a list (libcni's GCNetworkList(list, nil)) none of
+    // them is valid.
+    if (conf.name.empty())
+        throw Error(Code::InvalidConfig,
+                    "name: missing or empty; GC is per network and needs the network's name");
+    std::optional<std::vector<cni::AttachmentId>> valid_list = cni::parse_valid_attachments(conf);
+    std::set<cni::AttachmentId> valid;
+    if (valid_list) valid.insert(valid_list->begin(), valid_list->end());
 
     const std::string& root = conf.bpffs_root;
     if (!has_state(root)) return std::nullopt;
@@ -54,9 +62,17 @@ Output gc(const cni::Env&, const cni::NetConf& conf) {
     std::vector<std::string> errors;
     std::size_t removed = 0;
     for (const auto& rec : store.list()) {
-        if (valid.count({rec.container_id, rec.ifname})) continue;
-        log::info("GC: container " + rec.container_id + " ifname " + rec.ifname +
-                  " is not a valid attachment");
+        const std::string who = "container " + rec.container_id + " ifname " + rec.ifname;
+        if (rec.network.empty()) {
+            // Written before records named their network: it may belong to
+            // any network, so only its DEL removes it.
+            log::info("GC: " + who +
+                      " has no network name (attached by an older podfence): kept until its DEL");
+            continue;
+        }
+        if (rec.network != conf.name || valid.count({rec.container_id, rec.ifname})) continue;
+        log::info("GC: " + who + " of network " + conf.name + " is not a valid attachment" +
+                  (valid_list ? "" : " (the request lists none)"));
         auto e = teardown(store, root, rec);
         if (e.empty()) ++removed;
         errors.insert(errors.end(), e.begin(), e.end());

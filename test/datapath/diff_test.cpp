@@ -167,6 +167,29 @@ bool ported(std::uint8_t proto) {
     return proto == kTcp || proto == kUdp || proto == kSctp;
 }
 
+bool icmp_error_type(std::uint8_t family, std::uint8_t type) {
+    return family == 4 ? type == 3 || type == 11 || type == 12 : type >= 1 && type <= 4;
+}
+
+// What an ICMP error of `family` lets the datapath read of the packet it
+// quotes: nothing from a later fragment or another family.
+std::optional<pol::Packet::Quoted> quoted_of(std::uint8_t family, const Frame& q) {
+    if (q.family != family || q.non_first_fragment || q.truncate_to) return std::nullopt;
+    pol::Packet::Quoted out;
+    out.src = q.src;
+    out.dst = q.dst;
+    out.proto = q.proto;
+    const bool echo = family == 4 ? q.proto == kIcmp && (q.icmp_type == 8 || q.icmp_type == 0)
+                                  : q.proto == kIcmp6 && (q.icmp_type == 128 || q.icmp_type == 129);
+    if (ported(q.proto)) {
+        out.sport = q.sport;
+        out.dport = q.dport;
+    } else if (echo) {
+        out.sport = out.dport = q.icmp_id;
+    }
+    return out;
+}
+
 // Fills pk from f (the datapath's parsing, written the evaluator's way).
 Pkt make_pkt(std::uint8_t dir, const Frame& f, std::uint8_t tcp_flags) {
     const bool fin_rst = (tcp_flags & (kTcpFin | kTcpRst)) != 0;
@@ -177,6 +200,8 @@ Pkt make_pkt(std::uint8_t dir, const Frame& f, std::uint8_t tcp_flags) {
     p.pk.dst = f.dst;
     p.pk.proto = f.proto;
     p.pk.non_first_fragment = f.non_first_fragment;
+    p.pk.first_fragment = f.first_fragment;
+    p.pk.frag_id = f.family == 4 ? (f.frag_id & 0xffff) : f.frag_id;
     bool icmp_here = (f.family == 4 && f.proto == kIcmp) || (f.family == 6 && f.proto == kIcmp6);
     if (!f.non_first_fragment && ported(f.proto)) {
         p.pk.sport = f.sport;
@@ -188,6 +213,7 @@ Pkt make_pkt(std::uint8_t dir, const Frame& f, std::uint8_t tcp_flags) {
                                   : (f.icmp_type == 128 || f.icmp_type == 129);
         p.pk.icmp_echo = echo;
         if (echo) p.pk.sport = p.pk.dport = f.icmp_id;
+        if (f.quoted && icmp_error_type(f.family, f.icmp_type)) p.pk.quoted = quoted_of(f.family, *f.quoted);
     }
     p.f.tcp_flags = tcp_flags;
     return p;
@@ -242,6 +268,14 @@ std::uint16_t dport_for(Rng& r, const pol::Policy& policy) {
     return chance(r, 0.85) ? choose(r, edges) : static_cast<std::uint16_t>(pick(r, 65536));
 }
 
+// Sources the source check treats specially: unspecified, link-local
+// fe80::/64, just outside it, another pod's.
+Addr odd_source(Rng& r, std::uint8_t family) {
+    if (family == PF_FAMILY_V4) return ip(choose(r, std::vector<std::string>{"0.0.0.0", "10.0.0.11"}));
+    return ip(choose(r, std::vector<std::string>{"::", "fe80::10", "fe80::a8c1:abff:fe00:10",
+                                                 "fe80:0:0:1::10", "fd00::11"}));
+}
+
 Pkt random_pkt(Rng& r, const pol::Policy& policy) {
     std::uint8_t dir = chance(r, 0.5) ? PF_DIR_INGRESS : PF_DIR_EGRESS;
     std::uint8_t family = chance(r, 0.6) ? PF_FAMILY_V4 : PF_FAMILY_V6;
@@ -249,7 +283,10 @@ Pkt random_pkt(Rng& r, const pol::Policy& policy) {
     f.family = family;
     Addr peer = peer_for(r, policy, family);
     Addr pod = family == PF_FAMILY_V4 ? ip("10.0.0.10") : ip("fd00::10");
-    if (chance(r, 0.1)) pod = random_addr(r, family);
+    if (chance(r, 0.1))
+        pod = random_addr(r, family);
+    else if (chance(r, 0.05))
+        pod = odd_source(r, family);
     f.src = dir == PF_DIR_INGRESS ? peer : pod;
     f.dst = dir == PF_DIR_INGRESS ? pod : peer;
     std::uint64_t k = pick(r, 100);
@@ -275,10 +312,43 @@ Pkt random_pkt(Rng& r, const pol::Policy& policy) {
     f.icmp_id = static_cast<std::uint16_t>(pick(r, 4));
     f.non_first_fragment = chance(r, 0.05);
     f.first_fragment = !f.non_first_fragment && chance(r, 0.03);
+    f.frag_id = chance(r, 0.5) ? 0x1234 : 7;
     if (family == PF_FAMILY_V6 && chance(r, 0.05)) f.v6_ext = {0, 60};
     if (family == PF_FAMILY_V4 && chance(r, 0.05))
         f.ipv4_option_words = static_cast<std::uint8_t>(1 + pick(r, 10));
+    if ((f.proto == kIcmp || f.proto == kIcmp6) && chance(r, 0.5)) {
+        // An error quoting some packet (tracked or not, maybe of the other family).
+        f.icmp_type = family == PF_FAMILY_V4 ? choose(r, std::vector<std::uint8_t>{3, 11, 12})
+                                             : static_cast<std::uint8_t>(1 + pick(r, 4));
+        Pkt q = random_pkt(r, policy);
+        q.f.quoted.reset();
+        f.quoted = std::make_shared<const Frame>(q.f);
+    }
     return make_pkt(dir, f, random_flags(r));
+}
+
+// An ICMP error about `q` (a packet as it travelled in direction qdir),
+// sent the other way: from q's receiver or a router to q's sender, or to or
+// from another address than the pod's.
+Pkt error_about(Rng& r, const pol::Policy& policy, std::uint8_t qdir, const Frame& q) {
+    Frame e;
+    e.family = q.family;
+    e.proto = q.family == PF_FAMILY_V4 ? kIcmp : kIcmp6;
+    e.icmp_type = q.family == PF_FAMILY_V4 ? choose(r, std::vector<std::uint8_t>{3, 11, 12})
+                                           : static_cast<std::uint8_t>(1 + pick(r, 4));
+    e.icmp_code = e.icmp_type == 3 ? 4 : 0;
+    Frame inner = q;
+    inner.quoted.reset();
+    e.quoted = std::make_shared<const Frame>(inner);
+    const std::uint8_t edir = qdir == PF_DIR_INGRESS ? PF_DIR_EGRESS : PF_DIR_INGRESS;
+    if (edir == PF_DIR_INGRESS) { // to the pod, which sent q: from q's receiver or a router
+        e.src = chance(r, 0.7) ? q.dst : peer_for(r, policy, q.family);
+        e.dst = chance(r, 0.9) ? q.src : random_addr(r, q.family);
+    } else { // from the pod, which received q
+        e.src = chance(r, 0.9) ? q.dst : random_addr(r, q.family);
+        e.dst = chance(r, 0.7) ? q.src : peer_for(r, policy, q.family);
+    }
+    return make_pkt(edir, e, kTcpAck);
 }
 
 std::string describe(const Pkt& p) {
@@ -295,7 +365,12 @@ struct Dut {
     // Verdict of the program for p, as a NEW flow when `fresh`.
     bool run(const Pkt& p, bool fresh) {
         std::uint8_t dir = p.pk.dir == pol::Direction::Ingress ? PF_DIR_INGRESS : PF_DIR_EGRESS;
-        if (fresh) h.conntrack_delete(ct_key_for(slot, dir, p.f));
+        if (fresh) {
+            // Also what a fragment or an error would find from earlier packets.
+            h.conntrack_delete(ct_key_for(slot, dir, p.f));
+            h.frag_delete(frag_key_for(slot, dir, p.f));
+            if (p.f.quoted) h.conntrack_delete(ct_key_for(slot, dir ^ 1, *p.f.quoted));
+        }
         h.set_scratch(slot, dir);
         int rc = h.run(prog, build(p.f)).retval;
         if (rc != Harness::allow_code(prog) && rc != Harness::deny_code(prog))
@@ -306,11 +381,32 @@ struct Dut {
 
 std::uint32_t g_rev = 1000;
 
+// The source check of each slot (h.set_sources), for the evaluators.
+std::map<std::uint32_t, pol::PodSources> g_sources;
+
+// Most pods check their sources: the addresses random_pkt gives the pod,
+// sometimes one more, sometimes none.
+pol::PodSources random_sources(Rng& r) {
+    pol::PodSources s;
+    s.check = chance(r, 0.7);
+    if (chance(r, 0.9)) s.addrs = {{PF_FAMILY_V4, ip("10.0.0.10")}, {PF_FAMILY_V6, ip("fd00::10")}};
+    if (chance(r, 0.3)) {
+        const std::uint8_t family = chance(r, 0.5) ? PF_FAMILY_V4 : PF_FAMILY_V6;
+        s.addrs.push_back({family, random_addr(r, family)});
+    }
+    return s;
+}
+
+void set_sources(Harness& h, std::uint32_t slot, pol::PodSources s) {
+    h.set_sources(slot, s);
+    g_sources[slot] = std::move(s);
+}
+
 // --------------------------------------------------------------- stateless
 
 // Mismatch text, empty when the program agrees with evaluate().
 std::string check_fresh(Dut& d, const pol::Policy& policy, const Pkt& p, bool check_rule) {
-    pol::Decision want = pol::evaluate(policy, p.pk);
+    pol::Decision want = pol::evaluate(policy, p.pk, g_sources[d.slot]);
     std::uint8_t dir = p.pk.dir == pol::Direction::Ingress ? PF_DIR_INGRESS : PF_DIR_EGRESS;
     std::uint64_t hits_before = check_rule ? d.h.rule_hits(d.slot, dir, want.rule) : 0;
     bool got = d.run(p, true);
@@ -430,12 +526,18 @@ Sequence random_sequence(Rng& r, std::size_t segments, std::size_t seg_len) {
             const Pkt& f = choose(r, flows);
             std::uint8_t fdir = f.pk.dir == pol::Direction::Ingress ? PF_DIR_INGRESS : PF_DIR_EGRESS;
             std::uint8_t flags = random_flags(r);
-            if (chance(r, 0.5)) {
-                s.events.push_back(make_pkt(fdir, f.f, flags));
-            } else {
-                std::uint8_t rdir = fdir == PF_DIR_INGRESS ? PF_DIR_EGRESS : PF_DIR_INGRESS;
-                s.events.push_back(make_pkt(rdir, reply(f.f), flags));
+            std::uint8_t rdir = fdir == PF_DIR_INGRESS ? PF_DIR_EGRESS : PF_DIR_INGRESS;
+            const bool fwd = chance(r, 0.5);
+            Frame pf = fwd ? f.f : reply(f.f);
+            const std::uint64_t k = pick(r, 100);
+            if (k < 12) {
+                // An ICMP error about this packet of the flow.
+                s.events.push_back(error_about(r, current, fwd ? fdir : rdir, pf));
+                continue;
             }
+            if (k < 34) // first or later fragment of one of two datagrams, in any order
+                pf = fragment(pf, k < 22, chance(r, 0.5) ? 1 : 2);
+            s.events.push_back(make_pkt(fwd ? fdir : rdir, pf, flags));
         }
     }
     return s;
@@ -445,8 +547,10 @@ Sequence random_sequence(Rng& r, std::size_t segments, std::size_t seg_len) {
 // (and the mismatch text), or -1.
 long replay(Harness& h, Dut& d, const Sequence& s, std::string* why = nullptr) {
     h.conntrack_clear();
+    h.frag_clear();
     h.install(d.slot, s.initial, ++g_rev);
     pol::StatefulEvaluator ev(s.initial, g_rev);
+    ev.set_sources(g_sources[d.slot]);
     for (std::size_t i = 0; i < s.events.size(); ++i) {
         if (const auto* rep = std::get_if<Replace>(&s.events[i])) {
             h.install(d.slot, rep->policy, ++g_rev);
@@ -516,12 +620,14 @@ TEST_CASE("datapath: differential against the reference evaluator") {
     // share a slot (the flow's conntrack entry is deleted before each run).
     constexpr std::uint32_t kSlots = 8, kFirstSlot = 100;
     const std::uint64_t fresh_total = total * 6 / 10;
-    std::uint64_t done = 0, allowed = 0;
+    std::uint64_t done = 0, allowed = 0, spoofed = 0;
     while (done < fresh_total && failures < kMaxFailures) {
         std::vector<pol::Policy> pols;
         std::vector<Harness::Install> ins;
         for (std::uint32_t k = 0; k < kSlots; ++k)
             pols.push_back(random_policy(rng));
+        for (std::uint32_t k = 0; k < kSlots; ++k)
+            set_sources(h, kFirstSlot + k, random_sources(rng));
         for (std::uint32_t k = 0; k < kSlots; ++k)
             ins.push_back({kFirstSlot + k, &pols[k], ++g_rev});
         h.install_all(ins);
@@ -535,7 +641,9 @@ TEST_CASE("datapath: differential against the reference evaluator") {
                     ++failures;
                     h.install(d.slot, pols[k], ++g_rev);
                 }
-                allowed += pol::evaluate(pols[k], p.pk).allowed;
+                const pol::Decision want = pol::evaluate(pols[k], p.pk, g_sources[kFirstSlot + k]);
+                allowed += want.allowed;
+                spoofed += want.spoofed;
             }
         }
     }
@@ -547,6 +655,8 @@ TEST_CASE("datapath: differential against the reference evaluator") {
     constexpr std::size_t kSegments = 3, kSegLen = 20;
     const std::uint64_t seq_total = total - fresh_total;
     std::uint64_t seq_done = 0, sequences = 0;
+    // Later fragments and ICMP errors quoting a packet, of sequence 0: [denied, allowed].
+    std::uint64_t frag_verdicts[2] = {}, error_verdicts[2] = {};
     while (seq_done < seq_total && failures < kMaxFailures) {
         std::vector<Sequence> seqs;
         for (std::uint32_t k = 0; k < kSeqs; ++k)
@@ -555,11 +665,14 @@ TEST_CASE("datapath: differential against the reference evaluator") {
         std::vector<pol::StatefulEvaluator> evs;
         std::vector<long> failed_at(2 * kSeqs, -1);
         h.conntrack_clear();
+        h.frag_clear();
         std::vector<Harness::Install> ins;
         const std::uint32_t rev0 = ++g_rev;
         for (std::uint32_t k = 0; k < 2 * kSeqs; ++k) {
             duts.push_back({h, k % 2 ? Prog::Xdp : Prog::Tc, kSeqSlot + k});
             evs.emplace_back(seqs[k / 2].initial, rev0);
+            set_sources(h, kSeqSlot + k, random_sources(rng));
+            evs.back().set_sources(g_sources[kSeqSlot + k]);
             ins.push_back({kSeqSlot + k, &seqs[k / 2].initial, rev0});
         }
         h.install_all(ins);
@@ -579,8 +692,10 @@ TEST_CASE("datapath: differential against the reference evaluator") {
             for (std::uint32_t k = 0; k < 2 * kSeqs; ++k) {
                 if (failed_at[k] >= 0) continue;
                 const Pkt& p = std::get<Pkt>(seqs[k / 2].events[i]);
-                if (evs[k].process(p.pk).allowed != duts[k].run(p, false))
-                    failed_at[k] = static_cast<long>(i);
+                const bool want = evs[k].process(p.pk).allowed;
+                if (k == 0 && (p.pk.non_first_fragment || p.pk.quoted))
+                    ++(p.pk.non_first_fragment ? frag_verdicts : error_verdicts)[want];
+                if (want != duts[k].run(p, false)) failed_at[k] = static_cast<long>(i);
             }
             seq_done += kSeqs;
         }
@@ -594,8 +709,19 @@ TEST_CASE("datapath: differential against the reference evaluator") {
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     MESSAGE("differential: " << done << " new-flow packets (" << allowed << " allowed) and " << seq_done
                              << " packets in " << sequences
-                             << " stateful sequences, each through tc and xdp, in " << secs << " s");
+                             << " stateful sequences, each through tc and xdp, in " << secs << " s; of these "
+                             << frag_verdicts[1] << "/" << frag_verdicts[0] << " later fragments and "
+                             << error_verdicts[1] << "/" << error_verdicts[0]
+                             << " ICMP errors with a quote allowed/denied (sequence 0 of each batch)");
+    MESSAGE("source check: " << spoofed << " of the new-flow packets had a forged source");
+    CHECK(spoofed > 0);
     CHECK(failures == 0);
+    if (seq_total >= 10000) { // both outcomes of both rules must have been exercised
+        CHECK(frag_verdicts[0] > 0);
+        CHECK(frag_verdicts[1] > 0);
+        CHECK(error_verdicts[0] > 0);
+        CHECK(error_verdicts[1] > 0);
+    }
 }
 
 } // namespace pftest

@@ -45,6 +45,10 @@ Step icmp_out(std::uint8_t family, const char* peer, std::uint8_t type, bool all
 void nonfirst(Frame& f) {
     f.non_first_fragment = true;
 }
+void otherdatagram(Frame& f) { // a later fragment of a datagram not seen
+    f.non_first_fragment = true;
+    f.frag_id = 0x4321;
+}
 void firstfrag(Frame& f) {
     f.first_fragment = true;
 }
@@ -178,15 +182,17 @@ std::vector<Case> semantic_cases() {
           icmp_in(4, "1.1.1.1", 8, kDeny)}},
 
         // ---- fragments
+        // A later fragment of an admitted datagram passes (same id); others
+        // are judged with port 0 (frag_icmp_test.cpp has the rest).
         {"non-first fragments: port 0, real protocol",
          R"({"ingress":[{"from":[{"ipBlock":{"cidr":"10.0.0.0/8"}}],"ports":[{"port":80}]},{"from":[{"ipBlock":{"cidr":"20.0.0.0/8"}}],"ports":[{"protocol":"UDP"}]}]})",
-         {with(in4("10.1.1.1", 80, kAllow), firstfrag), with(in4("10.1.1.1", 80, kDeny), nonfirst),
-          with(in4("20.1.1.1", 80, kAllow, kUdp), nonfirst), with(in4("20.1.1.1", 80, kDeny, kTcp), nonfirst),
-          with(in6("::ffff:1", 80, kDeny), nonfirst)}},
+         {with(in4("10.1.1.1", 80, kAllow), firstfrag), with(in4("10.1.1.1", 80, kAllow), nonfirst),
+          with(in4("10.1.1.1", 80, kDeny), otherdatagram), with(in4("20.1.1.1", 80, kAllow, kUdp), nonfirst),
+          with(in4("20.1.1.1", 80, kDeny, kTcp), nonfirst), with(in6("::ffff:1", 80, kDeny), nonfirst)}},
         {"v6 fragments",
          R"({"ingress":[{"ports":[{"port":80}]},{"from":[{"ipBlock":{"cidr":"fd00:9::/32"}}]}]})",
-         {with(in6("2001:db8::1", 80, kAllow), firstfrag), with(in6("2001:db8::1", 80, kDeny), nonfirst),
-          with(in6("fd00:9::1", 80, kAllow), nonfirst)}},
+         {with(in6("2001:db8::1", 80, kAllow), firstfrag), with(in6("2001:db8::1", 80, kAllow), nonfirst),
+          with(in6("2001:db8::1", 80, kDeny), otherdatagram), with(in6("fd00:9::1", 80, kAllow), nonfirst)}},
 
         // ---- replies of allowed flows pass (the seed article's bug)
         {"reply of an allowed egress connection passes isolated ingress",

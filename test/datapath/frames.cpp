@@ -15,6 +15,11 @@ void put16(std::vector<std::uint8_t>& b, std::uint16_t v) {
     b.push_back(static_cast<std::uint8_t>(v));
 }
 
+void put32(std::vector<std::uint8_t>& b, std::uint32_t v) {
+    put16(b, static_cast<std::uint16_t>(v >> 16));
+    put16(b, static_cast<std::uint16_t>(v));
+}
+
 void put(std::vector<std::uint8_t>& b, const std::uint8_t* p, std::size_t n) {
     b.insert(b.end(), p, p + n);
 }
@@ -52,9 +57,16 @@ std::vector<std::uint8_t> l4_header(const Frame& f) {
         } else {
             h.insert(h.end(), 8, 0); // SCTP vtag, checksum
         }
+    } else if (((f.proto == kIcmp && f.family == 4) || (f.proto == kIcmp6 && f.family == 6)) && f.quoted) {
+        h.push_back(f.icmp_type);
+        h.push_back(f.icmp_code);
+        put16(h, 0);
+        put32(h, f.icmp_info);
+        std::vector<std::uint8_t> inner = build(*f.quoted);
+        h.insert(h.end(), inner.begin() + std::min<std::size_t>(14, inner.size()), inner.end());
     } else if ((f.proto == kIcmp && f.family == 4) || (f.proto == kIcmp6 && f.family == 6)) {
         h.push_back(f.icmp_type);
-        h.push_back(0);
+        h.push_back(f.icmp_code);
         put16(h, 0);
         put16(h, f.icmp_id);
         put16(h, 1);
@@ -85,6 +97,7 @@ std::string addr_str(std::uint8_t family, const Addr& a) {
 
 std::vector<std::uint8_t> build(const Frame& f) {
     std::vector<std::uint8_t> b;
+    b.reserve(128); // also keeps GCC 12 at -O3 from a false -Wstringop-overflow on the first insert
     static constexpr std::uint8_t dmac[6] = {0x02, 0, 0, 0, 0, 0x02}, smac[6] = {0x02, 0, 0, 0, 0, 0x01};
     put(b, dmac, 6);
     put(b, smac, 6);
@@ -99,7 +112,7 @@ std::vector<std::uint8_t> build(const Frame& f) {
         b.push_back(static_cast<std::uint8_t>(0x40 | ihl));
         b.push_back(0);
         put16(b, static_cast<std::uint16_t>(ihl * 4 + l4.size()));
-        put16(b, 0x1234);
+        put16(b, static_cast<std::uint16_t>(f.frag_id));
         std::uint16_t frag = f.non_first_fragment ? 185 : 0;          // offset in 8-byte units
         if (f.first_fragment || f.non_first_fragment) frag |= 0x2000; // MF
         put16(b, frag);
@@ -127,7 +140,7 @@ std::vector<std::uint8_t> build(const Frame& f) {
                 std::uint16_t off = f.non_first_fragment ? (185 << 3) : 0;
                 if (f.first_fragment || f.non_first_fragment) off |= 1; // M flag
                 put16(ext, off);
-                ext.insert(ext.end(), {0, 0, 0x12, 0x34});
+                put32(ext, f.frag_id);
             } else {
                 // 16-byte options header (hdrlen 1) exercises the length field.
                 ext.push_back(next);
@@ -164,6 +177,8 @@ std::string Frame::describe() const {
         o << " icmp type " << int(icmp_type) << " id " << icmp_id;
     if (non_first_fragment) o << " non-first-fragment";
     if (first_fragment) o << " first-fragment";
+    if (first_fragment || non_first_fragment) o << " id 0x" << std::hex << frag_id << std::dec;
+    if (quoted) o << " quoting [" << quoted->describe() << "]";
     if (ipv4_option_words) o << " ipv4-options " << int(ipv4_option_words) * 4 << "B";
     if (!v6_ext.empty()) {
         o << " ext";
@@ -224,6 +239,22 @@ Frame icmp(std::uint8_t family, std::string_view src, std::string_view dst, std:
     Frame f = ip_proto(family, src, dst, family == 4 ? kIcmp : kIcmp6);
     f.icmp_type = type;
     f.icmp_id = id;
+    return f;
+}
+
+Frame icmp_error(std::string_view src, std::string_view dst, std::uint8_t type, std::uint8_t code,
+                 const Frame& quoted, std::uint32_t info) {
+    Frame f = icmp(quoted.family, src, dst, type);
+    f.icmp_code = code;
+    f.icmp_info = info;
+    f.quoted = std::make_shared<const Frame>(quoted);
+    return f;
+}
+
+Frame fragment(Frame f, bool first, std::uint32_t id) {
+    f.first_fragment = first;
+    f.non_first_fragment = !first;
+    f.frag_id = id;
     return f;
 }
 

@@ -113,13 +113,13 @@ void Harness::install_all(const std::vector<Install>& items) {
     for (std::size_t i = 0; i < items.size(); ++i) {
         if (errs[i]) fail("bpf_map_update_elem(pf_policy)", errs[i]);
         tries_[items[i].slot] = std::move(tries[i]);
-        set_pod(items[i].slot, items[i].rev);
+        set_pod(items[i].slot, items[i].rev, PF_POD_ACTIVE | src_flags_[items[i].slot]);
     }
 }
 
 void Harness::install(std::uint32_t slot, const podfence::policy::Policy& p, std::uint32_t rev) {
     set_policy(slot, podfence::policy::compile(p));
-    set_pod(slot, rev);
+    set_pod(slot, rev, PF_POD_ACTIVE | src_flags_[slot]);
 }
 
 void Harness::remove_policy(std::uint32_t slot) {
@@ -149,6 +149,39 @@ void Harness::set_config(std::uint32_t flags) {
     check(bpf_map_update_elem(fd_.config, &zero, &c, BPF_ANY), "bpf_map_update_elem(pf_config)");
 }
 
+void Harness::set_sources(std::uint32_t slot, const podfence::policy::PodSources& s) {
+    pf_src_key k{}, next{};
+    std::vector<pf_src_key> mine;
+    for (const void* prev = nullptr; bpf_map_get_next_key(fd_.sources, prev, &next) == 0; prev = &k) {
+        if (next.slot == slot) mine.push_back(next);
+        k = next;
+    }
+    for (const auto& m : mine)
+        bpf_map_delete_elem(fd_.sources, &m);
+    for (const auto& a : s.addrs) {
+        pf_src_key key{};
+        key.slot = slot;
+        key.family = a.family;
+        std::memcpy(key.addr, a.addr.data(), 16);
+        const std::uint8_t one = 1;
+        check(bpf_map_update_elem(fd_.sources, &key, &one, BPF_ANY), "bpf_map_update_elem(pf_sources)");
+    }
+    src_flags_[slot] = s.check ? PF_POD_SRC_CHECK : 0;
+    pf_pod pod{};
+    if (bpf_map_lookup_elem(fd_.pods, &slot, &pod) == 0)
+        set_pod(slot, pod.rev, (pod.flags & ~PF_POD_SRC_CHECK) | src_flags_[slot]);
+}
+
+std::size_t Harness::sources_size() const {
+    pf_src_key k{}, next{};
+    std::size_t n = 0;
+    for (const void* prev = nullptr; bpf_map_get_next_key(fd_.sources, prev, &next) == 0; prev = &k) {
+        ++n;
+        k = next;
+    }
+    return n;
+}
+
 RunResult Harness::run(Prog p, const std::vector<std::uint8_t>& frame, std::uint32_t repeat) {
     LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = frame.data(),
                 .data_size_in = static_cast<std::uint32_t>(frame.size()), .repeat = static_cast<int>(repeat));
@@ -174,6 +207,8 @@ pf_counter Harness::counters(std::uint32_t slot, std::uint32_t dir) const {
         sum.allowed_bytes += c.allowed_bytes;
         sum.denied_packets += c.denied_packets;
         sum.denied_bytes += c.denied_bytes;
+        sum.spoofed_packets += c.spoofed_packets;
+        sum.spoofed_bytes += c.spoofed_bytes;
     }
     return sum;
 }
@@ -246,6 +281,40 @@ void Harness::clear_slot_stats(std::uint32_t slot) {
         bpf_map_delete_elem(fd, &r);
 }
 
+std::optional<pf_frag_val> Harness::frag_find(const pf_frag_key& k) const {
+    pf_frag_val v{};
+    if (bpf_map_lookup_elem(fd_.frags, &k, &v) != 0) return std::nullopt;
+    return v;
+}
+
+void Harness::frag_put(const pf_frag_key& k, const pf_frag_val& v) {
+    check(bpf_map_update_elem(fd_.frags, &k, &v, BPF_ANY), "bpf_map_update_elem(pf_frags)");
+}
+
+void Harness::frag_delete(const pf_frag_key& k) {
+    bpf_map_delete_elem(fd_.frags, &k);
+}
+
+std::size_t Harness::frag_size() const {
+    pf_frag_key k{}, next{};
+    std::size_t n = 0;
+    for (const void* prev = nullptr; bpf_map_get_next_key(fd_.frags, prev, &next) == 0; prev = &k) {
+        ++n;
+        k = next;
+    }
+    return n;
+}
+
+void Harness::frag_clear() {
+    std::vector<pf_frag_key> keys;
+    pf_frag_key k{};
+    for (const pf_frag_key* prev = nullptr; bpf_map_get_next_key(fd_.frags, prev, &k) == 0;
+         prev = &keys.back())
+        keys.push_back(k);
+    for (const pf_frag_key& key : keys)
+        bpf_map_delete_elem(fd_.frags, &key);
+}
+
 int Harness::events_fd() const {
     return fd_.events;
 }
@@ -272,6 +341,20 @@ pf_ct_key ct_key_for(std::uint32_t slot, std::uint8_t dir, const Frame& f) {
     std::size_t n = f.family == 4 ? 4 : 16;
     std::memcpy(k.pod_addr, pod.data(), n);
     std::memcpy(k.peer_addr, peer.data(), n);
+    return k;
+}
+
+pf_frag_key frag_key_for(std::uint32_t slot, std::uint8_t dir, const Frame& f) {
+    pf_frag_key k{};
+    k.slot = slot;
+    k.family = f.family == 4 ? PF_FAMILY_V4 : PF_FAMILY_V6;
+    // As on the wire, read into a u32 the way the datapath does.
+    k.id = f.family == 4 ? htons(static_cast<std::uint16_t>(f.frag_id)) : htonl(f.frag_id);
+    k.proto = f.family == 4 ? f.proto : 0;
+    k.dir = dir;
+    std::size_t n = f.family == 4 ? 4 : 16;
+    std::memcpy(k.src, f.src.data(), n);
+    std::memcpy(k.dst, f.dst.data(), n);
     return k;
 }
 

@@ -15,6 +15,7 @@
 #include "datapath/skel_loader.hpp"
 #include "policy/compile.hpp"
 #include "policy/length_search.hpp"
+#include "policy/sources.hpp"
 
 namespace pftest {
 
@@ -59,6 +60,9 @@ public:
     void set_pod(std::uint32_t slot, std::uint32_t rev, std::uint32_t flags = PF_POD_ACTIVE);
     void set_scratch(std::uint32_t slot, std::uint32_t dir); // every possible CPU
     void set_config(std::uint32_t flags);
+    // The source check of `slot`: pf_sources entries replaced by s.addrs, and
+    // PF_POD_SRC_CHECK = s.check in pf_pods now and in every later install().
+    void set_sources(std::uint32_t slot, const podfence::policy::PodSources& s);
 
     RunResult run(Prog p, const std::vector<std::uint8_t>& frame, std::uint32_t repeat = 1);
     // The allow/deny return code of each program type.
@@ -68,11 +72,18 @@ public:
     pf_counter counters(std::uint32_t slot, std::uint32_t dir) const; // summed over CPUs
     std::uint64_t rule_hits(std::uint32_t slot, std::uint32_t dir, std::uint32_t rule) const;
     std::size_t conntrack_size() const;
+    std::size_t sources_size() const; // pf_sources entries, every slot
     std::optional<pf_ct_val> conntrack_find(const pf_ct_key& k) const;
     void conntrack_put(const pf_ct_key& k, const pf_ct_val& v);
     void conntrack_clear();
     void conntrack_delete(const pf_ct_key& k);
     void clear_slot_stats(std::uint32_t slot);
+    // pf_frags: datagrams whose first fragment passed.
+    std::optional<pf_frag_val> frag_find(const pf_frag_key& k) const;
+    void frag_put(const pf_frag_key& k, const pf_frag_val& v);
+    void frag_delete(const pf_frag_key& k);
+    std::size_t frag_size() const;
+    void frag_clear();
     int events_fd() const;
 
     int ncpus() const { return ncpus_; }
@@ -82,6 +93,7 @@ private:
     SkelFds fd_;
     int ncpus_ = 0;
     std::map<std::uint32_t, podfence::UniqueFd> tries_;
+    std::map<std::uint32_t, std::uint32_t> src_flags_; // slot -> PF_POD_SRC_CHECK or 0
 };
 
 // Runs `f` through `p` as pod `slot`'s direction `dir`: true when allowed,
@@ -93,5 +105,7 @@ std::uint64_t coarse_now_ns();
 
 // Conntrack key the datapath builds for frame `f` seen in direction `dir`.
 pf_ct_key ct_key_for(std::uint32_t slot, std::uint8_t dir, const Frame& f);
+// pf_frags key the datapath builds for fragment `f` seen in direction `dir`.
+pf_frag_key frag_key_for(std::uint32_t slot, std::uint8_t dir, const Frame& f);
 
 } // namespace pftest

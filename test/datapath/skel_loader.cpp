@@ -31,10 +31,12 @@ SkelPtr load_skeleton(SkelFds& fds) {
     fds.tc_engine = bpf_map__fd(s->maps.pf_tc_engine);
     fds.xdp_engine = bpf_map__fd(s->maps.pf_xdp_engine);
     fds.conntrack = bpf_map__fd(s->maps.pf_conntrack);
+    fds.frags = bpf_map__fd(s->maps.pf_frags);
     fds.counters = bpf_map__fd(s->maps.pf_counters);
     fds.rule_hits = bpf_map__fd(s->maps.pf_rule_hits);
     fds.config = bpf_map__fd(s->maps.pf_config);
     fds.events = bpf_map__fd(s->maps.pf_events);
+    fds.sources = bpf_map__fd(s->maps.pf_sources);
     return owner;
 }
 

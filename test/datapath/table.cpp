@@ -48,6 +48,7 @@ std::vector<std::string> run_cases(Harness& h, const std::vector<Case>& cases, s
         for (const Case& c : cases) {
             try {
                 h.conntrack_clear();
+                h.frag_clear();
                 h.install(slot, parse_policy(c.policy), ++rev);
                 run_steps(h, p, c, c.steps, slot, "before", errors);
                 if (!c.replaced_by.empty()) {

@@ -201,25 +201,114 @@ TEST_CASE("stateful: ICMP echo is keyed by identifier, other ICMP by 0/0") {
     other_id.sport = other_id.dport = 78;
     CHECK_FALSE(ev.process(other_id).allowed);
 
-    // Non-echo ICMP opened by the pod: any ICMP from that peer matches 0/0.
-    Packet unreach = pkt(Eg, "2.2.2.2", 1, 0, 0);
-    unreach.icmp_type = 3;
-    CHECK(ev.process(unreach).allowed);
-    CHECK(ev.process(reply(unreach)).allowed);
+    // Non-echo ICMP opened by the pod (timestamp; errors open nothing, see
+    // below): any such ICMP from that peer matches 0/0.
+    Packet stamp = pkt(Eg, "2.2.2.2", 1, 0, 0);
+    stamp.icmp_type = 13;
+    CHECK(ev.process(stamp).allowed);
+    CHECK(ev.process(reply(stamp)).allowed);
 }
 
-TEST_CASE("stateful: non-first fragments use ports 0/0") {
-    StatefulEvaluator ev(parse_policy(R"({"policyTypes": ["Ingress", "Egress"], "egress": [{}]})"));
-    Packet f = pkt(Eg, "1.1.1.1", 17, 53, 5353);
-    f.non_first_fragment = true;
-    CHECK(ev.process(f).allowed); // egress open to any: creates the 0/0 entry
-    Packet back = reply(f);
-    back.sport = 9; // a fragment's "ports" are meaningless
-    back.dport = 10;
-    CHECK(ev.process(back).allowed);
-    // The first fragment of a reply carries real ports: its own key, denied.
-    Packet first = reply(pkt(Eg, "1.1.1.1", 17, 53, 5353));
-    CHECK_FALSE(ev.process(first).allowed);
+TEST_CASE("stateful: later fragments pass when their datagram's first fragment passed") {
+    StatefulEvaluator ev(parse_policy(R"({"policyTypes": ["Ingress", "Egress"], "egress": [{}],
+                                        "ingress": [{"ports": [{"protocol": "UDP", "port": 5000}]}]})"));
+    auto frag = [](Packet p, bool first, std::uint32_t id) {
+        (first ? p.first_fragment : p.non_first_fragment) = true;
+        p.frag_id = id;
+        return p;
+    };
+    // The pod's query is a flow; its answer comes back in fragments.
+    const Packet q = pkt(Eg, "1.1.1.1", 17, 53, 5353);
+    CHECK(ev.process(q).allowed);
+    CHECK(ev.process(frag(reply(q), false, 1)).allowed == false); // before its first: dropped
+    const Decision first = ev.process(frag(reply(q), true, 1));
+    CHECK(first.allowed);
+    CHECK_FALSE(first.policy_decision); // conntrack admitted it
+    const Decision later = ev.process(frag(reply(q), false, 1));
+    CHECK(later.allowed);
+    CHECK_FALSE(later.policy_decision);
+    CHECK_FALSE(ev.process(frag(reply(q), false, 2)).allowed); // another datagram
+    Packet other_peer = frag(reply(q), false, 1);
+    other_peer.src = addr("1.1.1.2");
+    CHECK_FALSE(ev.process(other_peer).allowed);
+    // IPv4 ids are 16 bits.
+    CHECK(ev.process(frag(reply(q), false, 0x10001)).allowed);
+
+    // A first fragment the policy admits, and one it denies.
+    CHECK(ev.process(frag(pkt(In, "7.7.7.7", 17, 5000, 4000), true, 3)).allowed);
+    CHECK(ev.process(frag(pkt(In, "7.7.7.7", 17, 5000, 4000), false, 3)).allowed);
+    CHECK_FALSE(ev.process(frag(pkt(In, "7.7.7.7", 17, 5001, 4000), true, 4)).allowed);
+    CHECK_FALSE(ev.process(frag(pkt(In, "7.7.7.7", 17, 5001, 4000), false, 4)).allowed);
+    // Stray later fragments are judged with port 0 and leave no state: the
+    // open egress admits one, the reply of it is still dropped.
+    const Decision stray = ev.process(frag(pkt(Eg, "9.9.9.9", 17, 53, 5353), false, 5));
+    CHECK(stray.allowed);
+    CHECK(stray.rule == 0);
+    CHECK_FALSE(ev.process(frag(reply(pkt(Eg, "9.9.9.9", 17, 53, 5353)), false, 5)).allowed);
+    // IPv6: keyed without the protocol.
+    const Packet q6 = pkt(Eg, "fd00::1", 17, 53, 5353);
+    CHECK(ev.process(q6).allowed);
+    CHECK(ev.process(frag(reply(q6), true, 0x10001)).allowed);
+    Packet other_proto = frag(reply(q6), false, 0x10001);
+    other_proto.proto = 60;
+    CHECK(ev.process(other_proto).allowed);
+}
+
+TEST_CASE("stateful: ICMP errors pass when they quote a tracked flow, create nothing") {
+    StatefulEvaluator ev(parse_policy(R"({"policyTypes": ["Ingress", "Egress"],
+        "egress": [{"to": [{"ipBlock": {"cidr": "1.1.1.1/32"}}], "ports": [{"protocol": "UDP", "port": 53}]}]})"));
+    const Packet q = pkt(Eg, "1.1.1.1", 17, 53, 5353);
+    auto error = [](Direction dir, const char* other, std::uint8_t type, const Packet& quoted) {
+        Packet e = pkt(dir, other, quoted.family == PF_FAMILY_V4 ? 1 : 58, 0, 0);
+        e.icmp_type = type;
+        e.quoted = Packet::Quoted{quoted.src, quoted.dst, quoted.proto, quoted.sport, quoted.dport};
+        return e;
+    };
+    // Nothing tracked yet: judged with port 0, denied (no ingress rules).
+    CHECK_FALSE(ev.process(error(In, "10.9.9.1", 3, q)).allowed);
+    CHECK(ev.process(q).allowed);
+    for (std::uint8_t type : {3, 11, 12}) {
+        const Decision d = ev.process(error(In, "10.9.9.1", type, q));
+        CHECK(d.allowed);
+        CHECK_FALSE(d.policy_decision);
+    }
+    Packet echo_type = error(In, "10.9.9.1", 8, q); // not an error: a new flow
+    CHECK_FALSE(ev.process(echo_type).allowed);
+    // The flow's other direction, another pod address, no quote at all.
+    CHECK_FALSE(ev.process(error(In, "10.9.9.1", 3, reply(q))).allowed);
+    Packet elsewhere = error(In, "10.9.9.1", 3, q);
+    elsewhere.dst = addr("10.244.0.6");
+    CHECK_FALSE(ev.process(elsewhere).allowed);
+    Packet unquoted = error(In, "10.9.9.1", 3, q);
+    unquoted.quoted.reset();
+    CHECK_FALSE(ev.process(unquoted).allowed);
+    // The pod's own error about the flow's answer (say its socket closed)
+    // is related too; about an answer of another flow it is not.
+    CHECK(ev.process(error(Eg, "1.1.1.1", 3, reply(q))).allowed);
+    Packet other = reply(q);
+    other.dport = 5354;
+    CHECK_FALSE(ev.process(error(Eg, "1.1.1.1", 3, other)).allowed);
+    // After a replacement: counts while the new policy admits the flow.
+    ev.replace(parse_policy(
+                   R"({"policyTypes": ["Ingress", "Egress"], "egress": [{"ports": [{"protocol": "UDP"}]}]})"),
+               2);
+    CHECK(ev.process(error(In, "10.9.9.1", 3, q)).allowed);
+    ev.replace(parse_policy(R"({"policyTypes": ["Ingress", "Egress"]})"), 3);
+    CHECK_FALSE(ev.process(error(In, "10.9.9.1", 3, q)).allowed);
+    // v6 types 1-4.
+    StatefulEvaluator ev6(parse_policy(R"({"policyTypes": ["Ingress", "Egress"], "egress": [{}]})"));
+    const Packet q6 = pkt(Eg, "fd00::1", 17, 53, 5353);
+    CHECK(ev6.process(q6).allowed);
+    for (std::uint8_t type : {1, 2, 3, 4})
+        CHECK(ev6.process(error(In, "fd09::1", type, q6)).allowed);
+    CHECK_FALSE(ev6.process(error(In, "fd09::1", 5, q6)).allowed);
+    // An admitted error left no entry: the router's address opened nothing.
+    Packet to_router = pkt(Eg, "fd09::1", 58, 0, 0);
+    to_router.icmp_type = 2;
+    CHECK(ev6.process(to_router).allowed); // egress open
+    Packet from_router = reply(to_router);
+    from_router.icmp_type = 13;
+    CHECK_FALSE(ev6.process(from_router).allowed);
 }
 
 TEST_CASE("stateful: ND passes and leaves no state") {
