@@ -24,10 +24,12 @@ FR_POL_C=$(jq -cn --arg s4 "$FR_S4/32" --arg s6 "$FR_S6/128" --arg f4 "$FR_F4/32
 		{to: [{ipBlock: {cidr: $s4}}, {ipBlock: {cidr: $s6}}], ports: [{protocol: "UDP", port: 7000, endPort: 7010}]},
 		{to: [{ipBlock: {cidr: $f4}}, {ipBlock: {cidr: $f6}}], ports: [{protocol: "UDP", port: 7000}]}]}')
 
-# fr_serve NS LOG: UDP service on FR_PORT: "q" is answered with a 1,000- and
-# a 3,000-byte datagram, anything else logged as "<source> <size>".
+# fr_serve NS LOG [PORT]: UDP service on PORT (FR_PORT): "q" is answered
+# with a 1,000- and a 3,000-byte datagram, anything else logged (appended)
+# as "<source> <size>".
 fr_serve() {
-	: >"$2"
+	local port=${3:-$FR_PORT}
+	touch "$2"
 	nsenter --net="/run/netns/$1" python3 -u -c '
 import socket, sys
 s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
@@ -41,10 +43,10 @@ while True:
         s.sendto(b"b" * 3000, peer)
     else:
         out.write("%s %d\n" % (peer[0].replace("::ffff:", ""), len(data)))
-' "$FR_PORT" "$2" &
+' "$port" "$2" &
 	BGPIDS+=($!)
 	FR_PIDS+=($!)
-	wait_listen "$1" u "$FR_PORT"
+	wait_listen "$1" u "$port"
 }
 
 # fr_py NS SCRIPT ARGS...: a python3 snippet inside NS.
@@ -249,6 +251,7 @@ hostile_frag_icmp_case() {
 	t "$mode: frag: router R with an MTU-1300 link to server F" fr_router_ok
 	FR_PIDS=()
 	fr_serve pfti-fr-s "$slog"
+	fr_serve pfti-fr-s "$slog" 7020 # a port C may not send to
 	fr_serve pfti-fr-f "$flog"
 	fr_serve pfti-fr-c "$clog" # logs what reaches C's port FR_PORT
 
