@@ -252,6 +252,31 @@ wait_listen() { # NS PROTO(t|u) PORT...
 		done
 	done
 }
+# udp_log_server NS PORT LOG: a dual-stack UDP server (python3) on PORT that
+# appends "<source> <size> <payload, first 32 bytes>" to LOG per datagram,
+# except "q", which it answers with a 1,000- and a 3,000-byte datagram (the
+# latter fragmented at MTU 1500). Its pid: BGPIDS and LOG_SERVER_PID.
+udp_log_server() {
+	touch "$3"
+	nsenter --net="/run/netns/$1" python3 -u -c '
+import socket, sys
+s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+s.bind(("::", int(sys.argv[1])))
+out = open(sys.argv[2], "a", buffering=1)
+while True:
+    data, peer = s.recvfrom(65535)
+    if data == b"q":
+        s.sendto(b"a" * 1000, peer)
+        s.sendto(b"b" * 3000, peer)
+    else:
+        src = peer[0][7:] if peer[0].startswith("::ffff:") else peer[0]
+        out.write("%s %d %s\n" % (src, len(data), data[:32].decode(errors="replace")))
+' "$2" "$3" &
+	LOG_SERVER_PID=$!
+	BGPIDS+=("$LOG_SERVER_PID")
+	wait_listen "$1" u "$2"
+}
 addr() { [[ $1 == *:* ]] && echo "[$1]" || echo "$1"; }
 # Allowed probes wait long (they return as soon as the answer comes: no cost
 # when things work, no flake on a loaded machine); denied probes wait 1.5 s,

@@ -24,29 +24,11 @@ FR_POL_C=$(jq -cn --arg s4 "$FR_S4/32" --arg s6 "$FR_S6/128" --arg f4 "$FR_F4/32
 		{to: [{ipBlock: {cidr: $s4}}, {ipBlock: {cidr: $s6}}], ports: [{protocol: "UDP", port: 7000, endPort: 7010}]},
 		{to: [{ipBlock: {cidr: $f4}}, {ipBlock: {cidr: $f6}}], ports: [{protocol: "UDP", port: 7000}]}]}')
 
-# fr_serve NS LOG [PORT]: UDP service on PORT (FR_PORT): "q" is answered
-# with a 1,000- and a 3,000-byte datagram, anything else logged (appended)
-# as "<source> <size>".
+# fr_serve NS LOG [PORT]: udp_log_server on PORT (FR_PORT), which answers
+# "q" with a 1,000- and a 3,000-byte datagram.
 fr_serve() {
-	local port=${3:-$FR_PORT}
-	touch "$2"
-	nsenter --net="/run/netns/$1" python3 -u -c '
-import socket, sys
-s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
-s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
-s.bind(("::", int(sys.argv[1])))
-out = open(sys.argv[2], "a", buffering=1)
-while True:
-    data, peer = s.recvfrom(65535)
-    if data == b"q":
-        s.sendto(b"a" * 1000, peer)
-        s.sendto(b"b" * 3000, peer)
-    else:
-        out.write("%s %d\n" % (peer[0].replace("::ffff:", ""), len(data)))
-' "$port" "$2" &
-	BGPIDS+=($!)
-	FR_PIDS+=($!)
-	wait_listen "$1" u "$port"
+	udp_log_server "$1" "${3:-$FR_PORT}" "$2"
+	FR_PIDS+=("$LOG_SERVER_PID")
 }
 
 # fr_py NS SCRIPT ARGS...: a python3 snippet inside NS.
@@ -99,7 +81,7 @@ fr_denied_in() { # CID DIRECTION: the pod's denied packets there so far
 # fr_not_logged LOG SIZE: nothing of SIZE bytes arrived (after 1 s).
 fr_not_logged() {
 	sleep 1
-	! grep -q " $2\$" "$1" || why "it arrived: $(tr '\n' ';' <"$1")"
+	! grep -Eq "^[^ ]+ $2 " "$1" || why "it arrived: $(cut -d' ' -f1,2 "$1" | tr '\n' ';')"
 }
 fr_grew_by() { # BEFORE NOW MIN
 	[[ $1 =~ ^[0-9]+$ && $2 =~ ^[0-9]+$ ]] || { why "counters: [$1] then [$2]"; return 1; }
@@ -218,78 +200,78 @@ s.sendto(icmp, (caddr, 0))
 # fr_router: R on pfti-br0 (FR_R4/FR_R6) routes to F over an MTU-1300 veth;
 # C reaches 10.99.50.0/24 and fd99:50::/64 through R.
 fr_router() {
-	new_ns pfti-fr-r &&
-	new_ns pfti-fr-f &&
-	in_ns pfti-fr-r sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1 &&
-	ip link add pfti-fr-rb netns "$PREFIX-node" type veth peer name eth0 netns pfti-fr-r &&
-	in_ns "$PREFIX-node" ip link set pfti-fr-rb master "$PREFIX-br0" up &&
-	in_ns pfti-fr-r ip addr add "$FR_R4/24" dev eth0 &&
-	in_ns pfti-fr-r ip addr add "$FR_R6/64" dev eth0 nodad &&
-	in_ns pfti-fr-r ip link set eth0 up &&
-	ip link add pfti-fr-rf netns pfti-fr-r mtu 1300 type veth peer name eth0 netns pfti-fr-f mtu 1300 &&
-	in_ns pfti-fr-r ip addr add "$FR_RF4/24" dev pfti-fr-rf &&
-	in_ns pfti-fr-r ip addr add "$FR_RF6/64" dev pfti-fr-rf nodad &&
-	in_ns pfti-fr-r ip link set pfti-fr-rf up &&
-	in_ns pfti-fr-f ip addr add "$FR_F4/24" dev eth0 &&
-	in_ns pfti-fr-f ip addr add "$FR_F6/64" dev eth0 nodad &&
-	in_ns pfti-fr-f ip link set eth0 up &&
-	in_ns pfti-fr-f ip route add default via "$FR_RF4" &&
-	in_ns pfti-fr-f ip -6 route add default via "$FR_RF6" &&
-	in_ns pfti-fr-c ip route add 10.99.50.0/24 via "$FR_R4" &&
-	in_ns pfti-fr-c ip -6 route add fd99:50::/64 via "$FR_R6"
+	new_ns $PREFIX-fr-r &&
+	new_ns $PREFIX-fr-f &&
+	in_ns $PREFIX-fr-r sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1 &&
+	ip link add $PREFIX-fr-rb netns "$PREFIX-node" type veth peer name eth0 netns $PREFIX-fr-r &&
+	in_ns "$PREFIX-node" ip link set $PREFIX-fr-rb master "$PREFIX-br0" up &&
+	in_ns $PREFIX-fr-r ip addr add "$FR_R4/24" dev eth0 &&
+	in_ns $PREFIX-fr-r ip addr add "$FR_R6/64" dev eth0 nodad &&
+	in_ns $PREFIX-fr-r ip link set eth0 up &&
+	ip link add $PREFIX-fr-rf netns $PREFIX-fr-r mtu 1300 type veth peer name eth0 netns $PREFIX-fr-f mtu 1300 &&
+	in_ns $PREFIX-fr-r ip addr add "$FR_RF4/24" dev $PREFIX-fr-rf &&
+	in_ns $PREFIX-fr-r ip addr add "$FR_RF6/64" dev $PREFIX-fr-rf nodad &&
+	in_ns $PREFIX-fr-r ip link set $PREFIX-fr-rf up &&
+	in_ns $PREFIX-fr-f ip addr add "$FR_F4/24" dev eth0 &&
+	in_ns $PREFIX-fr-f ip addr add "$FR_F6/64" dev eth0 nodad &&
+	in_ns $PREFIX-fr-f ip link set eth0 up &&
+	in_ns $PREFIX-fr-f ip route add default via "$FR_RF4" &&
+	in_ns $PREFIX-fr-f ip -6 route add default via "$FR_RF6" &&
+	in_ns $PREFIX-fr-c ip route add 10.99.50.0/24 via "$FR_R4" &&
+	in_ns $PREFIX-fr-c ip -6 route add fd99:50::/64 via "$FR_R6"
 }
 fr_router_ok() { fr_router >"$WORK/fr-router.out" 2>&1 || why "setting up R and F failed: $(cat "$WORK/fr-router.out")"; }
 
 hostile_frag_icmp_case() {
-	local mode=$1 conf=$2 cc=pfti-fr-$1-c cs=pfti-fr-$1-s
+	local mode=$1 conf=$2 cc=$PREFIX-fr-$1-c cs=$PREFIX-fr-$1-s
 	local slog=$WORK/fr-s-$1.log clog=$WORK/fr-c-$1.log flog=$WORK/fr-f-$1.log before fam ns
 	echo "# ---- mode $mode: fragments and ICMP errors (integration/cases/hostile_frag_icmp.sh)"
-	new_ns pfti-fr-c
-	new_ns pfti-fr-s
-	t "$mode: frag: ADD pod C (isolated, egress UDP to S and F)" add_pod "$conf" "$cc" pfti-fr-c "$(caps "$FR_C4/24" "$FR_C6/64" "$FR_POL_C")"
-	t "$mode: frag: ADD pod S (default allow)" add_pod "$conf" "$cs" pfti-fr-s "$(caps "$FR_S4/24" "$FR_S6/64")"
+	new_ns $PREFIX-fr-c
+	new_ns $PREFIX-fr-s
+	t "$mode: frag: ADD pod C (isolated, egress UDP to S and F)" add_pod "$conf" "$cc" $PREFIX-fr-c "$(caps "$FR_C4/24" "$FR_C6/64" "$FR_POL_C")"
+	t "$mode: frag: ADD pod S (default allow)" add_pod "$conf" "$cs" $PREFIX-fr-s "$(caps "$FR_S4/24" "$FR_S6/64")"
 	t "$mode: frag: router R with an MTU-1300 link to server F" fr_router_ok
 	FR_PIDS=()
-	fr_serve pfti-fr-s "$slog"
-	fr_serve pfti-fr-s "$slog" 7020 # a port C may not send to
-	fr_serve pfti-fr-f "$flog"
-	fr_serve pfti-fr-c "$clog" # logs what reaches C's port FR_PORT
+	fr_serve $PREFIX-fr-s "$slog"
+	fr_serve $PREFIX-fr-s "$slog" 7020 # a port C may not send to
+	fr_serve $PREFIX-fr-f "$flog"
+	fr_serve $PREFIX-fr-c "$clog" # logs what reaches C's port FR_PORT
 
 	# (a) fragmented answers of an admitted flow; fragmented denied datagrams
-	t "$mode: frag: C gets S's 1,000- and 3,000-byte answers (IPv4)" fr_both_answers pfti-fr-c "$FR_S4"
-	t "$mode: frag: C gets S's 1,000- and 3,000-byte answers (IPv6)" fr_both_answers pfti-fr-c "$FR_S6"
+	t "$mode: frag: C gets S's 1,000- and 3,000-byte answers (IPv4)" fr_both_answers $PREFIX-fr-c "$FR_S4"
+	t "$mode: frag: C gets S's 1,000- and 3,000-byte answers (IPv6)" fr_both_answers $PREFIX-fr-c "$FR_S6"
 	for fam in 4 6; do
 		local sdst=$FR_S4 cdst=$FR_C4
 		[ "$fam" = 6 ] && sdst=$FR_S6 cdst=$FR_C6
 		before=$(fr_denied_in "$cc" egress || true)
-		fr_send pfti-fr-c "$sdst" 7020 3000 || true
+		fr_send $PREFIX-fr-c "$sdst" 7020 3000 || true
 		t "$mode: frag: C's 3,000-byte datagram to a denied port never reaches S (IPv$fam)" fr_not_logged "$slog" 3000
 		t "$mode: frag: ... all of its fragments denied at C's egress (IPv$fam)" fr_grew_by "$before" "$(fr_denied_in "$cc" egress)" 3
 		before=$(fr_denied_in "$cc" ingress || true)
-		fr_send pfti-fr-s "$cdst" "$FR_PORT" 3000 || true
+		fr_send $PREFIX-fr-s "$cdst" "$FR_PORT" 3000 || true
 		t "$mode: frag: S's unasked 3,000-byte datagram never reaches C (IPv$fam)" fr_not_logged "$clog" 3000
 		t "$mode: frag: ... all of its fragments denied at C's ingress (IPv$fam)" fr_grew_by "$before" "$(fr_denied_in "$cc" ingress)" 3
 	done
 
 	# (b) path MTU discovery through the isolated ingress
-	t "$mode: frag: C reaches F behind R (small datagram, IPv4)" fr_answered pfti-fr-c "$FR_F4"
-	t "$mode: frag: R's frag-needed reaches C: route to F shows mtu 1300 (IPv4)" fr_pmtu pfti-fr-c "$FR_F4"
-	t "$mode: frag: R's packet-too-big reaches C: route to F shows mtu 1300 (IPv6)" fr_pmtu pfti-fr-c "$FR_F6"
+	t "$mode: frag: C reaches F behind R (small datagram, IPv4)" fr_answered $PREFIX-fr-c "$FR_F4"
+	t "$mode: frag: R's frag-needed reaches C: route to F shows mtu 1300 (IPv4)" fr_pmtu $PREFIX-fr-c "$FR_F4"
+	t "$mode: frag: R's packet-too-big reaches C: route to F shows mtu 1300 (IPv6)" fr_pmtu $PREFIX-fr-c "$FR_F6"
 
 	# (c) errors quoting an admitted flow reach the socket; forged ones do not
-	t "$mode: frag: S's port unreachable reaches C's socket (IPv4)" fr_refused pfti-fr-c "$FR_S4" 7005
-	t "$mode: frag: S's port unreachable reaches C's socket (IPv6)" fr_refused pfti-fr-c "$FR_S6" 7005
+	t "$mode: frag: S's port unreachable reaches C's socket (IPv4)" fr_refused $PREFIX-fr-c "$FR_S4" 7005
+	t "$mode: frag: S's port unreachable reaches C's socket (IPv6)" fr_refused $PREFIX-fr-c "$FR_S6" 7005
 	before=$(fr_denied_in "$cc" ingress || true)
-	t "$mode: frag: a forged port unreachable quoting no flow of C is dropped (IPv4)" fr_forged_ignored pfti-fr-c pfti-fr-s "$FR_C4" "$FR_S4"
-	t "$mode: frag: a forged port unreachable quoting no flow of C is dropped (IPv6)" fr_forged_ignored pfti-fr-c "$PREFIX-node" "$FR_C6" "$FR_S6"
+	t "$mode: frag: a forged port unreachable quoting no flow of C is dropped (IPv4)" fr_forged_ignored $PREFIX-fr-c $PREFIX-fr-s "$FR_C4" "$FR_S4"
+	t "$mode: frag: a forged port unreachable quoting no flow of C is dropped (IPv6)" fr_forged_ignored $PREFIX-fr-c "$PREFIX-node" "$FR_C6" "$FR_S6"
 	t "$mode: frag: ... both counted as denied at C's ingress" fr_grew_by "$before" "$(fr_denied_in "$cc" ingress)" 2
 
 	t "$mode: frag: DEL C" del_ok "$cc"
 	t "$mode: frag: DEL C removed everything" nothing_attached "$cc"
 	t "$mode: frag: DEL S" del_ok "$cs"
 	kill "${FR_PIDS[@]}" 2>/dev/null || true
-	for ns in pfti-fr-c pfti-fr-s pfti-fr-r pfti-fr-f; do ip netns del "$ns" 2>/dev/null || true; done
-	in_ns "$PREFIX-node" ip link del pfti-fr-rb 2>/dev/null || true
+	for ns in $PREFIX-fr-c $PREFIX-fr-s $PREFIX-fr-r $PREFIX-fr-f; do ip netns del "$ns" 2>/dev/null || true; done
+	in_ns "$PREFIX-node" ip link del $PREFIX-fr-rb 2>/dev/null || true
 }
 
 MODE_CASES+=(hostile_frag_icmp_case)

@@ -47,30 +47,14 @@ else:
 EOF
 }
 
-# sp_listen NS LOG: a dual-stack UDP listener on SP_PORT writing
-# "<source> <payload>" per datagram to LOG (python3 so it keeps running).
-sp_listen() {
-	: >"$2"
-	nsenter --net="/run/netns/$1" python3 -u -c '
-import socket, sys
-s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
-s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
-s.bind(("::", int(sys.argv[1])))
-out = open(sys.argv[2], "a", buffering=1)
-while True:
-    data, peer = s.recvfrom(2048)
-    src = peer[0][7:] if peer[0].startswith("::ffff:") else peer[0]
-    out.write("%s %s\n" % (src, data.decode(errors="replace")))
-' "$SP_PORT" "$2" &
-	BGPIDS+=($!)
-	wait_listen "$1" u "$SP_PORT"
-}
+# sp_listen NS LOG: udp_log_server on SP_PORT.
+sp_listen() { udp_log_server "$1" "$SP_PORT" "$2"; }
 
 # sp_got LOG SRC TAG: the listener received TAG from SRC (waits up to 3 s).
 sp_got() {
 	local _
 	for _ in $(seq 30); do
-		grep -qx -- "$2 $3" "$1" && return 0
+		grep -Eqx -- "$2 [0-9]+ $3" "$1" && return 0
 		sleep 0.1
 	done
 	why "R did not receive $3 from $2; it got: $(tr '\n' ';' <"$1")"
