@@ -162,7 +162,7 @@ struct pf_src_key {
 
 /* ---- attachment context handed from the per-attachment stub to the engine --
  * Each attach point runs a tiny per-attachment stub program (generated in
- * userspace from raw instructions, see plugin/bpf/stub) that writes
+ * userspace from raw instructions, see plugin/bpf/stub.cpp) that writes
  * {slot, dir} into pf_scratch (per-CPU, index 0) and tail-calls the shared
  * engine in pf_tc_engine[0] / pf_xdp_engine[0]. If the tail call fails the
  * stub drops: fail closed. Why a stub: XDP has no netns cookie and the pod

@@ -43,7 +43,7 @@
 
 #include "bpf/podfence_abi.h"
 #include "common/fd.hpp"
-#include "datapath/frames.hpp"
+#include "support/frames.hpp"
 #include "policy/compile.hpp"
 #include "policy/policy.hpp"
 #include "skeletons.hpp"

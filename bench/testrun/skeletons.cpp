@@ -4,9 +4,9 @@
 
 #include <cerrno>
 
+#include "bpf/object.hpp"
 #include "pf_article.skel.h"
 #include "pf_lpm.skel.h"
-#include "podfence.skel.h"
 
 namespace pfbench {
 
@@ -17,9 +17,8 @@ struct Skeletons {
     ~Skeletons() {
         pf_lpm__destroy(lpm);
         pf_article__destroy(article);
-        podfence__destroy(dp);
     }
-    ::podfence* dp = nullptr;
+    podfence::bpf::EmbeddedObject dp;
     ::pf_article* article = nullptr;
     ::pf_lpm* lpm = nullptr;
 };
@@ -31,7 +30,7 @@ void SkeletonsDeleter::operator()(Skeletons* s) const {
 
 std::unique_ptr<Skeletons, SkeletonsDeleter> load(Fds& fds) {
     std::unique_ptr<Skeletons, SkeletonsDeleter> s(std::make_unique<Skeletons>().release());
-    s->dp = podfence__open_and_load();
+    s->dp = podfence::bpf::EmbeddedObject::load();
     if (s->dp) s->article = pf_article__open_and_load();
     if (s->article) s->lpm = pf_lpm__open_and_load();
     if (!s->lpm) {
@@ -40,12 +39,13 @@ std::unique_ptr<Skeletons, SkeletonsDeleter> load(Fds& fds) {
         errno = e;
         return nullptr;
     }
-    fds.tc = bpf_program__fd(s->dp->progs.pf_tc);
-    fds.xdp = bpf_program__fd(s->dp->progs.pf_xdp);
-    fds.policy = bpf_map__fd(s->dp->maps.pf_policy);
-    fds.pods = bpf_map__fd(s->dp->maps.pf_pods);
-    fds.scratch = bpf_map__fd(s->dp->maps.pf_scratch);
-    fds.conntrack = bpf_map__fd(s->dp->maps.pf_conntrack);
+    using podfence::bpf::Map;
+    fds.tc = s->dp.tc_prog();
+    fds.xdp = s->dp.xdp_prog();
+    fds.policy = s->dp.map_fd(Map::Policy);
+    fds.pods = s->dp.map_fd(Map::Pods);
+    fds.scratch = s->dp.map_fd(Map::Scratch);
+    fds.conntrack = s->dp.map_fd(Map::Conntrack);
     fds.article_tc = bpf_program__fd(s->article->progs.article_tc);
     fds.article_xdp = bpf_program__fd(s->article->progs.article_xdp);
     fds.article_ports = bpf_map__fd(s->article->maps.port_map);

@@ -1,6 +1,5 @@
-// The three skeletons, loaded in a translation unit of their own: the
-// datapath skeleton's struct is named `podfence`, which cannot coexist with
-// namespace podfence in C++.
+// The datapath's BPF object (plugin/bpf/object.hpp, maps by its one table)
+// and the two comparison skeletons, loaded together.
 #pragma once
 
 #include <memory>

@@ -7,9 +7,12 @@
 // a binary of the same ABI may write their policy.
 #pragma once
 
+#include <array>
 #include <string>
 
 #include "../common/fd.hpp"
+#include "layout.hpp"
+#include "maps.hpp"
 
 namespace podfence::bpf {
 
@@ -28,9 +31,7 @@ private:
     UniqueFd fd_;
 };
 
-// The policy-map ABI of a datapath directory, from its name
-// ("datapath-abi<N>-..."); 0 for a name without one (podfence before ABI 3).
-unsigned datapath_abi(const std::string& dir);
+using layout::datapath_abi;
 
 class Datapath {
 public:
@@ -46,23 +47,25 @@ public:
     unsigned abi() const { return datapath_abi(dir_); }
     int tc_prog() const { return tc_prog_.get(); } // engine, tail-call target
     int xdp_prog() const { return xdp_prog_.get(); }
-    int policy_map() const { return policy_.get(); } // ARRAY_OF_MAPS slot -> the pod's policy hash
-    int pods_map() const { return pods_.get(); }
-    int scratch_map() const { return scratch_.get(); }
-    int tc_engine_map() const { return tc_engine_.get(); }
-    int xdp_engine_map() const { return xdp_engine_.get(); }
-    int conntrack_map() const { return conntrack_.get(); }
-    int counters_map() const { return counters_.get(); }
-    int rule_hits_map() const { return rule_hits_.get(); }
-    int config_map() const { return config_.get(); }
-    int events_map() const { return events_.get(); }
-    int sources_map() const { return sources_.get(); } // -1: a datapath before ABI 4 (no source check)
-    int frags_map() const { return frags_.get(); }     // -1: a datapath before ABI 4 (no fragment state)
+    // The map's fd; -1 when an older datapath lacks it (MapInfo::since_abi).
+    int map(Map m) const { return maps_[static_cast<std::size_t>(m)].get(); }
+    int policy_map() const { return map(Map::Policy); } // ARRAY_OF_MAPS slot -> the pod's policy hash
+    int pods_map() const { return map(Map::Pods); }
+    int scratch_map() const { return map(Map::Scratch); }
+    int tc_engine_map() const { return map(Map::TcEngine); }
+    int xdp_engine_map() const { return map(Map::XdpEngine); }
+    int conntrack_map() const { return map(Map::Conntrack); }
+    int counters_map() const { return map(Map::Counters); }
+    int rule_hits_map() const { return map(Map::RuleHits); }
+    int config_map() const { return map(Map::Config); }
+    int events_map() const { return map(Map::Events); }
+    int sources_map() const { return map(Map::Sources); } // -1: a datapath before ABI 4 (no source check)
+    int frags_map() const { return map(Map::Frags); }     // -1: a datapath before ABI 4 (no fragment state)
 
 private:
     std::string dir_;
-    UniqueFd tc_prog_, xdp_prog_, policy_, pods_, scratch_, tc_engine_, xdp_engine_, conntrack_, counters_,
-        rule_hits_, config_, events_, sources_, frags_;
+    UniqueFd tc_prog_, xdp_prog_;
+    std::array<UniqueFd, kMaps.size()> maps_;
 };
 
 // Name of the datapath directory for the BPF object embedded in this binary.

@@ -329,6 +329,12 @@ std::uint32_t PolicyStore::allocate_slot() const {
                                    " pod interfaces already attached on this node (run GC?)");
 }
 
+std::optional<pf_pod> PolicyStore::pod(std::uint32_t slot) const {
+    pf_pod pod{};
+    if (bpf_map_lookup_elem(dp_.pods_map(), &slot, &pod) != 0) return std::nullopt;
+    return pod;
+}
+
 std::uint32_t PolicyStore::revision(std::uint32_t slot) const {
     check_slot(slot);
     pf_pod pod{};

@@ -4,9 +4,11 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "../../bpf/podfence_abi.h"
 #include "../policy/compile.hpp"
 #include "../policy/sources.hpp"
 #include "datapath.hpp"
@@ -48,6 +50,8 @@ public:
     std::uint32_t allocate_slot() const;
 
     std::uint32_t revision(std::uint32_t slot) const;
+    // pf_pods[slot]; nullopt when the kernel has no such entry.
+    std::optional<pf_pod> pod(std::uint32_t slot) const;
 
     // Throws Error(Code::MapSeed) naming the limit when a pod interface has
     // more than PF_POD_MAX_SOURCES addresses for the source check.

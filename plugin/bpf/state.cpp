@@ -2,7 +2,6 @@
 #include "state.hpp"
 
 #include <bpf/bpf.h>
-#include <bpf/libbpf.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -14,6 +13,7 @@
 #include "common/error.hpp"
 #include "common/fd.hpp"
 #include "common/log.hpp"
+#include "layout.hpp"
 #include "util.hpp"
 
 namespace podfence::bpf {
@@ -22,8 +22,6 @@ using detail::failed;
 using nlohmann::json;
 
 namespace {
-
-constexpr const char* kRecord = "record";
 
 json to_json(const AttachmentRecord& r) {
     return json{{"containerId", r.container_id},
@@ -68,30 +66,6 @@ AttachmentRecord from_json(const json& j) {
     return r;
 }
 
-bool id_is_plain(const std::string& s) {
-    if (s.empty() || s.size() > 128) return false;
-    for (unsigned char c : s)
-        if (!std::isalnum(c) && c != '_' && c != '-') return false;
-    return true;
-}
-
-// Escapes everything but [A-Za-z0-9-] as %XX: injective, leaves no '_' so
-// the last '_' of a directory name always separates id from ifname, and no
-// '.', which bpffs refuses in names.
-std::string escape_ifname(const std::string& s) {
-    std::string out;
-    for (unsigned char c : s) {
-        if (std::isalnum(c) || c == '-') {
-            out += static_cast<char>(c);
-        } else {
-            char buf[4];
-            std::snprintf(buf, sizeof buf, "%%%02X", c);
-            out += buf;
-        }
-    }
-    return out;
-}
-
 // Pins the JSON as a 1-entry array map at `path` (must not exist).
 void pin_record(const AttachmentRecord& rec, const std::string& path) {
     std::string text = to_json(rec).dump();
@@ -133,23 +107,13 @@ AttachmentRecord read_record(const std::string& path) {
 StateStore::StateStore(std::string bpffs_root) : root_(std::move(bpffs_root)) {}
 
 std::string StateStore::dir_for(const std::string& container_id, const std::string& ifname) const {
-    // IDs of the usual shape (hex, dashes) are kept readable; anything else
-    // becomes "~" + hash: '~' cannot start a plain id, so no clash. '.' is
-    // not "usual": bpffs refuses names containing it.
-    std::string id;
-    if (id_is_plain(container_id)) {
-        id = container_id;
-    } else {
-        id = "~"; // appended, not "~" + hex: a false -Wrestrict of GCC 12 at -O3
-        id += detail::hex16(detail::fnv1a64(container_id.data(), container_id.size()));
-    }
-    return root_ + "/podfence/attachments/" + id + "_" + escape_ifname(ifname);
+    return layout::attachment_dir(root_, container_id, ifname);
 }
 
 std::string StateStore::create(const AttachmentRecord& rec) {
     std::string dir = dir_for(rec.container_id, rec.ifname);
     detail::mkdir_p(dir);
-    std::string path = dir + "/" + kRecord;
+    std::string path = layout::record_pin(dir);
     if (detail::exists(path)) {
         // ADD retried for the same attachment: replace the stale record.
         update(rec);
@@ -165,10 +129,10 @@ void StateStore::update(const AttachmentRecord& rec) {
         throw Error(Code::Io, "update of attachment record: " + dir + " does not exist");
     // The JSON length (and so the value size) may change: pin a new map
     // aside and rename it over the old one, so a reader sees one or the other.
-    std::string tmp = dir + "/" + kRecord + "-new";
+    std::string tmp = layout::record_tmp_pin(dir);
     if (::unlink(tmp.c_str()) != 0 && errno != ENOENT) throw Error(Code::Io, failed("unlink", tmp, errno));
     pin_record(rec, tmp);
-    std::string path = dir + "/" + kRecord;
+    std::string path = layout::record_pin(dir);
     if (::rename(tmp.c_str(), path.c_str()) != 0) {
         int e = errno;
         ::unlink(tmp.c_str());
@@ -178,7 +142,7 @@ void StateStore::update(const AttachmentRecord& rec) {
 
 std::optional<AttachmentRecord> StateStore::find(const std::string& container_id,
                                                  const std::string& ifname) const {
-    std::string path = dir_for(container_id, ifname) + "/" + kRecord;
+    std::string path = layout::record_pin(dir_for(container_id, ifname));
     if (!detail::exists(path)) return std::nullopt;
     AttachmentRecord rec = read_record(path);
     // A hashed directory name could collide: trust only an exact match.
@@ -191,14 +155,14 @@ std::optional<AttachmentRecord> StateStore::find(const std::string& container_id
 }
 
 std::vector<AttachmentRecord> StateStore::list() const {
-    std::string base = root_ + "/podfence/attachments";
+    std::string base = layout::attachments_dir(root_);
     std::vector<AttachmentRecord> out;
     for (const auto& n : detail::list_dir(base)) {
-        std::string path = base + "/" + n + "/" + kRecord;
+        std::string path = layout::record_pin(layout::pin_path(base, n));
         try {
             out.push_back(read_record(path));
         } catch (const Error& e) {
-            log::warn(std::string("skipping attachment dir ") + base + "/" + n + ": " + e.what());
+            log::warn("skipping attachment dir " + layout::pin_path(base, n) + ": " + e.what());
         }
     }
     return out;
@@ -210,7 +174,7 @@ void StateStore::remove(const std::string& container_id, const std::string& ifna
     // off the interface when DEL returns.
     const std::string dir = dir_for(container_id, ifname);
     for (const auto& n : detail::list_dir(dir))
-        if (n.rfind("link_", 0) == 0) detail::detach_link_pin(dir + "/" + n);
+        if (layout::is_link_pin(n)) detail::detach_link_pin(layout::pin_path(dir, n));
     detail::remove_pin_dir(dir);
 }
 

@@ -4,6 +4,7 @@
 //       link_*        pinned bpf_links (unpinning the last one detaches)
 //       stub_*        pinned stub programs (CHECK compares link prog ids)
 // Everything a DEL/GC/CHECK needs is found from (containerID, ifname).
+// Names and paths: layout.hpp.
 #pragma once
 
 #include <cstdint>
@@ -37,10 +38,10 @@ class StateStore {
 public:
     explicit StateStore(std::string bpffs_root); // <root>/podfence/attachments is created on demand
 
-    // Directory for (container_id, ifname): a filesystem-safe, deterministic name.
+    // Absolute directory for (container_id, ifname) (layout::attachment_dir).
     std::string dir_for(const std::string& container_id, const std::string& ifname) const;
 
-    // Creates the directory and pins the record. Throws Error(Code::Io).
+    // Creates the directory and pins the record; returns the directory. Throws Error(Code::Io).
     std::string create(const AttachmentRecord& rec);
     void update(const AttachmentRecord& rec); // rewrite the record
     std::optional<AttachmentRecord> find(const std::string& container_id, const std::string& ifname) const;

@@ -1,14 +1,10 @@
 // `podfence events`: denied packets as they happen. Turns PF_CFG_EVENTS on
 // for the time it runs (RAII: off again on every exit path).
 #include <arpa/inet.h>
-#include <bpf/bpf.h>
-#include <bpf/libbpf.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <unistd.h>
 
-#include <cerrno>
-#include <cstring>
 #include <iostream>
 #include <map>
 #include <memory>
@@ -17,6 +13,8 @@
 
 #include "../../bpf/podfence_abi.h"
 #include "../bpf/datapath.hpp"
+#include "../bpf/events.hpp"
+#include "../bpf/layout.hpp"
 #include "../common/error.hpp"
 #include "cli.hpp"
 #include "records.hpp"
@@ -51,22 +49,13 @@ private:
     }, old_term_{};
 };
 
-void set_events_flag(int config_map, bool on) {
-    std::uint32_t key = 0;
-    pf_config cfg{};
-    bpf_map_lookup_elem(config_map, &key, &cfg); // an absent value reads as zeros
-    cfg.flags = on ? (cfg.flags | PF_CFG_EVENTS) : (cfg.flags & ~PF_CFG_EVENTS);
-    if (bpf_map_update_elem(config_map, &key, &cfg, BPF_ANY) != 0)
-        throw Error(Code::Io, std::string("bpf_map_update_elem(pf_config) failed: ") + std::strerror(errno));
-}
-
 // PF_CFG_EVENTS set for the lifetime of the object.
 class EventsFlag {
 public:
-    explicit EventsFlag(int config_map) : fd_(config_map) { set_events_flag(fd_, true); }
+    explicit EventsFlag(const bpf::Datapath& dp) : dp_(dp) { bpf::set_events_flag(dp_, true); }
     ~EventsFlag() {
         try {
-            set_events_flag(fd_, false);
+            bpf::set_events_flag(dp_, false);
         } catch (const std::exception& e) {
             std::cerr << "podfence: could not clear the events flag: " << e.what() << "\n";
         }
@@ -75,11 +64,7 @@ public:
     EventsFlag& operator=(const EventsFlag&) = delete;
 
 private:
-    int fd_;
-};
-
-struct RingDeleter {
-    void operator()(ring_buffer* rb) const { ring_buffer__free(rb); }
+    const bpf::Datapath& dp_;
 };
 
 struct Tally {
@@ -113,11 +98,8 @@ std::string proto_name(std::uint8_t p) {
     }
 }
 
-int on_event(void* ctx, void* data, size_t size) {
-    auto* p = static_cast<Printer*>(ctx);
-    if (size < sizeof(pf_event) || p->tally->done()) return 0;
-    pf_event ev;
-    std::memcpy(&ev, data, sizeof ev);
+void print_event(Printer* p, const pf_event& ev) {
+    if (p->tally->done()) return;
     auto name = p->names.find(ev.slot);
     // A forged source is not a policy decision: say so, it is the pod misbehaving.
     std::cout << (ev.reason == PF_DROP_SPOOFED ? "spoofed-source " : "denied ")
@@ -126,7 +108,6 @@ int on_event(void* ctx, void* data, size_t size) {
               << " " << addr(ev.family, ev.src) << ":" << ntohs(ev.sport) << " -> " << addr(ev.family, ev.dst)
               << ":" << ntohs(ev.dport) << " len " << ev.len << std::endl;
     ++p->tally->printed;
-    return 0;
 }
 
 } // namespace
@@ -137,7 +118,7 @@ void cmd_events(const Args& a) {
     std::set<std::string> dirs;
     for (const auto& r : records)
         dirs.insert(r.datapath_dir);
-    std::string current = a.bpffs_root + "/podfence/" + bpf::embedded_datapath_name();
+    std::string current = bpf::layout::datapath_dir(a.bpffs_root, bpf::embedded_datapath_name());
     if (::access(current.c_str(), F_OK) == 0) dirs.insert(current);
     if (dirs.empty()) throw Error(Code::Io, "no podfence datapath loaded under " + a.bpffs_root);
 
@@ -150,29 +131,18 @@ void cmd_events(const Args& a) {
 
     DatapathCache cache;
     std::vector<std::unique_ptr<EventsFlag>> flags;
-    std::unique_ptr<ring_buffer, RingDeleter> rb;
+    bpf::EventStream stream;
     for (const auto& d : dirs) {
-        const bpf::Datapath& dp = cache.get(d);
-        Printer* ctx = &printers[d];
-        if (!rb) {
-            rb.reset(ring_buffer__new(dp.events_map(), on_event, ctx, nullptr));
-            if (!rb)
-                throw Error(Code::Io,
-                            "ring_buffer__new(pf_events of " + d + ") failed: " + std::strerror(errno));
-        } else if (ring_buffer__add(rb.get(), dp.events_map(), on_event, ctx) != 0) {
-            throw Error(Code::Io, "ring_buffer__add(pf_events of " + d + ") failed: " + std::strerror(errno));
-        }
+        Printer* p = &printers[d];
+        stream.add(cache.get(d), [p](const pf_event& ev) { print_event(p, ev); });
     }
     SignalScope signals;
     g_stop = 0;
     for (const auto& d : dirs)
-        flags.push_back(std::make_unique<EventsFlag>(cache.get(d).config_map()));
+        flags.push_back(std::make_unique<EventsFlag>(cache.get(d)));
     std::cerr << "podfence: printing denied packets (Ctrl-C to stop)\n";
-    while (!g_stop && !tally.done()) {
-        int n = ring_buffer__poll(rb.get(), 200 /* ms: bounds the reaction to --count and signals */);
-        if (n < 0 && n != -EINTR)
-            throw Error(Code::Io, std::string("ring_buffer__poll failed: ") + std::strerror(-n));
-    }
+    while (!g_stop && !tally.done())
+        stream.poll(200 /* ms: bounds the reaction to --count and signals */);
 }
 
 } // namespace podfence::cli

@@ -1,7 +1,4 @@
 // `podfence inspect` and `podfence counters`.
-#include <bpf/bpf.h>
-#include <bpf/libbpf.h>
-
 #include <iomanip>
 #include <iostream>
 #include <map>
@@ -10,7 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "../../bpf/podfence_abi.h"
-#include "../common/error.hpp"
+#include "../bpf/counters.hpp"
 #include "../policy/policy.hpp"
 #include "../verbs/prepare.hpp"
 #include "cli.hpp"
@@ -88,47 +85,6 @@ void print_table(const std::vector<std::vector<std::string>>& rows) {
 
 // ---- counters ----
 
-struct DirCounters {
-    pf_counter total{};
-    std::map<std::uint32_t, std::uint64_t> rule_hits; // rule index -> new flows admitted
-};
-
-// Per-CPU map values come as one element per possible CPU.
-template <typename T> std::vector<T> percpu_lookup(int map_fd, const void* key) {
-    int ncpu = libbpf_num_possible_cpus();
-    if (ncpu <= 0) throw Error(Code::Io, "libbpf_num_possible_cpus() failed");
-    std::vector<T> values(static_cast<std::size_t>(ncpu));
-    if (bpf_map_lookup_elem(map_fd, key, values.data()) != 0) return {};
-    return values;
-}
-
-std::array<DirCounters, PF_NUM_DIRS> read_counters(const bpf::Datapath& dp, std::uint32_t slot) {
-    std::array<DirCounters, PF_NUM_DIRS> out{};
-    for (std::uint32_t d = 0; d < PF_NUM_DIRS; ++d) {
-        std::uint32_t key = slot * PF_NUM_DIRS + d;
-        for (const pf_counter& c : percpu_lookup<pf_counter>(dp.counters_map(), &key)) {
-            out[d].total.allowed_packets += c.allowed_packets;
-            out[d].total.allowed_bytes += c.allowed_bytes;
-            out[d].total.denied_packets += c.denied_packets;
-            out[d].total.denied_bytes += c.denied_bytes;
-            out[d].total.spoofed_packets += c.spoofed_packets;
-            out[d].total.spoofed_bytes += c.spoofed_bytes;
-        }
-    }
-    pf_rule_key key{}, next{};
-    const void* prev = nullptr;
-    while (bpf_map_get_next_key(dp.rule_hits_map(), prev, &next) == 0) {
-        key = next;
-        prev = &key;
-        if (key.slot != slot || key.dir >= PF_NUM_DIRS) continue;
-        std::uint64_t sum = 0;
-        for (std::uint64_t v : percpu_lookup<std::uint64_t>(dp.rule_hits_map(), &key))
-            sum += v;
-        out[key.dir].rule_hits[key.rule] += sum;
-    }
-    return out;
-}
-
 const char* dir_name(std::uint32_t d) {
     return d == PF_DIR_INGRESS ? "ingress" : "egress";
 }
@@ -137,7 +93,7 @@ std::string rule_name(std::uint32_t rule) {
     return rule == PF_RULE_DEFAULT ? "default" : std::to_string(rule);
 }
 
-json counters_json(const bpf::AttachmentRecord& r, const std::array<DirCounters, PF_NUM_DIRS>& c) {
+json counters_json(const bpf::AttachmentRecord& r, const bpf::SlotCounters& c) {
     json dirs = json::object();
     for (std::uint32_t d = 0; d < PF_NUM_DIRS; ++d) {
         json hits = json::object();
@@ -154,7 +110,7 @@ json counters_json(const bpf::AttachmentRecord& r, const std::array<DirCounters,
     return {{"containerID", r.container_id}, {"ifname", r.ifname}, {"slot", r.slot}, {"directions", dirs}};
 }
 
-void print_counters(const bpf::AttachmentRecord& r, const std::array<DirCounters, PF_NUM_DIRS>& c) {
+void print_counters(const bpf::AttachmentRecord& r, const bpf::SlotCounters& c) {
     std::cout << r.container_id << " " << r.ifname << " (slot " << r.slot << ", host veth " << r.host_ifname
               << ")\n";
     for (std::uint32_t d = 0; d < PF_NUM_DIRS; ++d) {
@@ -199,7 +155,7 @@ void cmd_counters(const Args& a) {
     DatapathCache cache;
     json out = json::array();
     for (const auto& r : records) {
-        auto c = read_counters(cache.get(r.datapath_dir), r.slot);
+        auto c = bpf::read_counters(cache.get(r.datapath_dir), r.slot);
         if (a.json)
             out.push_back(counters_json(r, c));
         else

@@ -7,7 +7,6 @@
 #include "../common/error.hpp"
 #include "../common/log.hpp"
 #include "backend.hpp"
-#include "layout.hpp"
 #include "prepare.hpp"
 #include "teardown.hpp"
 #include "verbs.hpp"
@@ -20,20 +19,18 @@ namespace {
 // destruction, so it sees whatever the backend recorded so far.
 class Rollback {
 public:
-    Rollback(bpf::StateStore& store, const std::string& root, const bpf::AttachmentRecord& rec)
-        : store_(store), root_(root), rec_(rec) {}
+    Rollback(bpf::StateStore& store, const bpf::AttachmentRecord& rec) : store_(store), rec_(rec) {}
     Rollback(const Rollback&) = delete;
     Rollback& operator=(const Rollback&) = delete;
     ~Rollback() {
         if (committed_) return;
         log::warn("ADD failed: rolling back container " + rec_.container_id + " ifname " + rec_.ifname);
-        teardown(store_, root_, rec_); // logs its own failures
+        teardown(store_, rec_); // logs its own failures
     }
     void commit() { committed_ = true; }
 
 private:
     bpf::StateStore& store_;
-    const std::string& root_;
     const bpf::AttachmentRecord& rec_;
     bool committed_ = false;
 };
@@ -82,7 +79,7 @@ Output add(const cni::Env& env, const cni::NetConf& conf) {
     bpf::StateStore store(root);
     if (auto old = store.find(env.container_id, env.ifname)) {
         log::info("re-ADD: removing the previous attachment first");
-        auto errors = teardown(store, root, *old);
+        auto errors = teardown(store, *old);
         if (!errors.empty())
             throw Error(Code::Io, "re-ADD of container " + env.container_id + " ifname " + env.ifname +
                                       ": the previous attachment could not be removed: " + errors.front());
@@ -92,10 +89,9 @@ Output add(const cni::Env& env, const cni::NetConf& conf) {
     rec.datapath_dir = dp.dir();
     rec.slot = policies.allocate_slot();
 
-    Rollback rollback(store, root, rec);
+    Rollback rollback(store, rec);
     // The record first: a crash from here on leaves something DEL/GC can find.
-    store.create(rec);
-    std::string dir = attachment_dir(store, root, env.container_id, env.ifname);
+    const std::string dir = store.create(rec);
     // Sources before replace() activates the slot: fail closed, the pod is
     // never active without its addresses.
     policies.set_sources(rec.slot, sources);

@@ -6,7 +6,6 @@
 
 #include "../bpf/attach.hpp"
 #include "../common/error.hpp"
-#include "layout.hpp"
 
 namespace podfence::verbs {
 namespace {
@@ -37,24 +36,21 @@ std::unique_ptr<Backend> backend_for(const bpf::AttachmentRecord& rec) {
     return std::make_unique<UnpinOnlyBackend>();
 }
 
-std::string pin_path(const std::string& dir, const char* name) {
-    return dir + "/" + name;
-}
-
 void unpin(const std::string& dir, const char* name, std::vector<std::string>& errors) {
-    std::string path = pin_path(dir, name);
+    std::string path = layout::pin_path(dir, name);
     if (::unlink(path.c_str()) != 0 && errno != ENOENT)
         errors.push_back("unlink(" + path + ") failed: " + std::strerror(errno));
 }
 
 void unpin_all(const std::string& dir, std::vector<std::string>& errors) {
     // Links first: unpinning the last reference detaches them.
-    for (const char* n : {kLinkEgress, kLinkIngress, kStubEgress, kStubIngress})
+    for (const char* n :
+         {layout::kLinkEgress, layout::kLinkIngress, layout::kStubEgress, layout::kStubIngress})
         unpin(dir, n, errors);
 }
 
 std::uint32_t pinned_prog_id(const std::string& dir, const char* stub, std::vector<std::string>& problems) {
-    UniqueFd fd = bpf::obj_get(pin_path(dir, stub));
+    UniqueFd fd = bpf::obj_get(layout::pin_path(dir, stub));
     if (!fd) {
         problems.push_back(std::string(stub) + " pin missing in " + dir);
         return 0;
@@ -66,7 +62,7 @@ std::uint32_t verify_pinned_link(const std::string& dir, const char* link, const
                                  std::uint32_t want_ifindex, const std::string& where,
                                  std::vector<std::string>& problems) {
     std::uint32_t stub_id = pinned_prog_id(dir, stub, problems);
-    UniqueFd fd = bpf::obj_get(pin_path(dir, link));
+    UniqueFd fd = bpf::obj_get(layout::pin_path(dir, link));
     if (!fd) {
         problems.push_back(std::string(link) + " pin missing in " + dir + " (" + where + " not enforced)");
         return stub_id;

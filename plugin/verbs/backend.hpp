@@ -9,11 +9,14 @@
 #include <vector>
 
 #include "../bpf/datapath.hpp"
+#include "../bpf/layout.hpp"
 #include "../bpf/state.hpp"
 #include "../cni/netconf.hpp"
 #include "../common/error.hpp"
 
 namespace podfence::verbs {
+
+namespace layout = bpf::layout; // pin names and paths in an attachment directory
 
 struct AttachRequest {
     const bpf::Datapath& dp;
@@ -57,13 +60,12 @@ template <typename F> void with_context(const std::string& context, F&& f) {
     }
 }
 
-std::string pin_path(const std::string& dir, const char* name);
 // unlink(dir/name); a missing pin is fine. Appends failures.
 void unpin(const std::string& dir, const char* name, std::vector<std::string>& errors);
 void unpin_all(const std::string& dir, std::vector<std::string>& errors); // links first, then stubs
 // Pinned stub's program id; 0 (and a problem) if the pin is missing.
 std::uint32_t pinned_prog_id(const std::string& dir, const char* stub, std::vector<std::string>& problems);
-// Checks a pinned bpf_link: present, attached to want_ifindex, running the
+// Checks a pinned BPF link: present, attached to want_ifindex, running the
 // pinned stub. `where` names the hook for messages. Returns the stub's prog id.
 std::uint32_t verify_pinned_link(const std::string& dir, const char* link, const char* stub,
                                  std::uint32_t want_ifindex, const std::string& where,

@@ -1,7 +1,5 @@
 // CHECK: is the pod still enforced exactly as this CHECK's config says?
 // Collects every difference into one CheckMismatch error.
-#include <bpf/bpf.h>
-
 #include <algorithm>
 
 #include "../../bpf/podfence_abi.h"
@@ -14,7 +12,6 @@
 #include "../netlink/netlink.hpp"
 #include "../netlink/netns.hpp"
 #include "backend.hpp"
-#include "layout.hpp"
 #include "prepare.hpp"
 #include "verbs.hpp"
 
@@ -49,14 +46,15 @@ void check_interfaces(const cni::Env& env, const bpf::AttachmentRecord& rec, Pro
 
 void check_slot(const bpf::Datapath& dp, const bpf::AttachmentRecord& rec, const PolicyPlan& plan,
                 Problems& problems) {
-    pf_pod pod{};
-    std::uint32_t slot = rec.slot;
-    if (bpf_map_lookup_elem(dp.pods_map(), &slot, &pod) != 0 || !(pod.flags & PF_POD_ACTIVE)) {
+    const std::uint32_t slot = rec.slot;
+    const bpf::PolicyStore store(dp);
+    auto pod = store.pod(slot);
+    if (!pod || !(pod->flags & PF_POD_ACTIVE)) {
         problems.push_back("pf_pods[" + std::to_string(slot) +
                            "] is not active (the datapath treats the pod as unknown)");
         return;
     }
-    auto kernel = bpf::PolicyStore(dp).read(slot);
+    auto kernel = store.read(slot);
     EntryDiff d = diff_entries(kernel, plan.entries);
     if (!d.empty())
         problems.push_back("the policy in the kernel (slot " + std::to_string(slot) + ", " +
@@ -131,7 +129,7 @@ Output check(const cni::Env& env, const cni::NetConf& conf) {
         problems.push_back("attached in mode " + rec->mode + ", the configuration says " + want_mode);
     try {
         check_interfaces(env, *rec, problems);
-        backend_for(*rec)->verify(*rec, attachment_dir(store, root, env.container_id, env.ifname), problems);
+        backend_for(*rec)->verify(*rec, store.dir_for(env.container_id, env.ifname), problems);
     } catch (const Error& e) {
         problems.push_back(e.what());
     }

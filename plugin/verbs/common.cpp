@@ -3,7 +3,7 @@
 #include "../bpf/attach.hpp"
 #include "../bpf/datapath.hpp"
 #include "../common/error.hpp"
-#include "layout.hpp"
+#include "../bpf/layout.hpp"
 #include "verbs.hpp"
 
 namespace podfence::verbs {
@@ -24,7 +24,7 @@ std::string resolve_tc_backend(cni::TcBackend configured) {
 
 bool has_state(const std::string& bpffs_root) {
     struct stat st {};
-    std::string dir = podfence_dir(bpffs_root);
+    std::string dir = bpf::layout::podfence_dir(bpffs_root);
     return bpf::is_bpffs(bpffs_root) && ::stat(dir.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
 }
 

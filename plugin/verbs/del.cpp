@@ -34,7 +34,7 @@ Output del(const cni::Env& env, const cni::NetConf& conf) {
                   ": no attachment, nothing to do");
         return std::nullopt;
     }
-    auto errors = teardown(store, root, *rec);
+    auto errors = teardown(store, *rec);
     if (!errors.empty()) {
         std::string all;
         for (const auto& e : errors)

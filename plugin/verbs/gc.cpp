@@ -9,7 +9,7 @@
 #include "../bpf/state.hpp"
 #include "../common/error.hpp"
 #include "../common/log.hpp"
-#include "layout.hpp"
+#include "../bpf/layout.hpp"
 #include "prepare.hpp"
 #include "teardown.hpp"
 #include "verbs.hpp"
@@ -28,9 +28,10 @@ void collect_datapaths(const std::string& root, const std::vector<bpf::Attachmen
         used.insert(fs::path(r.datapath_dir).filename().string());
     std::string current = bpf::embedded_datapath_name();
     std::error_code ec;
-    for (const auto& entry : fs::directory_iterator(podfence_dir(root), ec)) {
+    const std::string base = bpf::layout::podfence_dir(root);
+    for (const auto& entry : fs::directory_iterator(base, ec)) {
         std::string name = entry.path().filename().string();
-        if (name.rfind("datapath-", 0) != 0 || name == current || used.count(name)) continue;
+        if (!bpf::layout::is_datapath_name(name) || name == current || used.count(name)) continue;
         std::error_code rm;
         fs::remove_all(entry.path(), rm);
         if (rm)
@@ -38,7 +39,7 @@ void collect_datapaths(const std::string& root, const std::vector<bpf::Attachmen
         else
             log::info("GC: removed unused datapath " + entry.path().string());
     }
-    if (ec) errors.push_back("listing " + podfence_dir(root) + ": " + ec.message());
+    if (ec) errors.push_back("listing " + base + ": " + ec.message());
 }
 
 } // namespace
@@ -73,7 +74,7 @@ Output gc(const cni::Env&, const cni::NetConf& conf) {
         if (rec.network != conf.name || valid.count({rec.container_id, rec.ifname})) continue;
         log::info("GC: " + who + " of network " + conf.name + " is not a valid attachment" +
                   (valid_list ? "" : " (the request lists none)"));
-        auto e = teardown(store, root, rec);
+        auto e = teardown(store, rec);
         if (e.empty()) ++removed;
         errors.insert(errors.end(), e.begin(), e.end());
     }

@@ -1,5 +1,5 @@
 // mode "tc": the stubs run on the host veth, which sees both directions.
-// tcx (bpf_link, kernel >= 6.6) or, without it, clsact + cls_bpf.
+// tcx (BPF links, kernel >= 6.6) or, without it, clsact + cls_bpf.
 #include <algorithm>
 
 #include "../../bpf/podfence_abi.h"
@@ -8,7 +8,6 @@
 #include "../common/log.hpp"
 #include "../netlink/netlink.hpp"
 #include "backend.hpp"
-#include "layout.hpp"
 
 namespace podfence::verbs {
 namespace {
@@ -23,8 +22,8 @@ struct TcHook {
     const char* name;
 };
 constexpr TcHook kTcHooks[] = {
-    {kLinkEgress, kStubEgress, PF_DIR_EGRESS, bpf::Hook::TcxIngress, true, "ingress"},
-    {kLinkIngress, kStubIngress, PF_DIR_INGRESS, bpf::Hook::TcxEgress, false, "egress"},
+    {layout::kLinkEgress, layout::kStubEgress, PF_DIR_EGRESS, bpf::Hook::TcxIngress, true, "ingress"},
+    {layout::kLinkIngress, layout::kStubIngress, PF_DIR_INGRESS, bpf::Hook::TcxEgress, false, "egress"},
 };
 
 std::string where(const bpf::AttachmentRecord& rec, const TcHook& h, const char* kind) {
@@ -37,10 +36,10 @@ public:
         for (const TcHook& h : kTcHooks) {
             with_context("attaching " + where(req.rec, h, "tcx"), [&] {
                 UniqueFd stub = bpf::load_tc_stub(req.dp, req.rec.slot, h.dir);
-                bpf::pin(stub.get(), pin_path(req.dir, h.stub));
+                bpf::pin(stub.get(), layout::pin_path(req.dir, h.stub));
                 UniqueFd link = bpf::attach_tcx(stub.get(), static_cast<int>(req.rec.host_ifindex), h.hook);
                 // Pinned right away: if this throws, closing the fd detaches it.
-                bpf::pin(link.get(), pin_path(req.dir, h.link));
+                bpf::pin(link.get(), layout::pin_path(req.dir, h.link));
             });
         }
     }
@@ -83,7 +82,7 @@ public:
         for (const TcHook& h : kTcHooks) {
             with_context("attaching " + where(req.rec, h, "tc"), [&] {
                 UniqueFd stub = bpf::load_tc_stub(req.dp, req.rec.slot, h.dir);
-                bpf::pin(stub.get(), pin_path(req.dir, h.stub));
+                bpf::pin(stub.get(), layout::pin_path(req.dir, h.stub));
                 netlink::add_bpf_filter(ifindex, h.tc_ingress, stub.get(), "pf_stub_tc");
             });
         }

@@ -6,7 +6,6 @@
 #include "../bpf/policy_store.hpp"
 #include "../common/log.hpp"
 #include "backend.hpp"
-#include "layout.hpp"
 
 namespace podfence::verbs {
 namespace {
@@ -33,12 +32,11 @@ void clear_slot(const bpf::AttachmentRecord& rec, std::vector<std::string>& erro
 
 } // namespace
 
-std::vector<std::string> teardown(bpf::StateStore& store, const std::string& bpffs_root,
-                                  const bpf::AttachmentRecord& rec) {
+std::vector<std::string> teardown(bpf::StateStore& store, const bpf::AttachmentRecord& rec) {
     std::vector<std::string> errors;
     std::string what = "container " + rec.container_id + " ifname " + rec.ifname;
     try {
-        std::string dir = attachment_dir(store, bpffs_root, rec.container_id, rec.ifname);
+        const std::string dir = store.dir_for(rec.container_id, rec.ifname);
         backend_for(rec)->detach(rec, dir, errors);
         // A link that is still attached would run its stub on whatever pod
         // reuses the slot: clear it only once everything is detached.

@@ -13,7 +13,6 @@ namespace podfence::verbs {
 // record. Never throws: each failure is logged and returned. The record is
 // kept when something before it could not be removed, so a later DEL or GC
 // can retry; the slot is not cleared while a link may still run its stub.
-std::vector<std::string> teardown(bpf::StateStore& store, const std::string& bpffs_root,
-                                  const bpf::AttachmentRecord& rec);
+std::vector<std::string> teardown(bpf::StateStore& store, const bpf::AttachmentRecord& rec);
 
 } // namespace podfence::verbs

@@ -6,7 +6,6 @@
 #include "../common/log.hpp"
 #include "../netlink/netns.hpp"
 #include "backend.hpp"
-#include "layout.hpp"
 
 namespace podfence::verbs {
 namespace {
@@ -24,19 +23,19 @@ public:
 
         with_context("attaching XDP to host veth " + rec.host_ifname, [&] {
             UniqueFd stub = bpf::load_xdp_stub(req.dp, rec.slot, PF_DIR_EGRESS);
-            bpf::pin(stub.get(), pin_path(req.dir, kStubEgress));
+            bpf::pin(stub.get(), layout::pin_path(req.dir, layout::kStubEgress));
             UniqueFd link = bpf::attach_xdp(stub.get(), static_cast<int>(rec.host_ifindex), want, &used_host);
-            bpf::pin(link.get(), pin_path(req.dir, kLinkEgress));
+            bpf::pin(link.get(), layout::pin_path(req.dir, layout::kLinkEgress));
         });
         with_context("attaching XDP to the pod's " + rec.ifname + " in " + rec.netns, [&] {
             UniqueFd stub = bpf::load_xdp_stub(req.dp, rec.slot, PF_DIR_INGRESS);
-            bpf::pin(stub.get(), pin_path(req.dir, kStubIngress));
+            bpf::pin(stub.get(), layout::pin_path(req.dir, layout::kStubIngress));
             UniqueFd link;
             {
                 netlink::NetnsGuard in_pod(rec.netns);
                 link = bpf::attach_xdp(stub.get(), static_cast<int>(rec.pod_ifindex), want, &used_pod);
             }
-            bpf::pin(link.get(), pin_path(req.dir, kLinkIngress));
+            bpf::pin(link.get(), layout::pin_path(req.dir, layout::kLinkIngress));
         });
 
         bool native = used_host == bpf::XdpMode::Native && used_pod == bpf::XdpMode::Native;
@@ -55,10 +54,10 @@ public:
 
     void verify(const bpf::AttachmentRecord& rec, const std::string& dir,
                 std::vector<std::string>& problems) const override {
-        verify_pinned_link(dir, kLinkEgress, kStubEgress, rec.host_ifindex, "xdp on " + rec.host_ifname,
-                           problems);
-        verify_pinned_link(dir, kLinkIngress, kStubIngress, rec.pod_ifindex, "xdp on the pod's " + rec.ifname,
-                           problems);
+        verify_pinned_link(dir, layout::kLinkEgress, layout::kStubEgress, rec.host_ifindex,
+                           "xdp on " + rec.host_ifname, problems);
+        verify_pinned_link(dir, layout::kLinkIngress, layout::kStubIngress, rec.pod_ifindex,
+                           "xdp on the pod's " + rec.ifname, problems);
     }
 };
 

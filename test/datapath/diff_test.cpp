@@ -17,7 +17,7 @@
 
 #include "datapath/harness.hpp"
 #include "policy/cidr.hpp"
-#include "policy/evaluator.hpp"
+#include "support/evaluator.hpp"
 #include "policy/policy.hpp"
 
 namespace pftest {

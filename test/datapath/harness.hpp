@@ -11,7 +11,7 @@
 
 #include "bpf/podfence_abi.h"
 #include "common/fd.hpp"
-#include "datapath/frames.hpp"
+#include "support/frames.hpp"
 #include "datapath/skel_loader.hpp"
 #include "policy/compile.hpp"
 #include "policy/length_search.hpp"

@@ -1,17 +1,15 @@
 #include "datapath/skel_loader.hpp"
 
-#include <bpf/libbpf.h>
+#include <utility>
 
-#include "podfence.skel.h"
+#include "bpf/object.hpp"
 
 namespace pftest {
 
+using podfence::bpf::Map;
+
 struct SkelObject {
-    explicit SkelObject(::podfence* s) : skel(s) {}
-    SkelObject(const SkelObject&) = delete;
-    SkelObject& operator=(const SkelObject&) = delete;
-    ~SkelObject() { podfence__destroy(skel); }
-    ::podfence* skel;
+    podfence::bpf::EmbeddedObject obj;
 };
 
 // Defined here, where SkelObject is complete.
@@ -19,24 +17,24 @@ void SkelObjectDeleter::operator()(SkelObject* s) const {
     std::default_delete<SkelObject>{}(s);
 }
 
+// SkelFds' field of each map the harness uses.
+constexpr std::pair<Map, int SkelFds::*> kFields[] = {
+    {Map::Policy, &SkelFds::policy},        {Map::Pods, &SkelFds::pods},
+    {Map::Scratch, &SkelFds::scratch},      {Map::TcEngine, &SkelFds::tc_engine},
+    {Map::XdpEngine, &SkelFds::xdp_engine}, {Map::Conntrack, &SkelFds::conntrack},
+    {Map::Frags, &SkelFds::frags},          {Map::Counters, &SkelFds::counters},
+    {Map::RuleHits, &SkelFds::rule_hits},   {Map::Config, &SkelFds::config},
+    {Map::Events, &SkelFds::events},        {Map::Sources, &SkelFds::sources},
+};
+
 SkelPtr load_skeleton(SkelFds& fds) {
-    ::podfence* s = podfence__open_and_load();
-    if (!s) return nullptr;
-    SkelPtr owner(std::make_unique<SkelObject>(s).release());
-    fds.tc = bpf_program__fd(s->progs.pf_tc);
-    fds.xdp = bpf_program__fd(s->progs.pf_xdp);
-    fds.policy = bpf_map__fd(s->maps.pf_policy);
-    fds.pods = bpf_map__fd(s->maps.pf_pods);
-    fds.scratch = bpf_map__fd(s->maps.pf_scratch);
-    fds.tc_engine = bpf_map__fd(s->maps.pf_tc_engine);
-    fds.xdp_engine = bpf_map__fd(s->maps.pf_xdp_engine);
-    fds.conntrack = bpf_map__fd(s->maps.pf_conntrack);
-    fds.frags = bpf_map__fd(s->maps.pf_frags);
-    fds.counters = bpf_map__fd(s->maps.pf_counters);
-    fds.rule_hits = bpf_map__fd(s->maps.pf_rule_hits);
-    fds.config = bpf_map__fd(s->maps.pf_config);
-    fds.events = bpf_map__fd(s->maps.pf_events);
-    fds.sources = bpf_map__fd(s->maps.pf_sources);
+    auto obj = podfence::bpf::EmbeddedObject::load();
+    if (!obj) return nullptr;
+    SkelPtr owner(std::make_unique<SkelObject>(SkelObject{std::move(obj)}).release());
+    fds.tc = owner->obj.tc_prog();
+    fds.xdp = owner->obj.xdp_prog();
+    for (const auto& [map, field] : kFields)
+        fds.*field = owner->obj.map_fd(map);
     return owner;
 }
 

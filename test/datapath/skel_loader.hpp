@@ -1,6 +1,5 @@
-// The skeleton's struct is named `podfence`, which C++ cannot have next to
-// namespace podfence: only skel_loader.cpp sees podfence.skel.h, and hands
-// out plain fds.
+// The datapath's BPF object (podfence::bpf::EmbeddedObject), unpinned, as
+// plain fds; maps by the plugin's one map table (plugin/bpf/maps.hpp).
 #pragma once
 
 #include <memory>

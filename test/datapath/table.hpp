@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "datapath/frames.hpp"
+#include "support/frames.hpp"
 #include "datapath/harness.hpp"
 
 namespace pftest {

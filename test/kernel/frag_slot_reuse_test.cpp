@@ -11,7 +11,7 @@
 
 #include "bpf/datapath.hpp"
 #include "bpf/policy_store.hpp"
-#include "datapath/frames.hpp"
+#include "support/frames.hpp"
 #include "kernel/kernel_fixture.hpp"
 #include "kernel/policy_entries.hpp"
 

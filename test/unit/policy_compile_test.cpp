@@ -19,7 +19,7 @@
 #include "common/error.hpp"
 #include "policy/cidr.hpp"
 #include "policy/compile.hpp"
-#include "policy/evaluator.hpp"
+#include "support/evaluator.hpp"
 #include "policy/length_search.hpp"
 #include "addr.hpp"
 #include "policy/port_ranges.hpp"

@@ -7,7 +7,7 @@
 #include <cstring>
 #include <string>
 
-#include "policy/evaluator.hpp"
+#include "support/evaluator.hpp"
 #include "addr.hpp"
 
 using namespace podfence::policy;

@@ -1,8 +1,8 @@
 // The reference semantics, written as plainly as possible: loops over rules,
 // no precomputation. Read it next to the "policy semantics" in README.md.
-#include "evaluator.hpp"
+#include "support/evaluator.hpp"
 
-#include "cidr.hpp"
+#include "policy/cidr.hpp"
 
 namespace podfence::policy {
 namespace {

@@ -1,4 +1,4 @@
-#include "datapath/frames.hpp"
+#include "support/frames.hpp"
 
 #include <arpa/inet.h>
 

@@ -9,8 +9,8 @@
 #include <set>
 #include <tuple>
 
-#include "policy.hpp"
-#include "sources.hpp"
+#include "policy/policy.hpp"
+#include "policy/sources.hpp"
 
 namespace podfence::policy {
 

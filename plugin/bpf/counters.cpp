@@ -1,0 +1,51 @@
+#include "counters.hpp"
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include <vector>
+
+#include "common/error.hpp"
+
+namespace podfence::bpf {
+namespace {
+
+// Per-CPU map values come as one element per possible CPU.
+template <typename T> std::vector<T> percpu_lookup(int map_fd, const void* key) {
+    int ncpu = libbpf_num_possible_cpus();
+    if (ncpu <= 0) throw Error(Code::Io, "libbpf_num_possible_cpus() failed");
+    std::vector<T> values(static_cast<std::size_t>(ncpu));
+    if (bpf_map_lookup_elem(map_fd, key, values.data()) != 0) return {};
+    return values;
+}
+
+} // namespace
+
+SlotCounters read_counters(const Datapath& dp, std::uint32_t slot) {
+    SlotCounters out{};
+    for (std::uint32_t d = 0; d < PF_NUM_DIRS; ++d) {
+        std::uint32_t key = slot * PF_NUM_DIRS + d;
+        for (const pf_counter& c : percpu_lookup<pf_counter>(dp.counters_map(), &key)) {
+            out[d].total.allowed_packets += c.allowed_packets;
+            out[d].total.allowed_bytes += c.allowed_bytes;
+            out[d].total.denied_packets += c.denied_packets;
+            out[d].total.denied_bytes += c.denied_bytes;
+            out[d].total.spoofed_packets += c.spoofed_packets;
+            out[d].total.spoofed_bytes += c.spoofed_bytes;
+        }
+    }
+    pf_rule_key key{}, next{};
+    const void* prev = nullptr;
+    while (bpf_map_get_next_key(dp.rule_hits_map(), prev, &next) == 0) {
+        key = next;
+        prev = &key;
+        if (key.slot != slot || key.dir >= PF_NUM_DIRS) continue;
+        std::uint64_t sum = 0;
+        for (std::uint64_t v : percpu_lookup<std::uint64_t>(dp.rule_hits_map(), &key))
+            sum += v;
+        out[key.dir].rule_hits[key.rule] += sum;
+    }
+    return out;
+}
+
+} // namespace podfence::bpf

@@ -1,0 +1,27 @@
+#include "pins.hpp"
+
+#include <bpf/bpf.h>
+
+#include <cerrno>
+
+#include "common/error.hpp"
+#include "util.hpp"
+
+namespace podfence::bpf {
+
+using detail::failed;
+
+void pin(int fd, const std::string& path) {
+    if (bpf_obj_pin(fd, path.c_str()) != 0) throw Error(Code::Io, failed("bpf_obj_pin", path, errno));
+}
+
+UniqueFd obj_get(const std::string& path) {
+    int fd = bpf_obj_get(path.c_str());
+    if (fd < 0) {
+        if (errno == ENOENT) return UniqueFd();
+        throw Error(Code::Io, failed("bpf_obj_get", path, errno));
+    }
+    return UniqueFd(fd);
+}
+
+} // namespace podfence::bpf
