@@ -79,6 +79,12 @@ bool is_bpffs(const std::string& path) {
     return ::statfs(path.c_str(), &st) == 0 && st.f_type == static_cast<decltype(st.f_type)>(BPF_FS_MAGIC);
 }
 
+bool has_state(const std::string& bpffs_root) {
+    struct stat st {};
+    std::string dir = layout::podfence_dir(bpffs_root);
+    return is_bpffs(bpffs_root) && ::stat(dir.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+}
+
 void ensure_bpffs(const std::string& bpffs_root) {
     if (!is_bpffs(bpffs_root)) {
         detail::mkdir_p(bpffs_root);

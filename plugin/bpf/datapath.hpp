@@ -20,6 +20,9 @@ namespace podfence::bpf {
 // <root>/podfence exists. Throws Error(Code::Io) with what failed.
 void ensure_bpffs(const std::string& bpffs_root);
 bool is_bpffs(const std::string& path);
+// bpffs mounted at root and <root>/podfence present: there may be podfence
+// state to find. For what must not create anything (DEL, CHECK, GC, the CLI).
+bool has_state(const std::string& bpffs_root);
 
 // Exclusive node-wide lock (flock on <root>/podfence) held for a whole verb:
 // runtimes run ADD/DEL of different pods concurrently.

@@ -9,7 +9,6 @@
 #include "../../bpf/podfence_abi.h"
 #include "../bpf/counters.hpp"
 #include "../policy/policy.hpp"
-#include "../verbs/prepare.hpp"
 #include "cli.hpp"
 #include "records.hpp"
 
@@ -31,7 +30,7 @@ std::string mode_of(const bpf::AttachmentRecord& r) {
 
 std::string summary_of(const bpf::AttachmentRecord& r) {
     try {
-        return verbs::policy_summary(policy::parse_policy(r.policy_json));
+        return policy::summary(policy::parse_policy(r.policy_json));
     } catch (const std::exception&) {
         return "(unreadable policy)";
     }

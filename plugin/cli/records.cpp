@@ -3,7 +3,6 @@
 #include <algorithm>
 
 #include "../common/error.hpp"
-#include "../verbs/verbs.hpp"
 
 namespace podfence::cli {
 
@@ -11,7 +10,7 @@ std::vector<bpf::AttachmentRecord> load_records(const Args& a, const std::option
     if (!bpf::is_bpffs(a.bpffs_root))
         throw Error(Code::Io,
                     a.bpffs_root + " is not a bpffs: no podfence state there (wrong --bpffs-root?)");
-    if (!verbs::has_state(a.bpffs_root)) return {};
+    if (!bpf::has_state(a.bpffs_root)) return {};
     std::vector<bpf::AttachmentRecord> out;
     for (auto& r : bpf::StateStore(a.bpffs_root).list())
         if (!prefix || r.container_id.rfind(*prefix, 0) == 0) out.push_back(std::move(r));

@@ -11,8 +11,7 @@
 #include "../common/log.hpp"
 #include "../policy/compile.hpp"
 #include "../policy/policy.hpp"
-#include "../verbs/prepare.hpp"
-#include "../verbs/verbs.hpp"
+#include "../bpf/datapath.hpp"
 #include "cli.hpp"
 
 namespace podfence::cli {
@@ -38,7 +37,7 @@ void cmd_update(const Args& a) {
     policy::Policy pol = policy::parse_policy(read_source(a.positional[2]));
     auto entries = policy::compile(pol);
 
-    if (!verbs::has_state(a.bpffs_root))
+    if (!bpf::has_state(a.bpffs_root))
         throw Error(Code::UnknownContainer,
                     "no podfence state under " + a.bpffs_root + " (wrong --bpffs-root?)");
     bpf::NodeLock lock(a.bpffs_root);
@@ -52,7 +51,7 @@ void cmd_update(const Args& a) {
     rec->policy_json = policy::to_json(pol);
     store.update(*rec);
     std::string msg = "updated container " + cid + " ifname " + ifname + ": rev " + std::to_string(rec->rev) +
-                      ", " + verbs::policy_summary(pol) + " (" + std::to_string(entries.size()) +
+                      ", " + policy::summary(pol) + " (" + std::to_string(entries.size()) +
                       " policy map entries)";
     log::info(msg);
     std::cout << msg << "\n";

@@ -1,4 +1,4 @@
-// parse_policy(), default_policy(), to_json(). Validation is strict: every
+// parse_policy(), default_policy(), to_json(), summary(). Validation is strict: every
 // error names the offending field as a JSON path so an operator can fix the
 // annotation without guessing.
 #include <initializer_list>
@@ -328,6 +328,17 @@ std::string to_json(const Policy& policy) {
                 {"ingress", rules_json(policy.ingress, "from")},
                 {"egress", rules_json(policy.egress, "to")}};
     return doc.dump();
+}
+
+std::string summary(const Policy& p) {
+    auto dir = [&](Direction d, const char* name) {
+        std::string s = std::string(name) + ": ";
+        if (!p.isolated(d)) return s + "open";
+        std::size_t n = p.rules(d).size();
+        if (n == 0) return s + "deny all";
+        return s + std::to_string(n) + (n == 1 ? " rule" : " rules");
+    };
+    return dir(Direction::Ingress, "ingress") + ", " + dir(Direction::Egress, "egress");
 }
 
 } // namespace podfence::policy

@@ -82,4 +82,7 @@ Policy parse_policy(std::string_view json);
 // Canonical JSON of a parsed policy (for `podfence inspect` and logs).
 std::string to_json(const Policy& policy);
 
+// One line for operators: "ingress: 2 rules, egress: open".
+std::string summary(const Policy& p);
+
 } // namespace podfence::policy

@@ -117,7 +117,7 @@ Output check(const cni::Env& env, const cni::NetConf& conf) {
     PolicyPlan plan = plan_policy(conf);
 
     const std::string& root = conf.bpffs_root;
-    if (!has_state(root)) mismatch(env, {"no podfence state under " + root});
+    if (!bpf::has_state(root)) mismatch(env, {"no podfence state under " + root});
     bpf::NodeLock lock(root);
     bpf::StateStore store(root);
     auto rec = store.find(env.container_id, env.ifname);

@@ -1,5 +1,3 @@
-#include <sys/stat.h>
-
 #include "../bpf/attach.hpp"
 #include "../bpf/datapath.hpp"
 #include "../common/error.hpp"
@@ -20,12 +18,6 @@ std::string resolve_tc_backend(cni::TcBackend configured) {
     case cni::TcBackend::Auto: break;
     }
     return bpf::kernel_has_tcx() ? "tcx" : "legacy";
-}
-
-bool has_state(const std::string& bpffs_root) {
-    struct stat st {};
-    std::string dir = bpf::layout::podfence_dir(bpffs_root);
-    return bpf::is_bpffs(bpffs_root) && ::stat(dir.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
 }
 
 } // namespace podfence::verbs

@@ -21,7 +21,7 @@ Output del(const cni::Env& env, const cni::NetConf& conf) {
         }
     }
     const std::string& root = conf.bpffs_root;
-    if (!has_state(root)) {
+    if (!bpf::has_state(root)) {
         log::info("DEL container " + env.container_id + " ifname " + env.ifname +
                   ": no podfence state under " + root + ", nothing to do");
         return std::nullopt;

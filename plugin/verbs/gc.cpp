@@ -57,7 +57,7 @@ Output gc(const cni::Env&, const cni::NetConf& conf) {
     if (valid_list) valid.insert(valid_list->begin(), valid_list->end());
 
     const std::string& root = conf.bpffs_root;
-    if (!has_state(root)) return std::nullopt;
+    if (!bpf::has_state(root)) return std::nullopt;
     bpf::NodeLock lock(root);
     bpf::StateStore store(root);
     std::vector<std::string> errors;

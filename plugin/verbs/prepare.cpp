@@ -57,15 +57,4 @@ EntryDiff diff_entries(std::vector<policy::TrieEntry> kernel, std::vector<policy
     return d;
 }
 
-std::string policy_summary(const policy::Policy& p) {
-    auto dir = [&](policy::Direction d, const char* name) {
-        std::string s = std::string(name) + ": ";
-        if (!p.isolated(d)) return s + "open";
-        std::size_t n = p.rules(d).size();
-        if (n == 0) return s + "deny all";
-        return s + std::to_string(n) + (n == 1 ? " rule" : " rules");
-    };
-    return dir(policy::Direction::Ingress, "ingress") + ", " + dir(policy::Direction::Egress, "egress");
-}
-
 } // namespace podfence::verbs

@@ -42,7 +42,4 @@ struct EntryDiff {
 };
 EntryDiff diff_entries(std::vector<policy::TrieEntry> kernel, std::vector<policy::TrieEntry> expected);
 
-// One line for operators: "ingress: 2 rules, egress: open".
-std::string policy_summary(const policy::Policy& p);
-
 } // namespace podfence::verbs

@@ -27,8 +27,4 @@ Output status(const cni::Env& env, const cni::NetConf& conf);
 // Error(UnsupportedField) for tcBackend "tcx" on a kernel without tcx.
 std::string resolve_tc_backend(cni::TcBackend configured);
 
-// bpffs mounted at root and <root>/podfence present: there may be podfence
-// state to find. Used by verbs that must not create anything (DEL, CHECK, GC).
-bool has_state(const std::string& bpffs_root);
-
 } // namespace podfence::verbs

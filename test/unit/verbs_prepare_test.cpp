@@ -129,11 +129,11 @@ TEST_CASE("diff_entries counts missing and unexpected entries, order-insensitive
 }
 
 TEST_CASE("policy summary for operators") {
-    CHECK(policy_summary(policy::default_policy(policy::DefaultAction::Allow)) ==
+    CHECK(policy::summary(policy::default_policy(policy::DefaultAction::Allow)) ==
           "ingress: open, egress: open");
-    CHECK(policy_summary(policy::default_policy(policy::DefaultAction::Deny)) ==
+    CHECK(policy::summary(policy::default_policy(policy::DefaultAction::Deny)) ==
           "ingress: deny all, egress: deny all");
     policy::Policy p = policy::parse_policy(
         R"({"policyTypes":["Ingress","Egress"],"ingress":[{},{}],"egress":[{"ports":[{"port":53,"protocol":"UDP"}]}]})");
-    CHECK(policy_summary(p) == "ingress: 2 rules, egress: 1 rule");
+    CHECK(policy::summary(p) == "ingress: 2 rules, egress: 1 rule");
 }
