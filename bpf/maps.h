@@ -15,8 +15,8 @@ struct pf_policy_inner {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__uint(max_entries, 1);
-	__uint(key_size, sizeof(struct pf_lpm_key));
-	__uint(value_size, sizeof(struct pf_lpm_val));
+	__uint(key_size, sizeof(struct pf_policy_key));
+	__uint(value_size, sizeof(struct pf_policy_val));
 };
 
 struct {

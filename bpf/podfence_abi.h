@@ -102,7 +102,7 @@ typedef __u64 pf_u64;
  * never needs to know whether a direction is isolated.
  * Packets without ports (ICMP, non-first fragments, other protocols) are
  * looked up with port 0, which no port rule can name (ports are 1..65535).
- * The names pf_lpm_key/pf_lpm_val are kept from ABI 1: same key layout.
+ * The names pf_policy_key/pf_policy_val are kept from ABI 1: same key layout.
  */
 #define PF_KIND_ADDR	  1
 #define PF_KIND_PORT	  2
@@ -118,7 +118,7 @@ typedef __u64 pf_u64;
 #define PF_RULE_DEFAULT	  0xffffffffu
 #define PF_RULE_NONE	  0xfffffffeu /* a PORT marker with no shorter match: deny */
 
-struct pf_lpm_key {
+struct pf_policy_key {
 	pf_u32 prefixlen;
 	pf_u8 kind;
 	pf_u8 dir;
@@ -128,7 +128,7 @@ struct pf_lpm_key {
 	pf_u8 data[16];
 };
 
-struct pf_lpm_val {
+struct pf_policy_val {
 	pf_u32 set;  /* ADDR: port-set id (PF_SET_NONE = deny); others: 0 */
 	pf_u32 rule; /* PORT: first admitting rule, PF_RULE_DEFAULT or PF_RULE_NONE; others: 0 */
 	pf_u64 rope; /* next lengths to try, byte i = bits 8i..8i+7; see above */

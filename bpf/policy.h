@@ -37,7 +37,7 @@ static __always_inline __u32 pf_data_word_mask(__u32 len, __u32 word)
 
 /* Writes the whole key but prefixlen and data. The key is hashed in full:
  * every byte must be set (no stale stack bytes). */
-static __always_inline void pf_key_hdr(struct pf_lpm_key *k, __u8 kind, __u8 dir, __u8 family,
+static __always_inline void pf_key_hdr(struct pf_policy_key *k, __u8 kind, __u8 dir, __u8 family,
 				       __u32 set)
 {
 	k->kind = kind;
@@ -49,10 +49,10 @@ static __always_inline void pf_key_hdr(struct pf_lpm_key *k, __u8 kind, __u8 dir
 
 /* The rope of a table's ROOT entry (PF_ROPE_EMPTY when the table is
  * empty). Leaves k holding the ROOT key. */
-static __always_inline __u64 pf_root_rope(void *map, struct pf_lpm_key *k, __u8 kind, __u8 dir,
+static __always_inline __u64 pf_root_rope(void *map, struct pf_policy_key *k, __u8 kind, __u8 dir,
 					  __u8 family, __u32 set)
 {
-	struct pf_lpm_val *v;
+	struct pf_policy_val *v;
 
 	k->prefixlen = PF_ROOT_PREFIXLEN;
 	pf_key_hdr(k, kind, dir, family, set);
@@ -67,10 +67,10 @@ static __always_inline __u64 pf_root_rope(void *map, struct pf_lpm_key *k, __u8 
  * hit stores the entry's answer (val.rule for PORT tables, val.set for
  * ADDR) and switches to its rope; the last hit is the longest match. At
  * most PF_ROPE_MAX lookups. Returns the answer, `none` if nothing hit. */
-static __always_inline __u32 pf_search(void *map, struct pf_lpm_key *k, __u64 rope, const __u32 *d,
+static __always_inline __u32 pf_search(void *map, struct pf_policy_key *k, __u64 rope, const __u32 *d,
 				       int port, __u32 none)
 {
-	struct pf_lpm_val *v;
+	struct pf_policy_val *v;
 	__u32 *kd = (__u32 *)k->data;
 	__u32 answer = none, len;
 	int i;
@@ -97,7 +97,7 @@ static __always_inline __u32 pf_search(void *map, struct pf_lpm_key *k, __u64 ro
 
 /* Step 1: longest ADDR match of the peer `a` (four network-order words, v4:
  * a[1..3] = 0) -> port-set id, PF_SET_NONE when nothing matches. */
-static __always_inline __u32 pf_addr_match(void *map, struct pf_lpm_key *k, __u8 dir, __u8 family,
+static __always_inline __u32 pf_addr_match(void *map, struct pf_policy_key *k, __u8 dir, __u8 family,
 					   const __u32 *a)
 {
 	__u64 rope = pf_root_rope(map, k, PF_KIND_ADDR_ROOT, dir, family, 0);
@@ -109,7 +109,7 @@ static __always_inline __u32 pf_addr_match(void *map, struct pf_lpm_key *k, __u8
 /* Step 2: longest PORT match of {proto, dport} in port set `set` -> the
  * first admitting rule, or -1. The port-key bits (proto << 16 | port) are
  * the top 24 bits of data word 0. */
-static __always_inline long pf_port_match(void *map, struct pf_lpm_key *k, __u8 dir, __u32 set,
+static __always_inline long pf_port_match(void *map, struct pf_policy_key *k, __u8 dir, __u32 set,
 					  __u8 proto, __u16 dport)
 {
 	__u32 d[4] = {bpf_htonl((__u32)proto << 24 | (__u32)bpf_ntohs(dport) << 8), 0, 0, 0};
@@ -148,7 +148,7 @@ struct pf_query {
  * exceeded its 1M instruction budget). */
 __noinline long pf_policy_decide(const struct pf_query *q)
 {
-	struct pf_lpm_key k;
+	struct pf_policy_key k;
 	void *map;
 	__u32 set;
 

@@ -277,6 +277,14 @@ while True:
 	BGPIDS+=("$LOG_SERVER_PID")
 	wait_listen "$1" u "$2"
 }
+# raw_send NS KIND ARGS...: a packet written by hand, sent from NS through a
+# raw socket as given (integration/tools/rawpkt.py: KIND udp SRC DST PORT TAG
+# or port-unreachable CADDR PEER).
+raw_send() {
+	local ns=$1
+	shift
+	in_ns "$ns" timeout 20 python3 "$INTEG_DIR/tools/rawpkt.py" "$@"
+}
 addr() { [[ $1 == *:* ]] && echo "[$1]" || echo "$1"; }
 # Allowed probes wait long (they return as soon as the answer comes: no cost
 # when things work, no flake on a loaded machine); denied probes wait 1.5 s,

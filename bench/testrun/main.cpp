@@ -152,7 +152,7 @@ long memlock_of(int fd) {
 
 // How many distinct prefix lengths the ingress ADDR entries use (the binary
 // search over them takes about log2 of that many lookups).
-unsigned addr_lengths(const std::vector<pol::TrieEntry>& entries) {
+unsigned addr_lengths(const std::vector<pol::PolicyEntry>& entries) {
     std::set<std::pair<std::uint8_t, std::uint32_t>> lens;
     for (const auto& e : entries)
         if (e.key.kind == PF_KIND_ADDR && e.key.dir == PF_DIR_INGRESS)
@@ -231,13 +231,13 @@ void measure(Bench& b, std::mt19937_64& rng, std::uint32_t slot, std::uint8_t fa
              std::vector<podfence::UniqueFd>& maps) {
     const char* fam = family == PF_FAMILY_V4 ? "v4" : "v6";
     pol::Policy p = make_policy(rng, family, n, lengths);
-    std::vector<pol::TrieEntry> entries = pol::compile(p);
+    std::vector<pol::PolicyEntry> entries = pol::compile(p);
 
     // Sized as PolicyStore::replace sizes a pod's map.
     LIBBPF_OPTS(bpf_map_create_opts, opts, .map_flags = BPF_F_NO_PREALLOC);
     const auto max = static_cast<std::uint32_t>(std::max<std::size_t>(2 * entries.size(), 1));
-    podfence::UniqueFd trie(
-        bpf_map_create(BPF_MAP_TYPE_HASH, "pf_bench", sizeof(pf_lpm_key), sizeof(pf_lpm_val), max, &opts));
+    podfence::UniqueFd trie(bpf_map_create(BPF_MAP_TYPE_HASH, "pf_bench", sizeof(pf_policy_key),
+                                           sizeof(pf_policy_val), max, &opts));
     if (!trie) die("bpf_map_create(policy hash)");
     for (const auto& e : entries)
         if (bpf_map_update_elem(trie.get(), &e.key, &e.val, BPF_ANY)) die("bpf_map_update_elem(policy)");

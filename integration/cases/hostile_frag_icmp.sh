@@ -165,34 +165,7 @@ except socket.timeout:
 ' "$caddr" "$peer" "$ready" >"$out" 2>&1 &
 	pid=$!
 	for _ in $(seq 50); do [ -e "$ready" ] && break; sleep 0.05; done
-	fr_py "$fns" '
-import socket, struct, sys
-caddr, peer = sys.argv[1], sys.argv[2]
-
-def csum(b):
-    if len(b) % 2:
-        b += b"\0"
-    s = sum(struct.unpack("!%dH" % (len(b) // 2), b))
-    while s >> 16:
-        s = (s & 0xFFFF) + (s >> 16)
-    return ~s & 0xFFFF
-
-v6 = ":" in peer
-fam = socket.AF_INET6 if v6 else socket.AF_INET
-c_b, p_b = socket.inet_pton(fam, caddr), socket.inet_pton(fam, peer)
-udp = struct.pack("!HHHH", 5555, 7999, 13, 0)  # what C would have sent
-if v6:
-    inner = struct.pack("!IHBB", 6 << 28, 13, 17, 64) + c_b + p_b + udp
-    icmp = struct.pack("!BBHI", 1, 4, 0, 0) + inner  # the kernel fills the checksum
-    s = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6)
-else:
-    hdr = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 33, 1, 0, 64, 17, 0, c_b, p_b)
-    inner = hdr[:10] + struct.pack("!H", csum(hdr)) + hdr[12:] + udp
-    icmp = struct.pack("!BBHI", 3, 3, 0, 0) + inner
-    icmp = icmp[:2] + struct.pack("!H", csum(icmp)) + icmp[4:]
-    s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
-s.sendto(icmp, (caddr, 0))
-' "$caddr" "$peer" || why "sending the forged error failed"
+	raw_send "$fns" port-unreachable "$caddr" "$peer" || why "sending the forged error failed"
 	wait "$pid" 2>/dev/null || true
 	[ "$(cat "$out")" = nothing ] || why "C's socket saw: $(cat "$out")"
 }

@@ -13,39 +13,9 @@ SP_OFF_S4=10.99.0.63 SP_OFF_S6=fd99::63 SP_OFF_R4=10.99.0.64 SP_OFF_R6=fd99::64
 SP_PORT=7070
 
 # sp_send NS SRC DST TAG: one UDP datagram SRC -> DST:SP_PORT carrying TAG,
-# IP header written by hand (IP_HDRINCL / IPPROTO_RAW): the kernel takes the
-# source as given, as a pod with CAP_NET_RAW can.
-sp_send() {
-	in_ns "$1" python3 - "$2" "$3" "$SP_PORT" "$4" <<'EOF'
-import socket, struct, sys
-src, dst, port, tag = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4].encode()
-
-def csum(b):
-    if len(b) % 2:
-        b += b"\0"
-    s = sum(struct.unpack("!%dH" % (len(b) // 2), b))
-    while s >> 16:
-        s = (s & 0xFFFF) + (s >> 16)
-    return (~s & 0xFFFF) or 0xFFFF
-
-v6 = ":" in dst
-fam = socket.AF_INET6 if v6 else socket.AF_INET
-s_b, d_b = socket.inet_pton(fam, src), socket.inet_pton(fam, dst)
-ulen = 8 + len(tag)
-udp = struct.pack("!HHHH", 40000, port, ulen, 0) + tag
-pseudo = s_b + d_b + (struct.pack("!IxxxB", ulen, 17) if v6 else struct.pack("!xBH", 17, ulen))
-udp = udp[:6] + struct.pack("!H", csum(pseudo + udp)) + udp[8:]
-if v6:
-    ip = struct.pack("!IHBB", 6 << 28, ulen, 17, 64) + s_b + d_b
-    sock = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_RAW)  # header included
-    sock.sendto(ip + udp, (dst, 0))
-else:
-    hdr = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + ulen, 0x1234, 0, 64, 17, 0, s_b, d_b)
-    ip = hdr[:10] + struct.pack("!H", csum(hdr)) + hdr[12:]
-    sock = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)  # IP_HDRINCL implied
-    sock.sendto(ip + udp, (dst, 0))
-EOF
-}
+# IP header written by hand (raw_send udp): the kernel takes the source as
+# given, as a pod with CAP_NET_RAW can.
+sp_send() { raw_send "$1" udp "$2" "$3" "$SP_PORT" "$4"; }
 
 # sp_listen NS LOG: udp_log_server on SP_PORT.
 sp_listen() { udp_log_server "$1" "$SP_PORT" "$2"; }

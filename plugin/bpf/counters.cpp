@@ -13,7 +13,7 @@ namespace {
 // Per-CPU map values come as one element per possible CPU.
 template <typename T> std::vector<T> percpu_lookup(int map_fd, const void* key) {
     int ncpu = libbpf_num_possible_cpus();
-    if (ncpu <= 0) throw Error(Code::Io, "libbpf_num_possible_cpus() failed");
+    if (ncpu <= 0) throw errno_error(Code::MapSeed, "libbpf_num_possible_cpus", "", ncpu);
     std::vector<T> values(static_cast<std::size_t>(ncpu));
     if (bpf_map_lookup_elem(map_fd, key, values.data()) != 0) return {};
     return values;

@@ -7,23 +7,25 @@
 #include <sys/file.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/statfs.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
+#include <fstream>
+#include <sstream>
+#include <thread>
 
 #include "bpf/podfence_abi.h"
 #include "common/error.hpp"
 #include "common/log.hpp"
 #include "libbpf_log.hpp"
 #include "object.hpp"
-#include "skel_glue.hpp"
 #include "util.hpp"
 
 namespace podfence::bpf {
-
-using detail::failed;
 
 namespace {
 
@@ -35,20 +37,20 @@ bool has_all_pins(const std::string& dir) {
 
 UniqueFd get_pin(const std::string& path) {
     int fd = bpf_obj_get(path.c_str());
-    if (fd < 0) throw Error(Code::BpfLoad, failed("bpf_obj_get", path, errno) + " (datapath incomplete?)");
+    if (fd < 0) throw errno_error(Code::Io, "bpf_obj_get", path, errno, "datapath incomplete?");
     return UniqueFd(fd);
 }
 
 void pin_fd(int fd, const std::string& path) {
-    if (bpf_obj_pin(fd, path.c_str()) != 0) throw Error(Code::BpfLoad, failed("bpf_obj_pin", path, errno));
+    if (bpf_obj_pin(fd, path.c_str()) != 0) throw errno_error(Code::Io, "bpf_obj_pin", path, errno);
 }
 
 void set_engine(const EmbeddedObject& obj, Map map, int prog_fd) {
     std::uint32_t key = 0;
     auto value = static_cast<std::uint32_t>(prog_fd);
     if (bpf_map_update_elem(obj.map_fd(map), &key, &value, BPF_ANY) != 0)
-        throw Error(Code::BpfLoad,
-                    failed("bpf_map_update_elem", std::string(map_info(map).name) + "[0]", errno));
+        throw errno_error(Code::MapSeed, "bpf_map_update_elem", std::string(map_info(map).name) + "[0]",
+                          errno);
 }
 
 // Loads the embedded object and pins everything into `tmp` (which must not exist).
@@ -58,14 +60,14 @@ void load_and_pin(const std::string& tmp) {
     if (!obj) {
         int e = errno;
         throw Error(Code::BpfLoad,
-                    failed("podfence__open_and_load", "embedded BPF object", e) +
+                    failed("pf_datapath__open_and_load", "embedded BPF object", e) +
                         "; libbpf/verifier output (tail):\n" + capture.tail(1500),
                     capture.all());
     }
     set_engine(obj, Map::TcEngine, obj.tc_prog());
     set_engine(obj, Map::XdpEngine, obj.xdp_prog());
 
-    if (::mkdir(tmp.c_str(), 0700) != 0) throw Error(Code::BpfLoad, failed("mkdir", tmp, errno));
+    if (::mkdir(tmp.c_str(), 0700) != 0) throw errno_error(Code::Io, "mkdir", tmp, errno);
     for (std::size_t i = 0; i < kMaps.size(); ++i)
         pin_fd(obj.map_fd(static_cast<Map>(i)), layout::map_pin(tmp, static_cast<Map>(i)));
     pin_fd(obj.tc_prog(), layout::tc_prog_pin(tmp));
@@ -90,30 +92,66 @@ void ensure_bpffs(const std::string& bpffs_root) {
         detail::mkdir_p(bpffs_root);
         // Private mode: pins under it hold pod state, not for other users.
         if (::mount("bpf", bpffs_root.c_str(), "bpf", 0, "mode=0700") != 0)
-            throw Error(Code::Io, failed("mount -t bpf", bpffs_root, errno));
+            throw errno_error(Code::Io, "mount -t bpf", bpffs_root, errno);
         if (!is_bpffs(bpffs_root))
             throw Error(Code::Io,
                         "mounted bpf at " + bpffs_root + " but statfs does not report BPF_FS_MAGIC");
         log::info("mounted bpffs at " + bpffs_root);
     }
     std::string dir = layout::podfence_dir(bpffs_root);
-    if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST)
-        throw Error(Code::Io, failed("mkdir", dir, errno));
+    if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) throw errno_error(Code::Io, "mkdir", dir, errno);
 }
 
-NodeLock::NodeLock(const std::string& bpffs_root) {
+namespace {
+
+// Who holds the flock on `fd`: "pid N (comm)" from /proc/locks, which lists
+// each lock with its owner's pid and the file's dev:inode.
+std::string lock_holder(int fd) {
+    struct stat st {};
+    if (::fstat(fd, &st) != 0) return "another process";
+    char want[64];
+    std::snprintf(want, sizeof want, "%02x:%02x:%llu", major(st.st_dev), minor(st.st_dev),
+                  static_cast<unsigned long long>(st.st_ino));
+    std::ifstream locks("/proc/locks");
+    for (std::string line; std::getline(locks, line);) {
+        std::istringstream in(line);
+        std::string id, type, advisory, access, pid, file;
+        in >> id >> type; // waiting entries read "N: -> FLOCK ...": not the holder
+        if (type != "FLOCK" || !(in >> advisory >> access >> pid >> file) || file != want) continue;
+        std::string comm;
+        std::getline(std::ifstream("/proc/" + pid + "/comm"), comm);
+        return "pid " + pid + (comm.empty() ? "" : " (" + comm + ")");
+    }
+    return "another process";
+}
+
+} // namespace
+
+NodeLock::NodeLock(const std::string& bpffs_root, std::chrono::milliseconds timeout) {
+    using clock = std::chrono::steady_clock;
     std::string dir = layout::podfence_dir(bpffs_root);
     fd_ = UniqueFd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-    if (!fd_) throw Error(Code::Io, failed("open", dir, errno) + " (call ensure_bpffs first)");
-    while (::flock(fd_.get(), LOCK_EX) != 0) {
-        if (errno != EINTR) throw Error(Code::Io, failed("flock(LOCK_EX)", dir, errno));
+    if (!fd_) throw errno_error(Code::Io, "open", dir, errno, "call ensure_bpffs first");
+    const auto deadline = clock::now() + timeout;
+    // Polled rather than blocking so the wait is bounded; verbs hold the lock
+    // for milliseconds, so a short backoff costs little.
+    std::chrono::milliseconds pause{1};
+    while (::flock(fd_.get(), LOCK_EX | LOCK_NB) != 0) {
+        if (errno == EINTR) continue;
+        if (errno != EWOULDBLOCK) throw errno_error(Code::Io, "flock(LOCK_EX)", dir, errno);
+        if (clock::now() >= deadline)
+            throw Error(Code::TryAgain, "the node lock " + dir + " is still held by " +
+                                            lock_holder(fd_.get()) + " after " +
+                                            std::to_string(timeout.count()) +
+                                            " ms; retry, and if it persists find out why that process hangs");
+        std::this_thread::sleep_for(pause);
+        pause = std::min(pause * 2, std::chrono::milliseconds{20});
     }
 }
 
 std::string embedded_datapath_name() {
-    std::size_t sz = 0;
-    const void* elf = pf_skel::elf_bytes(&sz);
-    return layout::datapath_name(PF_ABI_VERSION, detail::fnv1a64(elf, sz));
+    const auto elf = EmbeddedObject::elf();
+    return layout::datapath_name(PF_ABI_VERSION, detail::fnv1a64(elf.data(), elf.size()));
 }
 
 Datapath Datapath::open_dir(const std::string& dir) {
@@ -157,7 +195,7 @@ Datapath Datapath::open_or_load(const std::string& bpffs_root) {
         // All pins appear at once: a crash before this line leaves only a
         // tmp- dir that the next verb discards.
         if (::rename(tmp.c_str(), dir.c_str()) != 0)
-            throw Error(Code::BpfLoad, failed("rename", tmp + " -> " + dir, errno));
+            throw errno_error(Code::Io, "rename", tmp + " -> " + dir, errno);
     } catch (...) {
         try {
             detail::remove_pin_dir(tmp);

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <array>
+#include <chrono>
 #include <string>
 
 #include "../common/fd.hpp"
@@ -25,10 +26,13 @@ bool is_bpffs(const std::string& path);
 bool has_state(const std::string& bpffs_root);
 
 // Exclusive node-wide lock (flock on <root>/podfence) held for a whole verb:
-// runtimes run ADD/DEL of different pods concurrently.
+// runtimes run ADD/DEL of different pods concurrently. Waits at most
+// `timeout`, then throws Error(Code::TryAgain) naming the holder's pid: a hung
+// holder must not make every verb outlive the runtime's own timeout.
 class NodeLock {
 public:
-    explicit NodeLock(const std::string& bpffs_root);
+    static constexpr std::chrono::milliseconds kDefaultTimeout{60'000};
+    explicit NodeLock(const std::string& bpffs_root, std::chrono::milliseconds timeout = kDefaultTimeout);
 
 private:
     UniqueFd fd_;

@@ -28,7 +28,7 @@ void set_events_flag(const Datapath& dp, bool on) {
     bpf_map_lookup_elem(dp.config_map(), &key, &cfg); // an absent value reads as zeros
     cfg.flags = on ? (cfg.flags | PF_CFG_EVENTS) : (cfg.flags & ~PF_CFG_EVENTS);
     if (bpf_map_update_elem(dp.config_map(), &key, &cfg, BPF_ANY) != 0)
-        throw Error(Code::Io, std::string("bpf_map_update_elem(pf_config) failed: ") + std::strerror(errno));
+        throw errno_error(Code::MapSeed, "bpf_map_update_elem", "pf_config", errno);
 }
 
 void EventStream::RingDeleter::operator()(ring_buffer* rb) const {
@@ -43,19 +43,15 @@ void EventStream::add(const Datapath& dp, Handler handler) {
     void* ctx = handlers_.back().get();
     if (!rb_) {
         rb_.reset(ring_buffer__new(dp.events_map(), on_event, ctx, nullptr));
-        if (!rb_)
-            throw Error(Code::Io,
-                        "ring_buffer__new(pf_events of " + dp.dir() + ") failed: " + std::strerror(errno));
+        if (!rb_) throw errno_error(Code::MapSeed, "ring_buffer__new", "pf_events of " + dp.dir(), errno);
     } else if (ring_buffer__add(rb_.get(), dp.events_map(), on_event, ctx) != 0) {
-        throw Error(Code::Io,
-                    "ring_buffer__add(pf_events of " + dp.dir() + ") failed: " + std::strerror(errno));
+        throw errno_error(Code::MapSeed, "ring_buffer__add", "pf_events of " + dp.dir(), errno);
     }
 }
 
 void EventStream::poll(int timeout_ms) {
     int n = ring_buffer__poll(rb_.get(), timeout_ms);
-    if (n < 0 && n != -EINTR)
-        throw Error(Code::Io, std::string("ring_buffer__poll failed: ") + std::strerror(-n));
+    if (n < 0 && n != -EINTR) throw errno_error(Code::MapSeed, "ring_buffer__poll", "pf_events", n);
 }
 
 } // namespace podfence::bpf

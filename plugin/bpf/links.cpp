@@ -21,8 +21,6 @@
 
 namespace podfence::bpf {
 
-using detail::failed;
-
 namespace {
 
 // ---- tcx definitions the 6.1 uapi lacks (values from the 6.6+ uapi) ----
@@ -69,8 +67,8 @@ std::string on_dev(int ifindex) {
 std::uint32_t info_len_check(int fd, void* info, std::uint32_t len, const char* what) {
     std::uint32_t l = len;
     if (bpf_obj_get_info_by_fd(fd, info, &l) != 0)
-        throw Error(Code::Attach,
-                    failed("bpf_obj_get_info_by_fd", std::string(what) + " fd " + std::to_string(fd), errno));
+        throw errno_error(Code::Attach, "bpf_obj_get_info_by_fd",
+                          std::string(what) + " fd " + std::to_string(fd), errno);
     return l;
 }
 
@@ -100,8 +98,8 @@ UniqueFd attach_tcx(int prog_fd, int ifindex, Hook hook) {
     // kernel when opts are NULL (and target_fd != 0 skips its fallbacks).
     int fd = bpf_link_create(prog_fd, ifindex, static_cast<bpf_attach_type>(tcx_type(hook)), nullptr);
     if (fd < 0)
-        throw Error(Code::Attach, failed("bpf_link_create",
-                                         std::string(hook_name(hook)) + " on " + on_dev(ifindex), errno));
+        throw errno_error(Code::Attach, "bpf_link_create",
+                          std::string(hook_name(hook)) + " on " + on_dev(ifindex), errno);
     return UniqueFd(fd);
 }
 
@@ -122,7 +120,7 @@ UniqueFd attach_xdp(int prog_fd, int ifindex, XdpMode mode, XdpMode* used) {
     }
     int fd = create(XDP_FLAGS_SKB_MODE);
     if (fd < 0)
-        throw Error(Code::Attach, failed("bpf_link_create", "xdp generic on " + on_dev(ifindex), errno));
+        throw errno_error(Code::Attach, "bpf_link_create", "xdp generic on " + on_dev(ifindex), errno);
     if (used) *used = XdpMode::Generic;
     return UniqueFd(fd);
 }
@@ -162,8 +160,8 @@ std::vector<std::uint32_t> tcx_prog_ids(int ifindex, Hook hook) {
             ids.resize(attr.count);
             continue;
         }
-        throw Error(Code::Attach,
-                    failed("BPF_PROG_QUERY", std::string(hook_name(hook)) + " on " + on_dev(ifindex), errno));
+        throw errno_error(Code::Attach, "BPF_PROG_QUERY",
+                          std::string(hook_name(hook)) + " on " + on_dev(ifindex), errno);
     }
 }
 

@@ -3,21 +3,23 @@
 // datapath tests and the bench use one directly.
 #pragma once
 
+#include <cstddef>
 #include <memory>
+#include <span>
 
 #include "maps.hpp"
 
-namespace pf_skel {
-struct Loaded;
-}
+struct pf_datapath; // the bpftool skeleton (bpf/CMakeLists.txt)
 
 namespace podfence::bpf {
 
 class EmbeddedObject {
 public:
-    // podfence__open_and_load(). On failure the object is empty (false) and
-    // errno is set.
+    // pf_datapath__open_and_load(). On failure the object is empty (false)
+    // and errno is set.
     static EmbeddedObject load();
+    // The ELF the skeleton embeds (its hash names the datapath directory).
+    static std::span<const std::byte> elf();
 
     explicit operator bool() const { return skel_ != nullptr; }
     int tc_prog() const;
@@ -27,9 +29,9 @@ public:
 
 private:
     struct Deleter {
-        void operator()(pf_skel::Loaded* s) const;
+        void operator()(pf_datapath* s) const;
     };
-    std::unique_ptr<pf_skel::Loaded, Deleter> skel_;
+    std::unique_ptr<pf_datapath, Deleter> skel_;
 };
 
 } // namespace podfence::bpf

@@ -9,17 +9,15 @@
 
 namespace podfence::bpf {
 
-using detail::failed;
-
 void pin(int fd, const std::string& path) {
-    if (bpf_obj_pin(fd, path.c_str()) != 0) throw Error(Code::Io, failed("bpf_obj_pin", path, errno));
+    if (bpf_obj_pin(fd, path.c_str()) != 0) throw errno_error(Code::Io, "bpf_obj_pin", path, errno);
 }
 
 UniqueFd obj_get(const std::string& path) {
     int fd = bpf_obj_get(path.c_str());
     if (fd < 0) {
         if (errno == ENOENT) return UniqueFd();
-        throw Error(Code::Io, failed("bpf_obj_get", path, errno));
+        throw errno_error(Code::Io, "bpf_obj_get", path, errno);
     }
     return UniqueFd(fd);
 }

@@ -15,8 +15,7 @@
 
 namespace podfence::bpf {
 
-using detail::failed;
-using policy::TrieEntry;
+using policy::PolicyEntry;
 
 namespace {
 
@@ -45,17 +44,16 @@ UniqueFd create_inner(std::uint32_t slot, std::size_t entries) {
     opts.map_flags = BPF_F_NO_PREALLOC;
     std::string name = "pf_pod_" + std::to_string(slot);
     const auto max = static_cast<std::uint32_t>(std::max<std::size_t>(2 * entries, 1));
-    int fd =
-        bpf_map_create(BPF_MAP_TYPE_HASH, name.c_str(), sizeof(pf_lpm_key), sizeof(pf_lpm_val), max, &opts);
+    int fd = bpf_map_create(BPF_MAP_TYPE_HASH, name.c_str(), sizeof(pf_policy_key), sizeof(pf_policy_val),
+                            max, &opts);
     if (fd < 0)
-        throw Error(Code::MapSeed,
-                    failed("bpf_map_create",
-                           "policy hash " + name + " (max_entries " + std::to_string(max) + ")", errno));
+        throw errno_error(Code::MapSeed, "bpf_map_create",
+                          "policy hash " + name + " (max_entries " + std::to_string(max) + ")", errno);
     return UniqueFd(fd);
 }
 
 // The largest prefixlen a key of this kind can have; 0 for unknown kinds.
-std::uint32_t max_prefixlen(const pf_lpm_key& k) {
+std::uint32_t max_prefixlen(const pf_policy_key& k) {
     switch (k.kind) {
     case PF_KIND_ADDR:
         return PF_LPM_HDR_BITS + (k.family == PF_FAMILY_V4 ? 32 : k.family == PF_FAMILY_V6 ? 128 : 0);
@@ -69,9 +67,9 @@ std::uint32_t max_prefixlen(const pf_lpm_key& k) {
 // A hash accepts any key, where the LPM trie of ABI 1 refused impossible
 // prefix lengths: refuse them here so a broken entry fails the replace
 // instead of silently never matching.
-void validate(std::uint32_t slot, const std::vector<TrieEntry>& entries) {
+void validate(std::uint32_t slot, const std::vector<PolicyEntry>& entries) {
     for (std::size_t i = 0; i < entries.size(); ++i) {
-        const pf_lpm_key& k = entries[i].key;
+        const pf_policy_key& k = entries[i].key;
         if (k.prefixlen >= PF_LPM_HDR_BITS && k.prefixlen <= max_prefixlen(k)) continue;
         throw Error(Code::MapSeed, "pf_pod_" + std::to_string(slot) + " entry " + std::to_string(i) +
                                        ": prefixlen " + std::to_string(k.prefixlen) + " invalid for kind " +
@@ -80,7 +78,7 @@ void validate(std::uint32_t slot, const std::vector<TrieEntry>& entries) {
     }
 }
 
-void fill(int fd, std::uint32_t slot, const std::vector<TrieEntry>& entries) {
+void fill(int fd, std::uint32_t slot, const std::vector<PolicyEntry>& entries) {
     for (std::size_t i = 0; i < entries.size(); ++i) {
         if (bpf_map_update_elem(fd, &entries[i].key, &entries[i].val, BPF_ANY) == 0) continue;
         int e = errno;
@@ -103,7 +101,7 @@ std::vector<pf_pod> read_pods(int pods_fd) {
     LIBBPF_OPTS(bpf_map_batch_opts, opts);
     int err = bpf_map_lookup_batch(pods_fd, nullptr, &out_batch, keys.data(), pods.data(), &count, &opts);
     if ((err != 0 && errno != ENOENT) || count != PF_MAX_SLOTS)
-        throw Error(Code::MapSeed, failed("bpf_map_lookup_batch", "pf_pods", errno));
+        throw errno_error(Code::MapSeed, "bpf_map_lookup_batch", "pf_pods", errno);
     return pods;
 }
 
@@ -123,8 +121,7 @@ void delete_slot_keys(int fd, std::uint32_t slot, std::size_t value_size, const 
         std::uint32_t count = kChunk;
         int err = bpf_map_lookup_batch(fd, const_cast<std::uint32_t*>(in), &batch[i], keys.data(),
                                        values.data(), &count, &opts);
-        if (err != 0 && errno != ENOENT)
-            throw Error(Code::MapSeed, failed("bpf_map_lookup_batch", map, errno));
+        if (err != 0 && errno != ENOENT) throw errno_error(Code::MapSeed, "bpf_map_lookup_batch", map, errno);
         for (std::uint32_t k = 0; k < count; ++k)
             if (keys[k].slot == slot) doomed.push_back(keys[k]);
         if (err != 0) break; // ENOENT: that was the last batch
@@ -136,7 +133,7 @@ void delete_slot_keys(int fd, std::uint32_t slot, std::size_t value_size, const 
     if (bpf_map_delete_batch(fd, doomed.data(), &n, &opts) != 0 && errno != ENOENT) {
         for (const Key& k : doomed)
             if (bpf_map_delete_elem(fd, &k) != 0 && errno != ENOENT)
-                throw Error(Code::MapSeed, failed("bpf_map_delete_elem", map, errno));
+                throw errno_error(Code::MapSeed, "bpf_map_delete_elem", map, errno);
     }
 }
 
@@ -156,7 +153,7 @@ void require_same_abi(const Datapath& dp) {
 
 } // namespace
 
-std::uint32_t PolicyStore::replace(std::uint32_t slot, const std::vector<TrieEntry>& entries) {
+std::uint32_t PolicyStore::replace(std::uint32_t slot, const std::vector<PolicyEntry>& entries) {
     check_slot(slot);
     require_same_abi(dp_);
     validate(slot, entries);
@@ -176,50 +173,49 @@ std::uint32_t PolicyStore::replace(std::uint32_t slot, const std::vector<TrieEnt
 
     std::uint32_t inner_fd = static_cast<std::uint32_t>(inner.get());
     if (bpf_map_update_elem(dp_.policy_map(), &slot, &inner_fd, BPF_ANY) != 0)
-        throw Error(Code::MapSeed,
-                    failed("bpf_map_update_elem", "pf_policy[" + std::to_string(slot) + "]", errno));
+        throw errno_error(Code::MapSeed, "bpf_map_update_elem", "pf_policy[" + std::to_string(slot) + "]",
+                          errno);
     pf_pod pod{rev, PF_POD_ACTIVE | (pods[slot].flags & PF_POD_SRC_CHECK)};
     if (bpf_map_update_elem(dp_.pods_map(), &slot, &pod, BPF_ANY) != 0)
-        throw Error(Code::MapSeed,
-                    failed("bpf_map_update_elem", "pf_pods[" + std::to_string(slot) + "]", errno));
+        throw errno_error(Code::MapSeed, "bpf_map_update_elem", "pf_pods[" + std::to_string(slot) + "]",
+                          errno);
     log::debug("policy of " + slot_name(slot) + " replaced: " + std::to_string(entries.size()) +
                " entries, rev " + std::to_string(rev));
     return rev;
 }
 
-std::vector<TrieEntry> PolicyStore::read(std::uint32_t slot) const {
+std::vector<PolicyEntry> PolicyStore::read(std::uint32_t slot) const {
     check_slot(slot);
     require_same_abi(dp_);
-    std::vector<TrieEntry> out;
+    std::vector<PolicyEntry> out;
     std::uint32_t id = 0;
     // From userspace, a map-in-map lookup yields the inner map's id.
     if (bpf_map_lookup_elem(dp_.policy_map(), &slot, &id) != 0) {
         if (errno == ENOENT) return out;
-        throw Error(Code::MapSeed,
-                    failed("bpf_map_lookup_elem", "pf_policy[" + std::to_string(slot) + "]", errno));
+        throw errno_error(Code::MapSeed, "bpf_map_lookup_elem", "pf_policy[" + std::to_string(slot) + "]",
+                          errno);
     }
     UniqueFd inner(bpf_map_get_fd_by_id(id));
     if (!inner) {
         if (errno == ENOENT) return out; // replaced and freed meanwhile
-        throw Error(Code::MapSeed,
-                    failed("bpf_map_get_fd_by_id",
-                           "inner map id " + std::to_string(id) + " of " + slot_name(slot), errno));
+        throw errno_error(Code::MapSeed, "bpf_map_get_fd_by_id",
+                          "inner map id " + std::to_string(id) + " of " + slot_name(slot), errno);
     }
-    pf_lpm_key cur{}, next{};
-    const pf_lpm_key* prev = nullptr;
+    pf_policy_key cur{}, next{};
+    const pf_policy_key* prev = nullptr;
     for (;;) {
         if (bpf_map_get_next_key(inner.get(), prev, &next) != 0) {
             if (errno == ENOENT) break;
-            throw Error(Code::MapSeed,
-                        failed("bpf_map_get_next_key", "policy map of " + slot_name(slot), errno));
+            throw errno_error(Code::MapSeed, "bpf_map_get_next_key", "policy map of " + slot_name(slot),
+                              errno);
         }
-        TrieEntry e;
+        PolicyEntry e;
         e.key = next;
         // The map is never modified once installed, so every key the walk
         // returns is still there.
         if (bpf_map_lookup_elem(inner.get(), &next, &e.val) != 0)
-            throw Error(Code::MapSeed,
-                        failed("bpf_map_lookup_elem", "policy map of " + slot_name(slot), errno));
+            throw errno_error(Code::MapSeed, "bpf_map_lookup_elem", "policy map of " + slot_name(slot),
+                              errno);
         out.push_back(e);
         cur = next;
         prev = &cur;
@@ -233,21 +229,21 @@ void PolicyStore::clear(std::uint32_t slot) {
     // Policy first: from here on the engine finds no policy map and denies, so no
     // new conntrack entries appear for this slot while we sweep.
     if (bpf_map_delete_elem(dp_.policy_map(), &slot) != 0 && errno != ENOENT)
-        throw Error(Code::MapSeed,
-                    failed("bpf_map_delete_elem", "pf_policy[" + std::to_string(slot) + "]", errno));
+        throw errno_error(Code::MapSeed, "bpf_map_delete_elem", "pf_policy[" + std::to_string(slot) + "]",
+                          errno);
     pf_pod zero_pod{};
     if (bpf_map_update_elem(dp_.pods_map(), &slot, &zero_pod, BPF_ANY) != 0)
-        throw Error(Code::MapSeed,
-                    failed("bpf_map_update_elem", "pf_pods[" + std::to_string(slot) + "]", errno));
+        throw errno_error(Code::MapSeed, "bpf_map_update_elem", "pf_pods[" + std::to_string(slot) + "]",
+                          errno);
 
     int ncpu = libbpf_num_possible_cpus();
-    if (ncpu <= 0) throw Error(Code::MapSeed, failed("libbpf_num_possible_cpus", "", ncpu));
+    if (ncpu <= 0) throw errno_error(Code::MapSeed, "libbpf_num_possible_cpus", "", ncpu);
     std::vector<pf_counter> zeros(static_cast<std::size_t>(ncpu));
     for (std::uint32_t dir = 0; dir < PF_NUM_DIRS; ++dir) {
         std::uint32_t idx = slot * PF_NUM_DIRS + dir;
         if (bpf_map_update_elem(dp_.counters_map(), &idx, zeros.data(), BPF_ANY) != 0)
-            throw Error(Code::MapSeed,
-                        failed("bpf_map_update_elem", "pf_counters[" + std::to_string(idx) + "]", errno));
+            throw errno_error(Code::MapSeed, "bpf_map_update_elem",
+                              "pf_counters[" + std::to_string(idx) + "]", errno);
     }
     // Per-CPU values come as one 8-byte-aligned slot per possible CPU.
     delete_slot_keys<pf_rule_key>(dp_.rule_hits_map(), slot,
@@ -281,19 +277,17 @@ void PolicyStore::set_sources(std::uint32_t slot, const policy::PodSources& sour
         std::memcpy(k.addr, a.addr.data(), sizeof k.addr);
         const std::uint8_t one = 1;
         if (bpf_map_update_elem(dp_.sources_map(), &k, &one, BPF_ANY) != 0)
-            throw Error(Code::MapSeed,
-                        failed("bpf_map_update_elem",
-                               "pf_sources[" + slot_name(slot) + " " + policy::format_source(a) + "]",
-                               errno));
+            throw errno_error(Code::MapSeed, "bpf_map_update_elem",
+                              "pf_sources[" + slot_name(slot) + " " + policy::format_source(a) + "]", errno);
     }
     pf_pod pod{};
     if (bpf_map_lookup_elem(dp_.pods_map(), &slot, &pod) != 0)
-        throw Error(Code::MapSeed,
-                    failed("bpf_map_lookup_elem", "pf_pods[" + std::to_string(slot) + "]", errno));
+        throw errno_error(Code::MapSeed, "bpf_map_lookup_elem", "pf_pods[" + std::to_string(slot) + "]",
+                          errno);
     pod.flags = sources.check ? (pod.flags | PF_POD_SRC_CHECK) : (pod.flags & ~PF_POD_SRC_CHECK);
     if (bpf_map_update_elem(dp_.pods_map(), &slot, &pod, BPF_ANY) != 0)
-        throw Error(Code::MapSeed,
-                    failed("bpf_map_update_elem", "pf_pods[" + std::to_string(slot) + "]", errno));
+        throw errno_error(Code::MapSeed, "bpf_map_update_elem", "pf_pods[" + std::to_string(slot) + "]",
+                          errno);
 }
 
 policy::PodSources PolicyStore::read_sources(std::uint32_t slot) const {
@@ -301,8 +295,8 @@ policy::PodSources PolicyStore::read_sources(std::uint32_t slot) const {
     policy::PodSources out;
     pf_pod pod{};
     if (bpf_map_lookup_elem(dp_.pods_map(), &slot, &pod) != 0)
-        throw Error(Code::MapSeed,
-                    failed("bpf_map_lookup_elem", "pf_pods[" + std::to_string(slot) + "]", errno));
+        throw errno_error(Code::MapSeed, "bpf_map_lookup_elem", "pf_pods[" + std::to_string(slot) + "]",
+                          errno);
     out.check = (pod.flags & PF_POD_SRC_CHECK) != 0;
     if (dp_.sources_map() < 0) return out;
     pf_src_key cur{}, next{};
@@ -316,7 +310,7 @@ policy::PodSources PolicyStore::read_sources(std::uint32_t slot) const {
         std::memcpy(a.addr.data(), cur.addr, sizeof cur.addr);
         out.addrs.push_back(a);
     }
-    if (errno != ENOENT) throw Error(Code::MapSeed, failed("bpf_map_get_next_key", "pf_sources", errno));
+    if (errno != ENOENT) throw errno_error(Code::MapSeed, "bpf_map_get_next_key", "pf_sources", errno);
     std::sort(out.addrs.begin(), out.addrs.end());
     return out;
 }
@@ -339,8 +333,8 @@ std::uint32_t PolicyStore::revision(std::uint32_t slot) const {
     check_slot(slot);
     pf_pod pod{};
     if (bpf_map_lookup_elem(dp_.pods_map(), &slot, &pod) != 0)
-        throw Error(Code::MapSeed,
-                    failed("bpf_map_lookup_elem", "pf_pods[" + std::to_string(slot) + "]", errno));
+        throw errno_error(Code::MapSeed, "bpf_map_lookup_elem", "pf_pods[" + std::to_string(slot) + "]",
+                          errno);
     return pod.rev;
 }
 

@@ -25,12 +25,12 @@ public:
     // Marks the slot active, keeping its PF_POD_SRC_CHECK. Returns the new revision.
     // Throws Error(Code::MapSeed) (E2BIG etc. named) and leaves the old policy in place,
     // also when the datapath reads another policy-map ABI (Datapath::abi()).
-    std::uint32_t replace(std::uint32_t slot, const std::vector<policy::TrieEntry>& entries);
+    std::uint32_t replace(std::uint32_t slot, const std::vector<policy::PolicyEntry>& entries);
 
     // Entries currently in pf_policy[slot], sorted (empty if none). Hash
     // iteration order is arbitrary: the sort makes it comparable to compile().
     // Throws Error(Code::MapSeed) for a datapath of another policy-map ABI.
-    std::vector<policy::TrieEntry> read(std::uint32_t slot) const;
+    std::vector<policy::PolicyEntry> read(std::uint32_t slot) const;
 
     // The source check: replaces the slot's pf_sources entries with
     // `sources.addrs` and sets PF_POD_SRC_CHECK in pf_pods[slot] to

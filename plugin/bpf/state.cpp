@@ -18,53 +18,95 @@
 
 namespace podfence::bpf {
 
-using detail::failed;
 using nlohmann::json;
 
 namespace {
 
-json to_json(const AttachmentRecord& r) {
-    return json{{"containerId", r.container_id},
-                {"ifname", r.ifname},
-                {"network", r.network},
-                {"netns", r.netns},
-                {"mode", r.mode},
-                {"tcBackend", r.tc_backend},
-                {"xdpMode", r.xdp_mode},
-                {"datapathDir", r.datapath_dir},
-                {"hostIfname", r.host_ifname},
-                {"hostIfindex", r.host_ifindex},
-                {"podIfindex", r.pod_ifindex},
-                {"slot", r.slot},
-                {"rev", r.rev},
-                {"legacyQdiscCreated", r.legacy_qdisc_created},
-                {"policy", r.policy_json},
-                {"sourceCheck", r.source_check},
-                {"sources", r.sources}};
+// The record's keys and the fields they hold, in one list for writing and
+// reading. Optional keys are absent in records of older podfence versions.
+enum class Key { Required, Optional };
+template <typename Record, typename Field> void record_fields(Record& r, Field&& field) {
+    field("containerID", r.container_id, Key::Required);
+    field("ifname", r.ifname, Key::Required);
+    field("network", r.network, Key::Optional); // since GC is per network
+    field("netns", r.netns, Key::Required);
+    field("datapathDir", r.datapath_dir, Key::Required);
+    field("hostIfname", r.host_ifname, Key::Required);
+    field("hostIfindex", r.host_ifindex, Key::Required);
+    field("podIfindex", r.pod_ifindex, Key::Required);
+    field("slot", r.slot, Key::Required);
+    field("rev", r.rev, Key::Required);
+    field("legacyQdiscCreated", r.legacy_qdisc_created, Key::Required);
+    field("sourceCheck", r.source_check, Key::Optional); // since the source check
+    field("sources", r.sources, Key::Optional);
 }
 
-AttachmentRecord from_json(const json& j) {
+// The hook as the keys "mode", "tcBackend" and "xdpMode" spell it, which
+// records have always used.
+struct ModeKeys {
+    AttachMode mode;
+    const char* mode_key;
+    const char* tc_backend;
+    const char* xdp_mode;
+};
+constexpr ModeKeys kModeKeys[] = {
+    {AttachMode::Tcx, "tc", "tcx", ""},
+    {AttachMode::TcLegacy, "tc", "legacy", ""},
+    {AttachMode::XdpNative, "xdp", "", "native"},
+    {AttachMode::XdpGeneric, "xdp", "", "generic"},
+};
+
+AttachMode mode_from_json(const json& j) {
+    const std::string mode = j.value("mode", ""), tc = j.value("tcBackend", ""), xdp = j.value("xdpMode", "");
+    for (const auto& k : kModeKeys)
+        if (mode == k.mode_key && (mode == "tc" ? tc == k.tc_backend : xdp == k.xdp_mode)) return k.mode;
+    return AttachMode::Unknown;
+}
+
+} // namespace
+
+std::string_view to_string(AttachMode m) {
+    switch (m) {
+    case AttachMode::Tcx: return "tc/tcx";
+    case AttachMode::TcLegacy: return "tc/legacy";
+    case AttachMode::XdpNative: return "xdp/native";
+    case AttachMode::XdpGeneric: return "xdp/generic";
+    case AttachMode::Unknown: break;
+    }
+    return "unknown";
+}
+
+json to_json(const AttachmentRecord& r) {
+    json j = json::object();
+    record_fields(r, [&](const char* key, const auto& value, Key) { j[key] = value; });
+    for (const auto& k : kModeKeys)
+        if (k.mode == r.mode) {
+            j["mode"] = k.mode_key;
+            j["tcBackend"] = k.tc_backend;
+            j["xdpMode"] = k.xdp_mode;
+        }
+    // The canonical policy (policy::to_json), as an object for readers.
+    json policy = json::parse(r.policy_json, nullptr, false);
+    j["policy"] = policy.is_discarded() ? json(r.policy_json) : policy;
+    return j;
+}
+
+AttachmentRecord record_from_json(const json& in) {
+    json j = in;
+    // Records before the one JSON form spelled it "containerId".
+    if (!j.contains("containerID") && j.contains("containerId")) j["containerID"] = j["containerId"];
     AttachmentRecord r;
-    j.at("containerId").get_to(r.container_id);
-    j.at("ifname").get_to(r.ifname);
-    r.network = j.value("network", std::string{}); // absent in records before GC was per network
-    j.at("netns").get_to(r.netns);
-    j.at("mode").get_to(r.mode);
-    j.at("tcBackend").get_to(r.tc_backend);
-    j.at("xdpMode").get_to(r.xdp_mode);
-    j.at("datapathDir").get_to(r.datapath_dir);
-    j.at("hostIfname").get_to(r.host_ifname);
-    j.at("hostIfindex").get_to(r.host_ifindex);
-    j.at("podIfindex").get_to(r.pod_ifindex);
-    j.at("slot").get_to(r.slot);
-    j.at("rev").get_to(r.rev);
-    j.at("legacyQdiscCreated").get_to(r.legacy_qdisc_created);
-    j.at("policy").get_to(r.policy_json);
-    // Records of podfence before the source check have neither key.
-    r.source_check = j.value("sourceCheck", false);
-    r.sources = j.value("sources", std::vector<std::string>{});
+    record_fields(r, [&](const char* key, auto& value, Key k) {
+        if (k == Key::Required || j.contains(key)) j.at(key).get_to(value);
+    });
+    r.mode = mode_from_json(j);
+    // Earlier records hold the policy as a JSON string.
+    const json& policy = j.at("policy");
+    r.policy_json = policy.is_string() ? policy.get<std::string>() : policy.dump();
     return r;
 }
+
+namespace {
 
 // Pins the JSON as a 1-entry array map at `path` (must not exist).
 void pin_record(const AttachmentRecord& rec, const std::string& path) {
@@ -75,28 +117,28 @@ void pin_record(const AttachmentRecord& rec, const std::string& path) {
     std::memcpy(value.data(), text.data(), text.size());
     UniqueFd fd(
         bpf_map_create(BPF_MAP_TYPE_ARRAY, "pf_record", sizeof(std::uint32_t), value_size, 1, nullptr));
-    if (!fd) throw Error(Code::Io, failed("bpf_map_create", "record for " + path, errno));
+    if (!fd) throw errno_error(Code::Io, "bpf_map_create", "record for " + path, errno);
     std::uint32_t key = 0;
     if (bpf_map_update_elem(fd.get(), &key, value.data(), BPF_ANY) != 0)
-        throw Error(Code::Io, failed("bpf_map_update_elem", "record " + path, errno));
-    if (bpf_obj_pin(fd.get(), path.c_str()) != 0) throw Error(Code::Io, failed("bpf_obj_pin", path, errno));
+        throw errno_error(Code::Io, "bpf_map_update_elem", "record " + path, errno);
+    if (bpf_obj_pin(fd.get(), path.c_str()) != 0) throw errno_error(Code::Io, "bpf_obj_pin", path, errno);
 }
 
 AttachmentRecord read_record(const std::string& path) {
     UniqueFd fd(bpf_obj_get(path.c_str()));
-    if (!fd) throw Error(Code::Io, failed("bpf_obj_get", path, errno));
+    if (!fd) throw errno_error(Code::Io, "bpf_obj_get", path, errno);
     bpf_map_info info{};
     std::uint32_t len = sizeof info;
     if (bpf_obj_get_info_by_fd(fd.get(), &info, &len) != 0)
-        throw Error(Code::Io, failed("bpf_obj_get_info_by_fd", path, errno));
+        throw errno_error(Code::Io, "bpf_obj_get_info_by_fd", path, errno);
     if (info.type != BPF_MAP_TYPE_ARRAY || info.key_size != 4 || info.value_size == 0)
         throw Error(Code::Io, path + " is not a podfence record map");
     std::vector<char> value(info.value_size + 1, 0);
     std::uint32_t key = 0;
     if (bpf_map_lookup_elem(fd.get(), &key, value.data()) != 0)
-        throw Error(Code::Io, failed("bpf_map_lookup_elem", path, errno));
+        throw errno_error(Code::Io, "bpf_map_lookup_elem", path, errno);
     try {
-        return from_json(json::parse(std::string(value.data())));
+        return record_from_json(json::parse(std::string(value.data())));
     } catch (const json::exception& e) {
         throw Error(Code::Decode, "record " + path + " is not a valid attachment record: " + e.what());
     }
@@ -130,13 +172,13 @@ void StateStore::update(const AttachmentRecord& rec) {
     // The JSON length (and so the value size) may change: pin a new map
     // aside and rename it over the old one, so a reader sees one or the other.
     std::string tmp = layout::record_tmp_pin(dir);
-    if (::unlink(tmp.c_str()) != 0 && errno != ENOENT) throw Error(Code::Io, failed("unlink", tmp, errno));
+    if (::unlink(tmp.c_str()) != 0 && errno != ENOENT) throw errno_error(Code::Io, "unlink", tmp, errno);
     pin_record(rec, tmp);
     std::string path = layout::record_pin(dir);
     if (::rename(tmp.c_str(), path.c_str()) != 0) {
         int e = errno;
         ::unlink(tmp.c_str());
-        throw Error(Code::Io, failed("rename", tmp + " -> " + path, e));
+        throw errno_error(Code::Io, "rename", tmp + " -> " + path, e);
     }
 }
 

@@ -10,18 +10,29 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
+
+#include <nlohmann/json_fwd.hpp>
 
 namespace podfence::bpf {
 
+// How an attachment is hooked (tcBackend auto resolved; for XDP, the mode
+// that took). Unknown: a record this binary cannot read the hook of (a newer
+// binary's), which DEL can still unpin.
+enum class AttachMode { Tcx, TcLegacy, XdpNative, XdpGeneric, Unknown };
+// "tc/tcx", "tc/legacy", "xdp/native", "xdp/generic", "unknown".
+std::string_view to_string(AttachMode m);
+inline bool is_xdp(AttachMode m) {
+    return m == AttachMode::XdpNative || m == AttachMode::XdpGeneric;
+}
+
 struct AttachmentRecord {
     std::string container_id;
-    std::string ifname;       // CNI_IFNAME, inside the pod
-    std::string network;      // the netconf's name: GC is per network ("" in records before it)
-    std::string netns;        // CNI_NETNS at ADD
-    std::string mode;         // "tc" | "xdp"
-    std::string tc_backend;   // "tcx" | "legacy" (mode tc)
-    std::string xdp_mode;     // "native" | "generic" (mode xdp, the mode that took)
+    std::string ifname;  // CNI_IFNAME, inside the pod
+    std::string network; // the netconf's name: GC is per network ("" in records before it)
+    std::string netns;   // CNI_NETNS at ADD
+    AttachMode mode = AttachMode::Unknown;
     std::string datapath_dir; // the datapath-* dir whose maps hold this slot
     std::string host_ifname;
     std::uint32_t host_ifindex = 0;
@@ -33,6 +44,12 @@ struct AttachmentRecord {
     bool source_check = false;         // PF_POD_SRC_CHECK set (netconf sourceCheck)
     std::vector<std::string> sources;  // the pod's pf_sources addresses (empty when the check is off)
 };
+
+// The record's one JSON form: pinned by StateStore, printed by `inspect --json`.
+nlohmann::json to_json(const AttachmentRecord& r);
+// Reads what to_json wrote, and the forms of earlier podfence versions.
+// Throws nlohmann::json::exception when a required key is missing or mistyped.
+AttachmentRecord record_from_json(const nlohmann::json& j);
 
 class StateStore {
 public:

@@ -17,7 +17,6 @@
 
 namespace podfence::bpf {
 
-using detail::failed;
 using namespace detail; // the assembler (insn.hpp)
 
 namespace {

@@ -16,16 +16,6 @@
 
 namespace podfence::bpf::detail {
 
-std::string failed(std::string_view call, std::string_view what, int err) {
-    if (err < 0) err = -err;
-    std::string s(call);
-    s += "(";
-    s += what;
-    s += ") failed: ";
-    s += std::strerror(err);
-    return s;
-}
-
 std::uint64_t fnv1a64(const void* data, std::size_t len) {
     std::uint64_t h = 0xcbf29ce484222325ull;
     const auto* p = static_cast<const unsigned char*>(data);
@@ -47,7 +37,7 @@ std::vector<std::string> list_dir(const std::string& dir) {
     std::unique_ptr<DIR, int (*)(DIR*)> d(::opendir(dir.c_str()), ::closedir);
     if (!d) {
         if (errno == ENOENT) return out;
-        throw Error(Code::Io, failed("opendir", dir, errno));
+        throw errno_error(Code::Io, "opendir", dir, errno);
     }
     while (const dirent* e = ::readdir(d.get())) {
         std::string n = e->d_name;
@@ -59,21 +49,21 @@ std::vector<std::string> list_dir(const std::string& dir) {
 void remove_pin_dir(const std::string& dir) {
     for (const auto& n : list_dir(dir)) {
         std::string p = dir + "/" + n;
-        if (::unlink(p.c_str()) != 0 && errno != ENOENT) throw Error(Code::Io, failed("unlink", p, errno));
+        if (::unlink(p.c_str()) != 0 && errno != ENOENT) throw errno_error(Code::Io, "unlink", p, errno);
     }
-    if (::rmdir(dir.c_str()) != 0 && errno != ENOENT) throw Error(Code::Io, failed("rmdir", dir, errno));
+    if (::rmdir(dir.c_str()) != 0 && errno != ENOENT) throw errno_error(Code::Io, "rmdir", dir, errno);
 }
 
 void detach_link_pin(const std::string& path) {
     UniqueFd fd(bpf_obj_get(path.c_str()));
     if (!fd) {
         if (errno == ENOENT) return;
-        throw Error(Code::Io, failed("bpf_obj_get", path, errno));
+        throw errno_error(Code::Io, "bpf_obj_get", path, errno);
     }
     // ENOLINK: already detached (device gone); EOPNOTSUPP: link type without
     // detach, the unpin then does it.
     if (bpf_link_detach(fd.get()) != 0 && errno != ENOLINK && errno != EOPNOTSUPP)
-        throw Error(Code::Attach, failed("bpf_link_detach", path, errno));
+        throw errno_error(Code::Attach, "bpf_link_detach", path, errno);
 }
 
 bool exists(const std::string& path) {
@@ -86,7 +76,7 @@ void mkdir_p(const std::string& path) {
         if (pos != path.size() && path[pos] != '/') continue;
         std::string part = path.substr(0, pos);
         if (::mkdir(part.c_str(), 0700) != 0 && errno != EEXIST)
-            throw Error(Code::Io, failed("mkdir", part, errno));
+            throw errno_error(Code::Io, "mkdir", part, errno);
     }
 }
 

@@ -1,4 +1,4 @@
-// Internal helpers of bpf/: errno text, hashing, bpffs directory walking.
+// Internal helpers of bpf/: hashing, bpffs directory walking.
 #pragma once
 
 #include <cstddef>
@@ -8,9 +8,6 @@
 #include <vector>
 
 namespace podfence::bpf::detail {
-
-// "call(what) failed: <strerror(err)>", err positive or negative errno.
-std::string failed(std::string_view call, std::string_view what, int err);
 
 std::uint64_t fnv1a64(const void* data, std::size_t len);
 std::string hex16(std::uint64_t v);

@@ -97,9 +97,13 @@ int run(int argc, char** argv) {
             throw Error(Code::InvalidConfig, a.command + ": too many arguments (see podfence help)");
         it->second.first(a);
         return 0;
+    } catch (const Error& e) {
+        // Exit status = the error code (README "Error codes"), as for the verbs.
+        std::cerr << "podfence: " << e.what() << "\n";
+        return static_cast<int>(e.code());
     } catch (const std::exception& e) {
         std::cerr << "podfence: " << e.what() << "\n";
-        return 1;
+        return static_cast<int>(Code::Io);
     }
 }
 

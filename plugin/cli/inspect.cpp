@@ -22,12 +22,6 @@ std::optional<std::string> filter(const Args& a) {
     return a.positional[0];
 }
 
-std::string mode_of(const bpf::AttachmentRecord& r) {
-    if (r.mode == "tc") return "tc/" + r.tc_backend;
-    if (r.mode == "xdp") return "xdp/" + r.xdp_mode;
-    return r.mode;
-}
-
 std::string summary_of(const bpf::AttachmentRecord& r) {
     try {
         return policy::summary(policy::parse_policy(r.policy_json));
@@ -45,25 +39,11 @@ std::string sources_of(const bpf::AttachmentRecord& r) {
     return out.empty() ? "(none)" : out;
 }
 
+// The record's own JSON form plus what inspect derives from it.
 json record_json(const bpf::AttachmentRecord& r) {
-    json policy = json::parse(r.policy_json, nullptr, false);
-    return {{"containerID", r.container_id},
-            {"ifname", r.ifname},
-            {"network", r.network},
-            {"netns", r.netns},
-            {"mode", r.mode},
-            {"tcBackend", r.tc_backend},
-            {"xdpMode", r.xdp_mode},
-            {"hostVeth", r.host_ifname},
-            {"hostIfindex", r.host_ifindex},
-            {"podIfindex", r.pod_ifindex},
-            {"slot", r.slot},
-            {"rev", r.rev},
-            {"datapath", r.datapath_dir},
-            {"policySummary", summary_of(r)},
-            {"sourceCheck", r.source_check},
-            {"sources", r.sources},
-            {"policy", policy.is_discarded() ? json(r.policy_json) : policy}};
+    json j = bpf::to_json(r);
+    j["policySummary"] = summary_of(r);
+    return j;
 }
 
 void print_table(const std::vector<std::vector<std::string>>& rows) {
@@ -144,8 +124,8 @@ void cmd_inspect(const Args& a) {
         {"CONTAINER", "IFNAME", "NETWORK", "MODE", "HOST VETH", "SLOT", "REV", "SOURCE CHECK", "POLICY"}};
     for (const auto& r : records)
         rows.push_back({r.container_id.substr(0, 12), r.ifname, r.network.empty() ? "-" : r.network,
-                        mode_of(r), r.host_ifname, std::to_string(r.slot), std::to_string(r.rev),
-                        sources_of(r), summary_of(r)});
+                        std::string(bpf::to_string(r.mode)), r.host_ifname, std::to_string(r.slot),
+                        std::to_string(r.rev), sources_of(r), summary_of(r)});
     print_table(rows);
 }
 

@@ -56,6 +56,16 @@ void opt_bool(const json& doc, const char* key, bool& out) {
     out = it->get<bool>();
 }
 
+// Optional whole number in [lo, hi]; absent or null keeps the default.
+void opt_uint(const json& doc, const char* key, unsigned lo, unsigned hi, unsigned& out) {
+    auto it = doc.find(key);
+    if (it == doc.end() || it->is_null()) return;
+    if (!it->is_number_unsigned() || it->get<std::uint64_t>() < lo || it->get<std::uint64_t>() > hi)
+        bad(key, "must be a whole number from " + std::to_string(lo) + " to " + std::to_string(hi) +
+                     ", got " + it->dump());
+    out = it->get<unsigned>();
+}
+
 template <typename E, std::size_t N>
 void opt_choice(const json& doc, const char* key, const Choice<E> (&choices)[N], E& out) {
     std::optional<std::string> v = opt_string(doc, key);
@@ -124,6 +134,7 @@ void parse_podfence_keys(const json& doc, NetConf& c) {
     opt_choice(doc, "defaultPolicy", kDefaults, c.default_policy);
     opt_choice(doc, "logLevel", kLogLevels, c.log_level);
     opt_bool(doc, "sourceCheck", c.source_check);
+    opt_uint(doc, "lockTimeoutSeconds", 1, 3600, c.lock_timeout_seconds);
     if (auto root = opt_string(doc, "bpffsRoot")) {
         if (root->empty() || (*root)[0] != '/')
             bad("bpffsRoot", json(*root).dump() + " must be an absolute path");

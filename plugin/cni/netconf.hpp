@@ -45,6 +45,9 @@ struct NetConf {
     // Drop what the pod sends from addresses not its own (PF_POD_SRC_CHECK).
     // Off for pods that route other addresses (VPN gateway, own NAT).
     bool source_check = true;
+    // How long a verb waits for the node lock before failing with code 11;
+    // below the runtime's own timeout (kubelet's CRI requests: 2 min).
+    unsigned lock_timeout_seconds = 60;
 
     // runtimeConfig["io.kubernetes.cri.pod-annotations"]; nullopt if the
     // runtime passed none.

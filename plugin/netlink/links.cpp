@@ -58,7 +58,7 @@ std::optional<Link> get_one(int ifindex, const std::string& name, const std::str
         },
         what);
     if (err == ENODEV) return std::nullopt;
-    if (err) throw Error(Code::Io, "RTM_GETLINK " + what + " failed: " + std::strerror(err));
+    if (err) throw errno_error(Code::Io, "RTM_GETLINK", what, err);
     return out;
 }
 
@@ -86,7 +86,7 @@ std::vector<Link> list_links() {
             if (nlh->nlmsg_type == RTM_NEWLINK) out.push_back(parse_link(nlh));
         },
         "dump");
-    if (err) throw Error(Code::Io, std::string("RTM_GETLINK dump failed: ") + std::strerror(err));
+    if (err) throw errno_error(Code::Io, "RTM_GETLINK", "dump", err);
     return out;
 }
 

@@ -1,7 +1,6 @@
 #include "rtnl.hpp"
 
 #include <cerrno>
-#include <cstring>
 #include <ctime>
 
 #include "common/error.hpp"
@@ -15,10 +14,9 @@ Request::Request(std::uint16_t type, std::uint16_t flags) : buf_(MNL_SOCKET_BUFF
 }
 
 Rtnl::Rtnl() : sock_(mnl_socket_open2(NETLINK_ROUTE, SOCK_CLOEXEC)) {
-    if (!sock_)
-        throw Error(Code::Io, std::string("mnl_socket_open(NETLINK_ROUTE) failed: ") + std::strerror(errno));
+    if (!sock_) throw errno_error(Code::Io, "mnl_socket_open", "NETLINK_ROUTE", errno);
     if (mnl_socket_bind(sock_.get(), 0, MNL_SOCKET_AUTOPID) < 0)
-        throw Error(Code::Io, std::string("mnl_socket_bind(NETLINK_ROUTE) failed: ") + std::strerror(errno));
+        throw errno_error(Code::Io, "mnl_socket_bind", "NETLINK_ROUTE", errno);
     portid_ = mnl_socket_get_portid(sock_.get());
     // Strict checking makes the kernel honour dump filters (ifindex, parent)
     // and reject malformed requests instead of ignoring them. Best effort.
@@ -58,7 +56,7 @@ int Rtnl::roundtrip(Request& req, const MsgFn& on_msg, const std::string& what) 
     nlh->nlmsg_flags |= NLM_F_ACK;
     nlh->nlmsg_seq = ++seq_;
     if (mnl_socket_sendto(sock_.get(), nlh, nlh->nlmsg_len) < 0)
-        throw Error(Code::Io, "netlink send (" + what + ") failed: " + std::strerror(errno));
+        throw errno_error(Code::Io, "netlink send", what, errno);
 
     // Large enough for any dump message the kernel builds (it sizes dump skbs
     // from the reader's buffer, at most 32 KiB by default).
@@ -67,7 +65,7 @@ int Rtnl::roundtrip(Request& req, const MsgFn& on_msg, const std::string& what) 
         ssize_t n = mnl_socket_recvfrom(sock_.get(), buf.data(), buf.size());
         if (n < 0) {
             if (errno == EINTR) continue;
-            throw Error(Code::Io, "netlink receive (" + what + ") failed: " + std::strerror(errno));
+            throw errno_error(Code::Io, "netlink receive", what, errno);
         }
         // mnl_cb_run returns MNL_CB_STOP on NLMSG_DONE or the final ACK, and
         // -1 with errno set from NLMSG_ERROR.

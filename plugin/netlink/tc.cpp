@@ -7,7 +7,6 @@
 #include <linux/rtnetlink.h>
 
 #include <cerrno>
-#include <cstring>
 
 #include "common/error.hpp"
 #include "netlink.hpp"
@@ -72,8 +71,8 @@ void dump_filters(int ifindex, bool ingress, const std::function<void(const nlms
     // No clsact (or no device): there are no filters to report.
     if (err == EINVAL || err == ENOENT || err == ENODEV) return;
     if (err)
-        throw Error(Code::Attach, std::string("RTM_GETTFILTER dump at ") + hook_name(ingress) +
-                                      on_dev(ifindex) + " failed: " + std::strerror(err));
+        throw errno_error(Code::Attach, "RTM_GETTFILTER",
+                          std::string("dump at ") + hook_name(ingress) + on_dev(ifindex), err);
 }
 
 } // namespace
@@ -92,8 +91,7 @@ bool has_clsact(int ifindex) {
                 found = true;
         },
         "qdisc dump" + on_dev(ifindex));
-    if (err)
-        throw Error(Code::Attach, "RTM_GETQDISC dump" + on_dev(ifindex) + " failed: " + std::strerror(err));
+    if (err) throw errno_error(Code::Attach, "RTM_GETQDISC", "dump" + on_dev(ifindex), err);
     return found;
 }
 
@@ -113,8 +111,7 @@ bool ensure_clsact(int ifindex) {
                     "RTM_NEWQDISC clsact" + on_dev(ifindex) +
                         ": another qdisc occupies the ingress/clsact parent; remove it or use tcx");
     }
-    if (err)
-        throw Error(Code::Attach, "RTM_NEWQDISC clsact" + on_dev(ifindex) + " failed: " + std::strerror(err));
+    if (err) throw errno_error(Code::Attach, "RTM_NEWQDISC", "clsact" + on_dev(ifindex), err);
     return true;
 }
 
@@ -126,8 +123,7 @@ void delete_clsact(int ifindex) {
     int err = rtnl.roundtrip(
         req, [](const nlmsghdr*) {}, "delete clsact" + on_dev(ifindex));
     if (err == ENOENT || err == EINVAL || err == ENODEV) return; // already gone
-    if (err)
-        throw Error(Code::Attach, "RTM_DELQDISC clsact" + on_dev(ifindex) + " failed: " + std::strerror(err));
+    if (err) throw errno_error(Code::Attach, "RTM_DELQDISC", "clsact" + on_dev(ifindex), err);
 }
 
 void add_bpf_filter(int ifindex, bool ingress, int prog_fd, const std::string& name) {
@@ -144,9 +140,8 @@ void add_bpf_filter(int ifindex, bool ingress, int prog_fd, const std::string& n
     int err = rtnl.roundtrip(
         req, [](const nlmsghdr*) {}, std::string("add cls_bpf ") + hook_name(ingress) + on_dev(ifindex));
     if (err)
-        throw Error(Code::Attach, std::string("RTM_NEWTFILTER cls_bpf ") + name + " at " +
-                                      hook_name(ingress) + on_dev(ifindex) +
-                                      " failed: " + std::strerror(err));
+        throw errno_error(Code::Attach, "RTM_NEWTFILTER",
+                          "cls_bpf " + name + " at " + hook_name(ingress) + on_dev(ifindex), err);
 }
 
 void delete_bpf_filter(int ifindex, bool ingress) {
@@ -159,8 +154,8 @@ void delete_bpf_filter(int ifindex, bool ingress) {
         req, [](const nlmsghdr*) {}, std::string("delete cls_bpf ") + hook_name(ingress) + on_dev(ifindex));
     if (err == ENOENT || err == ENODEV) return;
     if (err)
-        throw Error(Code::Attach, std::string("RTM_DELTFILTER cls_bpf at ") + hook_name(ingress) +
-                                      on_dev(ifindex) + " failed: " + std::strerror(err));
+        throw errno_error(Code::Attach, "RTM_DELTFILTER",
+                          std::string("cls_bpf at ") + hook_name(ingress) + on_dev(ifindex), err);
 }
 
 std::optional<std::uint32_t> bpf_filter_prog_id(int ifindex, bool ingress) {

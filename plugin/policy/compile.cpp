@@ -34,11 +34,11 @@
 
 namespace podfence::policy {
 
-bool operator==(const TrieEntry& a, const TrieEntry& b) {
+bool operator==(const PolicyEntry& a, const PolicyEntry& b) {
     return std::memcmp(&a.key, &b.key, sizeof(a.key)) == 0 && std::memcmp(&a.val, &b.val, sizeof(a.val)) == 0;
 }
 
-bool operator<(const TrieEntry& a, const TrieEntry& b) {
+bool operator<(const PolicyEntry& a, const PolicyEntry& b) {
     if (int c = std::memcmp(&a.key, &b.key, sizeof(a.key)); c != 0) return c < 0;
     return std::memcmp(&a.val, &b.val, sizeof(a.val)) < 0;
 }
@@ -116,17 +116,17 @@ struct TooBig {};
 // released) so an oversized policy fails with its real size, without
 // holding hundreds of millions of entries. Counting stops at give_up().
 struct Output {
-    std::vector<TrieEntry> entries;
+    std::vector<PolicyEntry> entries;
     std::size_t max = 0;
     std::size_t needed = 0;
 
     bool counting() const { return needed > max; }
     std::size_t give_up() const { return std::max<std::size_t>(2 * max, max + (1u << 20)); }
-    void add(const TrieEntry& e) {
+    void add(const PolicyEntry& e) {
         if (++needed <= max)
             entries.push_back(e);
         else if (entries.capacity() != 0)
-            std::vector<TrieEntry>().swap(entries);
+            std::vector<PolicyEntry>().swap(entries);
         else if (needed > give_up())
             throw TooBig{};
     }
@@ -155,7 +155,7 @@ public:
 
 private:
     std::uint32_t set_for(const std::vector<std::uint32_t>& rset);
-    void emit(const TrieEntry& e);
+    void emit(const PolicyEntry& e);
     void emit_port_set(const PortEntries& pe, std::uint32_t id);
     void emit_addr(const Cidr& c, std::uint32_t set);
     void apply(const Event& e, int sign);
@@ -197,13 +197,13 @@ std::uint32_t DirectionCompiler::set_for(const std::vector<std::uint32_t>& rset)
     return id;
 }
 
-void DirectionCompiler::emit(const TrieEntry& e) {
+void DirectionCompiler::emit(const PolicyEntry& e) {
     out_.add(e);
 }
 
 void DirectionCompiler::emit_port_set(const PortEntries& pe, std::uint32_t id) {
     for (const auto& [plen, proto, port, rule] : pe) {
-        TrieEntry e;
+        PolicyEntry e;
         e.key.prefixlen = plen;
         e.key.kind = PF_KIND_PORT;
         e.key.dir = dir_;
@@ -217,7 +217,7 @@ void DirectionCompiler::emit_port_set(const PortEntries& pe, std::uint32_t id) {
 }
 
 void DirectionCompiler::emit_addr(const Cidr& c, std::uint32_t set) {
-    TrieEntry e;
+    PolicyEntry e;
     e.key.prefixlen = kHdr + c.prefix_len;
     e.key.kind = PF_KIND_ADDR;
     e.key.dir = dir_;
@@ -320,7 +320,7 @@ void DirectionCompiler::compile_allow_all() {
         all.family = family;
         emit_addr(all, id);
     }
-    TrieEntry e;
+    PolicyEntry e;
     e.key.prefixlen = kHdr;
     e.key.kind = PF_KIND_PORT;
     e.key.dir = dir_;
@@ -331,7 +331,7 @@ void DirectionCompiler::compile_allow_all() {
 
 } // namespace
 
-std::vector<TrieEntry> compile(const Policy& policy, std::size_t max_entries) {
+std::vector<PolicyEntry> compile(const Policy& policy, std::size_t max_entries) {
     Output out;
     out.max = max_entries;
     try {

@@ -10,11 +10,11 @@
 
 namespace podfence::policy {
 
-// One entry of the pod's policy map. (Named after ABI 1's LPM trie; the
-// entries are the same (prefix, value) pairs, now in a hash.)
-struct TrieEntry {
-    pf_lpm_key key{};
-    pf_lpm_val val{};
+// One entry of the pod's policy map (a hash of (prefix, value) pairs
+// searched by length: bpf/podfence_abi.h).
+struct PolicyEntry {
+    pf_policy_key key{};
+    pf_policy_val val{};
 };
 
 // Deterministic: the same policy always yields the same entries in the same
@@ -25,10 +25,10 @@ struct TrieEntry {
 // max_entries would be needed: "policy needs at least N map entries, more
 // than the per-pod capacity M". Counting stops past max(2M, M + 2^20), so
 // time and memory stay bounded for any policy.
-std::vector<TrieEntry> compile(const Policy& policy, std::size_t max_entries = PF_POLICY_MAX_ENTRIES);
+std::vector<PolicyEntry> compile(const Policy& policy, std::size_t max_entries = PF_POLICY_MAX_ENTRIES);
 
 // Byte-wise equality/ordering helpers for comparing compiled sets.
-bool operator==(const TrieEntry& a, const TrieEntry& b);
-bool operator<(const TrieEntry& a, const TrieEntry& b);
+bool operator==(const PolicyEntry& a, const PolicyEntry& b);
+bool operator<(const PolicyEntry& a, const PolicyEntry& b);
 
 } // namespace podfence::policy

@@ -31,13 +31,13 @@ namespace {
 
 constexpr std::uint32_t kHdr = PF_LPM_HDR_BITS;
 
-std::uint32_t data_len(const pf_lpm_key& k) {
+std::uint32_t data_len(const pf_policy_key& k) {
     return k.prefixlen - kHdr;
 }
 
 // Zero every data bit at or beyond `len` (the key data is an address or a
 // port key, both big-endian bit strings).
-void mask_data(pf_lpm_key& k, std::uint32_t len) {
+void mask_data(pf_policy_key& k, std::uint32_t len) {
     std::array<std::uint8_t, 16> d;
     std::memcpy(d.data(), k.data, d.size());
     d = mask_addr(d, len);
@@ -45,24 +45,28 @@ void mask_data(pf_lpm_key& k, std::uint32_t len) {
 }
 
 // `outer` (length lo) covers `inner` (length li >= lo): same data up to lo.
-bool covers(const TrieEntry& outer, const TrieEntry& inner) {
+bool covers(const PolicyEntry& outer, const PolicyEntry& inner) {
     if (data_len(outer.key) > data_len(inner.key)) return false;
-    pf_lpm_key k = inner.key;
+    pf_policy_key k = inner.key;
     mask_data(k, data_len(outer.key));
     return std::memcmp(k.data, outer.key.data, sizeof(k.data)) == 0;
 }
 
-std::string_view key_bytes(const pf_lpm_key& k) {
+std::string_view key_bytes(const pf_policy_key& k) {
     return {reinterpret_cast<const char*>(&k), sizeof(k)};
 }
 
 struct KeyHash {
-    std::size_t operator()(const pf_lpm_key& k) const { return std::hash<std::string_view>{}(key_bytes(k)); }
+    std::size_t operator()(const pf_policy_key& k) const {
+        return std::hash<std::string_view>{}(key_bytes(k));
+    }
 };
 struct KeyEq {
-    bool operator()(const pf_lpm_key& a, const pf_lpm_key& b) const { return key_bytes(a) == key_bytes(b); }
+    bool operator()(const pf_policy_key& a, const pf_policy_key& b) const {
+        return key_bytes(a) == key_bytes(b);
+    }
 };
-using KeySet = std::unordered_set<pf_lpm_key, KeyHash, KeyEq>;
+using KeySet = std::unordered_set<pf_policy_key, KeyHash, KeyEq>;
 
 // The balanced search tree over the sorted distinct lengths of one table:
 // node i is lens[i], its subtrees are built the same way from each half.
@@ -119,13 +123,13 @@ private:
 // A table: ADDR entries of one (dir, family) or PORT entries of one (dir, set).
 using TableId = std::tuple<std::uint8_t, std::uint8_t, std::uint8_t, std::uint32_t>;
 
-TableId table_of(const pf_lpm_key& k) {
+TableId table_of(const pf_policy_key& k) {
     return {k.kind, k.dir, k.family, k.set};
 }
 
 // Tables apart, then DFS order within a table: by data, then length, so an
 // entry comes after every entry covering it.
-bool table_dfs_less(const TrieEntry& a, const TrieEntry& b) {
+bool table_dfs_less(const PolicyEntry& a, const PolicyEntry& b) {
     if (table_of(a.key) != table_of(b.key)) return table_of(a.key) < table_of(b.key);
     if (int c = std::memcmp(a.key.data, b.key.data, sizeof(a.key.data)); c != 0) return c < 0;
     return a.key.prefixlen < b.key.prefixlen;
@@ -133,7 +137,7 @@ bool table_dfs_less(const TrieEntry& a, const TrieEntry& b) {
 
 // Plain entries are the compiler's (or a test's) output: a broken one
 // would make a wrong search, so refuse it loudly.
-void check_plain(const TrieEntry& e) {
+void check_plain(const PolicyEntry& e) {
     const std::uint32_t max_len = e.key.kind == PF_KIND_PORT     ? PF_PORT_KEY_BITS
                                   : e.key.kind != PF_KIND_ADDR   ? 0
                                   : e.key.family == PF_FAMILY_V4 ? 32
@@ -142,7 +146,7 @@ void check_plain(const TrieEntry& e) {
     if (max_len == 0) throw std::logic_error("with_search: plain entries are ADDR (v4/v6) or PORT entries");
     if (e.key.prefixlen < kHdr || data_len(e.key) > max_len)
         throw std::logic_error("with_search: prefixlen out of range for its kind");
-    pf_lpm_key k = e.key;
+    pf_policy_key k = e.key;
     mask_data(k, data_len(k));
     if (std::memcmp(k.data, e.key.data, sizeof(k.data)) != 0)
         throw std::logic_error("with_search: key data not canonical (bits past prefixlen)");
@@ -154,16 +158,16 @@ public:
 
     // One table's entries, in DFS order: sets their ropes, appends the ROOT
     // entry and the markers to `out`.
-    void table(std::span<TrieEntry> real, std::vector<TrieEntry>& out) {
+    void table(std::span<PolicyEntry> real, std::vector<PolicyEntry>& out) {
         const bool port = real.front().key.kind == PF_KIND_PORT;
         std::vector<std::uint32_t> lens;
-        for (const TrieEntry& e : real)
+        for (const PolicyEntry& e : real)
             lens.push_back(data_len(e.key));
         std::sort(lens.begin(), lens.end());
         lens.erase(std::unique(lens.begin(), lens.end()), lens.end());
         const LengthTree tree(std::move(lens));
 
-        TrieEntry root;
+        PolicyEntry root;
         root.key.prefixlen = PF_ROOT_PREFIXLEN;
         root.key.kind = port ? PF_KIND_PORT_ROOT : PF_KIND_ADDR_ROOT;
         root.key.dir = real.front().key.dir;
@@ -174,16 +178,16 @@ public:
 
         markers_.clear();
         covering_.clear();
-        for (TrieEntry& e : real) {
+        for (PolicyEntry& e : real) {
             while (!covering_.empty() && !covers(*covering_.back(), e))
                 covering_.pop_back();
             for (std::uint32_t m : tree.marker_lengths(data_len(e.key))) {
-                TrieEntry mk;
+                PolicyEntry mk;
                 mk.key = e.key;
                 mk.key.prefixlen = kHdr + m;
                 mask_data(mk.key, m);
                 // A real entry with this key covers e, so it is on the stack.
-                const TrieEntry* best = nullptr;
+                const PolicyEntry* best = nullptr;
                 for (auto it = covering_.rbegin(); it != covering_.rend() && !best; ++it)
                     if (data_len((*it)->key) <= m) best = *it;
                 if ((best && data_len(best->key) == m) || !markers_.insert(mk.key).second) continue;
@@ -200,7 +204,7 @@ public:
     }
 
 private:
-    void add(std::vector<TrieEntry>& out, const TrieEntry& e) {
+    void add(std::vector<PolicyEntry>& out, const PolicyEntry& e) {
         if (++needed_ > max_)
             throw Error(Code::InvalidPolicy,
                         "podfence.io/policy: policy needs at least " + std::to_string(needed_) +
@@ -209,26 +213,26 @@ private:
     }
 
     std::size_t needed_, max_;
-    KeySet markers_;                         // of the current table
-    std::vector<const TrieEntry*> covering_; // real entries covering the current one
+    KeySet markers_;                           // of the current table
+    std::vector<const PolicyEntry*> covering_; // real entries covering the current one
 };
 
 } // namespace
 
-std::vector<TrieEntry> with_search(std::vector<TrieEntry> plain, std::size_t max_entries) {
-    for (const TrieEntry& e : plain)
+std::vector<PolicyEntry> with_search(std::vector<PolicyEntry> plain, std::size_t max_entries) {
+    for (const PolicyEntry& e : plain)
         check_plain(e);
     std::sort(plain.begin(), plain.end(), table_dfs_less);
     for (std::size_t i = 1; i < plain.size(); ++i)
-        if (std::memcmp(&plain[i - 1].key, &plain[i].key, sizeof(pf_lpm_key)) == 0)
+        if (std::memcmp(&plain[i - 1].key, &plain[i].key, sizeof(pf_policy_key)) == 0)
             throw std::logic_error("with_search: duplicate key");
     Builder b(plain.size(), max_entries);
-    std::vector<TrieEntry> extra; // ROOT entries and markers
+    std::vector<PolicyEntry> extra; // ROOT entries and markers
     for (std::size_t i = 0; i < plain.size();) {
         std::size_t j = i + 1;
         while (j < plain.size() && table_of(plain[j].key) == table_of(plain[i].key))
             ++j;
-        b.table(std::span<TrieEntry>(plain).subspan(i, j - i), extra);
+        b.table(std::span<PolicyEntry>(plain).subspan(i, j - i), extra);
         i = j;
     }
     plain.insert(plain.end(), extra.begin(), extra.end());

@@ -16,7 +16,7 @@ namespace podfence::policy {
 // real entry provides, plus one ROOT entry per table; sorted. Throws
 // Error(Code::InvalidPolicy) ("policy needs at least N map entries, more
 // than the per-pod capacity M") once more than max_entries would be needed.
-std::vector<TrieEntry> with_search(std::vector<TrieEntry> plain,
-                                   std::size_t max_entries = PF_POLICY_MAX_ENTRIES);
+std::vector<PolicyEntry> with_search(std::vector<PolicyEntry> plain,
+                                     std::size_t max_entries = PF_POLICY_MAX_ENTRIES);
 
 } // namespace podfence::policy

@@ -25,7 +25,8 @@ public:
     ~Rollback() {
         if (committed_) return;
         log::warn("ADD failed: rolling back container " + rec_.container_id + " ifname " + rec_.ifname);
-        teardown(store_, rec_); // logs its own failures
+        Problems ignored; // teardown logs its own failures
+        teardown(store_, rec_, ignored);
     }
     void commit() { committed_ = true; }
 
@@ -49,7 +50,6 @@ Output add(const cni::Env& env, const cni::NetConf& conf) {
             log::warn("source check: prevResult gives " + env.ifname +
                       " no address; it may send only from 0.0.0.0, :: and fe80::/64");
     }
-    std::string tc_backend = conf.mode == cni::Mode::Tc ? resolve_tc_backend(conf.tc_backend) : "";
     VethPair veth = find_veth(env.netns, env.ifname, prev);
 
     bpf::AttachmentRecord rec;
@@ -57,8 +57,7 @@ Output add(const cni::Env& env, const cni::NetConf& conf) {
     rec.ifname = env.ifname;
     rec.network = conf.name;
     rec.netns = env.netns;
-    rec.mode = std::string(cni::to_string(conf.mode));
-    rec.tc_backend = tc_backend;
+    rec.mode = attach_mode_for(conf);
     rec.host_ifname = veth.host.name;
     rec.host_ifindex = static_cast<std::uint32_t>(veth.host.ifindex);
     rec.pod_ifindex = static_cast<std::uint32_t>(veth.pod.ifindex);
@@ -67,22 +66,21 @@ Output add(const cni::Env& env, const cni::NetConf& conf) {
     for (const auto& a : sources.addrs)
         rec.sources.push_back(policy::format_source(a));
     log::info("ADD container " + env.container_id + " ifname " + env.ifname + ": host veth " +
-              rec.host_ifname + ", mode " + rec.mode + (tc_backend.empty() ? "" : "/" + tc_backend) +
-              ", policy " + (plan.from_annotation ? "from annotation" : "defaultPolicy") + " (" +
+              rec.host_ifname + ", mode " + std::string(bpf::to_string(rec.mode)) + ", policy " +
+              (plan.from_annotation ? "from annotation" : "defaultPolicy") + " (" +
               std::to_string(plan.entries.size()) + " policy map entries), source check " +
               (sources.check ? "on (" + std::to_string(sources.addrs.size()) + " addresses)" : "off"));
 
     // 2. The system.
     const std::string& root = conf.bpffs_root;
     bpf::ensure_bpffs(root);
-    bpf::NodeLock lock(root);
+    bpf::NodeLock lock(root, std::chrono::seconds(conf.lock_timeout_seconds));
     bpf::StateStore store(root);
     if (auto old = store.find(env.container_id, env.ifname)) {
         log::info("re-ADD: removing the previous attachment first");
-        auto errors = teardown(store, *old);
-        if (!errors.empty())
-            throw Error(Code::Io, "re-ADD of container " + env.container_id + " ifname " + env.ifname +
-                                      ": the previous attachment could not be removed: " + errors.front());
+        Problems left;
+        if (!teardown(store, *old, left))
+            left.raise(Code::Io, "re-ADD: the previous attachment could not be removed");
     }
     bpf::Datapath dp = bpf::Datapath::open_or_load(root);
     bpf::PolicyStore policies(dp);
@@ -96,7 +94,7 @@ Output add(const cni::Env& env, const cni::NetConf& conf) {
     // never active without its addresses.
     policies.set_sources(rec.slot, sources);
     rec.rev = policies.replace(rec.slot, plan.entries);
-    AttachRequest req{dp, rec, dir, conf.xdp_mode, [&] { store.update(rec); }};
+    AttachRequest req{dp, rec, dir, [&] { store.update(rec); }};
     backend_for(rec)->attach(req);
     store.update(rec);
     rollback.commit();

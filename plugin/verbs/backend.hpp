@@ -20,9 +20,9 @@ namespace layout = bpf::layout; // pin names and paths in an attachment director
 
 struct AttachRequest {
     const bpf::Datapath& dp;
-    bpf::AttachmentRecord& rec; // slot, netns and ifindexes set; the backend records what it did
-    std::string dir;            // attachment directory (pins go here)
-    cni::XdpMode xdp_mode = cni::XdpMode::Native;
+    bpf::AttachmentRecord&
+        rec;         // mode (as wanted), slot, netns and ifindexes set; the backend records what it did
+    std::string dir; // attachment directory (pins go here)
     std::function<void()> save; // persists rec: call before creating state no pin can find
 };
 
@@ -33,16 +33,14 @@ public:
     // with detach(), which must cope with any prefix of attach() done.
     virtual void attach(AttachRequest& req) const = 0;
     // Removes what attach() created. Never throws: failures are appended.
-    virtual void detach(const bpf::AttachmentRecord& rec, const std::string& dir,
-                        std::vector<std::string>& errors) const = 0;
+    virtual void detach(const bpf::AttachmentRecord& rec, const std::string& dir, Problems& errors) const = 0;
     // Appends one message per way the live attachment differs from rec.
     virtual void verify(const bpf::AttachmentRecord& rec, const std::string& dir,
-                        std::vector<std::string>& problems) const = 0;
+                        Problems& problems) const = 0;
 };
 
-// By rec.mode / rec.tc_backend ("tc"+"tcx", "tc"+"legacy", "xdp"). An
-// unknown combination (a newer binary's record) gets a backend that only
-// unpins, so DEL still cleans what it can.
+// By rec.mode. AttachMode::Unknown (a newer binary's record) gets a backend
+// that only unpins, so DEL still cleans what it can.
 std::unique_ptr<Backend> backend_for(const bpf::AttachmentRecord& rec);
 
 std::unique_ptr<Backend> make_tcx_backend();
@@ -61,14 +59,13 @@ template <typename F> void with_context(const std::string& context, F&& f) {
 }
 
 // unlink(dir/name); a missing pin is fine. Appends failures.
-void unpin(const std::string& dir, const char* name, std::vector<std::string>& errors);
-void unpin_all(const std::string& dir, std::vector<std::string>& errors); // links first, then stubs
+void unpin(const std::string& dir, const char* name, Problems& errors);
+void unpin_all(const std::string& dir, Problems& errors); // links first, then stubs
 // Pinned stub's program id; 0 (and a problem) if the pin is missing.
-std::uint32_t pinned_prog_id(const std::string& dir, const char* stub, std::vector<std::string>& problems);
+std::uint32_t pinned_prog_id(const std::string& dir, const char* stub, Problems& problems);
 // Checks a pinned BPF link: present, attached to want_ifindex, running the
 // pinned stub. `where` names the hook for messages. Returns the stub's prog id.
 std::uint32_t verify_pinned_link(const std::string& dir, const char* link, const char* stub,
-                                 std::uint32_t want_ifindex, const std::string& where,
-                                 std::vector<std::string>& problems);
+                                 std::uint32_t want_ifindex, const std::string& where, Problems& problems);
 
 } // namespace podfence::verbs

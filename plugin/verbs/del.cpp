@@ -26,7 +26,7 @@ Output del(const cni::Env& env, const cni::NetConf& conf) {
                   ": no podfence state under " + root + ", nothing to do");
         return std::nullopt;
     }
-    bpf::NodeLock lock(root);
+    bpf::NodeLock lock(root, std::chrono::seconds(conf.lock_timeout_seconds));
     bpf::StateStore store(root);
     auto rec = store.find(env.container_id, env.ifname);
     if (!rec) {
@@ -34,16 +34,8 @@ Output del(const cni::Env& env, const cni::NetConf& conf) {
                   ": no attachment, nothing to do");
         return std::nullopt;
     }
-    auto errors = teardown(store, *rec);
-    if (!errors.empty()) {
-        std::string all;
-        for (const auto& e : errors)
-            all += (all.empty() ? "" : "; ") + e;
-        throw Error(Code::Io,
-                    "DEL of container " + env.container_id + " ifname " + env.ifname +
-                        " left state behind: " + errors.front(),
-                    all);
-    }
+    Problems left;
+    if (!teardown(store, *rec, left)) left.raise(Code::Io, "DEL left state behind");
     return std::nullopt;
 }
 

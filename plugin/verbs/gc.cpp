@@ -22,7 +22,7 @@ namespace fs = std::filesystem;
 // datapath-* directories that no record references and that are not this
 // binary's. The NodeLock is held, so no load is half done in there.
 void collect_datapaths(const std::string& root, const std::vector<bpf::AttachmentRecord>& records,
-                       std::vector<std::string>& errors) {
+                       Problems& errors) {
     std::set<std::string> used;
     for (const auto& r : records)
         used.insert(fs::path(r.datapath_dir).filename().string());
@@ -35,11 +35,11 @@ void collect_datapaths(const std::string& root, const std::vector<bpf::Attachmen
         std::error_code rm;
         fs::remove_all(entry.path(), rm);
         if (rm)
-            errors.push_back("removing unused datapath " + entry.path().string() + ": " + rm.message());
+            errors.add("removing unused datapath " + entry.path().string() + ": " + rm.message());
         else
             log::info("GC: removed unused datapath " + entry.path().string());
     }
-    if (ec) errors.push_back("listing " + base + ": " + ec.message());
+    if (ec) errors.add("listing " + base + ": " + ec.message());
 }
 
 } // namespace
@@ -58,9 +58,9 @@ Output gc(const cni::Env&, const cni::NetConf& conf) {
 
     const std::string& root = conf.bpffs_root;
     if (!bpf::has_state(root)) return std::nullopt;
-    bpf::NodeLock lock(root);
+    bpf::NodeLock lock(root, std::chrono::seconds(conf.lock_timeout_seconds));
     bpf::StateStore store(root);
-    std::vector<std::string> errors;
+    Problems errors;
     std::size_t removed = 0;
     for (const auto& rec : store.list()) {
         const std::string who = "container " + rec.container_id + " ifname " + rec.ifname;
@@ -74,19 +74,12 @@ Output gc(const cni::Env&, const cni::NetConf& conf) {
         if (rec.network != conf.name || valid.count({rec.container_id, rec.ifname})) continue;
         log::info("GC: " + who + " of network " + conf.name + " is not a valid attachment" +
                   (valid_list ? "" : " (the request lists none)"));
-        auto e = teardown(store, rec);
-        if (e.empty()) ++removed;
-        errors.insert(errors.end(), e.begin(), e.end());
+        if (teardown(store, rec, errors)) ++removed;
     }
     collect_datapaths(root, store.list(), errors);
     log::info("GC: removed " + std::to_string(removed) + " attachment(s), " + std::to_string(errors.size()) +
               " error(s)");
-    if (!errors.empty()) {
-        std::string all;
-        for (const auto& e : errors)
-            all += (all.empty() ? "" : "; ") + e;
-        throw Error(Code::Io, "GC could not remove everything: " + errors.front(), all);
-    }
+    errors.raise(Code::Io, "GC could not remove everything");
     return std::nullopt;
 }
 

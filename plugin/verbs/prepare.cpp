@@ -42,10 +42,10 @@ cni::Result require_prev_result(const cni::NetConf& conf) {
     return cni::parse_result(*conf.prev_result, conf.cni_version);
 }
 
-EntryDiff diff_entries(std::vector<policy::TrieEntry> kernel, std::vector<policy::TrieEntry> expected) {
+EntryDiff diff_entries(std::vector<policy::PolicyEntry> kernel, std::vector<policy::PolicyEntry> expected) {
     std::sort(kernel.begin(), kernel.end());
     std::sort(expected.begin(), expected.end());
-    std::vector<policy::TrieEntry> only;
+    std::vector<policy::PolicyEntry> only;
     EntryDiff d;
     std::set_difference(expected.begin(), expected.end(), kernel.begin(), kernel.end(),
                         std::back_inserter(only));

@@ -16,9 +16,9 @@ namespace podfence::verbs {
 
 struct PolicyPlan {
     policy::Policy policy;
-    std::vector<policy::TrieEntry> entries; // compile(policy)
-    std::string canonical_json;             // policy::to_json(policy)
-    bool from_annotation = false;           // false => netconf defaultPolicy
+    std::vector<policy::PolicyEntry> entries; // compile(policy)
+    std::string canonical_json;               // policy::to_json(policy)
+    bool from_annotation = false;             // false => netconf defaultPolicy
 };
 
 // The pod's policy: the podfence.io/policy annotation if the runtime passed
@@ -40,6 +40,6 @@ struct EntryDiff {
     std::size_t unexpected = 0; // in the kernel but not expected
     bool empty() const { return missing == 0 && unexpected == 0; }
 };
-EntryDiff diff_entries(std::vector<policy::TrieEntry> kernel, std::vector<policy::TrieEntry> expected);
+EntryDiff diff_entries(std::vector<policy::PolicyEntry> kernel, std::vector<policy::PolicyEntry> expected);
 
 } // namespace podfence::verbs

@@ -14,7 +14,7 @@ Output status(const cni::Env&, const cni::NetConf& conf) {
     };
     const std::string& root = conf.bpffs_root;
     try {
-        if (conf.mode == cni::Mode::Tc) resolve_tc_backend(conf.tc_backend);
+        attach_mode_for(conf);
     } catch (const std::exception& e) {
         not_ready("mode tc cannot be enforced", e);
     }
@@ -24,7 +24,7 @@ Output status(const cni::Env&, const cni::NetConf& conf) {
         not_ready("no usable bpffs at " + root, e);
     }
     try {
-        bpf::NodeLock lock(root);
+        bpf::NodeLock lock(root, std::chrono::seconds(conf.lock_timeout_seconds));
         bpf::Datapath::open_or_load(root);
     } catch (const std::exception& e) {
         not_ready("the datapath cannot be loaded", e);

@@ -44,21 +44,19 @@ public:
         }
     }
 
-    void detach(const bpf::AttachmentRecord&, const std::string& dir,
-                std::vector<std::string>& errors) const override {
+    void detach(const bpf::AttachmentRecord&, const std::string& dir, Problems& errors) const override {
         unpin_all(dir, errors); // a tcx link that nothing holds detaches
     }
 
-    void verify(const bpf::AttachmentRecord& rec, const std::string& dir,
-                std::vector<std::string>& problems) const override {
+    void verify(const bpf::AttachmentRecord& rec, const std::string& dir, Problems& problems) const override {
         for (const TcHook& h : kTcHooks) {
             std::uint32_t id =
                 verify_pinned_link(dir, h.link, h.stub, rec.host_ifindex, where(rec, h, "tcx"), problems);
             if (id == 0) continue;
             auto ids = bpf::tcx_prog_ids(static_cast<int>(rec.host_ifindex), h.hook);
             if (std::find(ids.begin(), ids.end(), id) == ids.end())
-                problems.push_back(std::string(h.stub) + " (program id " + std::to_string(id) +
-                                   ") is not among the programs at " + where(rec, h, "tcx"));
+                problems.add(std::string(h.stub) + " (program id " + std::to_string(id) +
+                             ") is not among the programs at " + where(rec, h, "tcx"));
         }
     }
 };
@@ -88,8 +86,7 @@ public:
         }
     }
 
-    void detach(const bpf::AttachmentRecord& rec, const std::string& dir,
-                std::vector<std::string>& errors) const override {
+    void detach(const bpf::AttachmentRecord& rec, const std::string& dir, Problems& errors) const override {
         int ifindex = static_cast<int>(rec.host_ifindex);
         try {
             if (!same_host_link(rec)) {
@@ -104,22 +101,20 @@ public:
                     netlink::delete_clsact(ifindex);
             }
         } catch (const std::exception& e) {
-            errors.push_back(std::string("legacy tc on ") + rec.host_ifname + ": " + e.what());
+            errors.add(std::string("legacy tc on ") + rec.host_ifname + ": " + e.what());
         }
         unpin_all(dir, errors);
     }
 
-    void verify(const bpf::AttachmentRecord& rec, const std::string& dir,
-                std::vector<std::string>& problems) const override {
+    void verify(const bpf::AttachmentRecord& rec, const std::string& dir, Problems& problems) const override {
         for (const TcHook& h : kTcHooks) {
             std::uint32_t id = pinned_prog_id(dir, h.stub, problems);
             auto cur = netlink::bpf_filter_prog_id(static_cast<int>(rec.host_ifindex), h.tc_ingress);
             if (!cur)
-                problems.push_back("no podfence cls_bpf filter at " + where(rec, h, "tc"));
+                problems.add("no podfence cls_bpf filter at " + where(rec, h, "tc"));
             else if (id != 0 && *cur != id)
-                problems.push_back("the podfence filter at " + where(rec, h, "tc") + " runs program id " +
-                                   std::to_string(*cur) + ", not its stub " + std::to_string(id) +
-                                   " (replaced)");
+                problems.add("the podfence filter at " + where(rec, h, "tc") + " runs program id " +
+                             std::to_string(*cur) + ", not its stub " + std::to_string(id) + " (replaced)");
         }
     }
 };

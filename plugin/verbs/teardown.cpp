@@ -15,7 +15,7 @@ bool dir_exists(const std::string& path) {
     return ::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
 }
 
-void clear_slot(const bpf::AttachmentRecord& rec, std::vector<std::string>& errors) {
+void clear_slot(const bpf::AttachmentRecord& rec, Problems& errors) {
     if (rec.datapath_dir.empty() || !dir_exists(rec.datapath_dir)) {
         log::info("teardown: datapath " + rec.datapath_dir + " is gone; slot " + std::to_string(rec.slot) +
                   " has nothing to clear");
@@ -25,15 +25,14 @@ void clear_slot(const bpf::AttachmentRecord& rec, std::vector<std::string>& erro
         bpf::Datapath dp = bpf::Datapath::open_dir(rec.datapath_dir);
         bpf::PolicyStore(dp).clear(rec.slot);
     } catch (const std::exception& e) {
-        errors.push_back("clearing slot " + std::to_string(rec.slot) + " in " + rec.datapath_dir + ": " +
-                         e.what());
+        errors.add("clearing slot " + std::to_string(rec.slot) + " in " + rec.datapath_dir + ": " + e.what());
     }
 }
 
 } // namespace
 
-std::vector<std::string> teardown(bpf::StateStore& store, const bpf::AttachmentRecord& rec) {
-    std::vector<std::string> errors;
+bool teardown(bpf::StateStore& store, const bpf::AttachmentRecord& rec, Problems& problems) {
+    Problems errors;
     std::string what = "container " + rec.container_id + " ifname " + rec.ifname;
     try {
         const std::string dir = store.dir_for(rec.container_id, rec.ifname);
@@ -43,13 +42,15 @@ std::vector<std::string> teardown(bpf::StateStore& store, const bpf::AttachmentR
         if (errors.empty()) clear_slot(rec, errors);
         if (errors.empty()) store.remove(rec.container_id, rec.ifname);
     } catch (const std::exception& e) {
-        errors.push_back(e.what());
+        errors.add(e.what());
     }
-    for (const auto& e : errors)
+    for (const auto& e : errors.list()) {
         log::error("teardown of " + what + ": " + e);
+        problems.add(what + ": " + e);
+    }
     if (errors.empty())
         log::info("removed attachment of " + what + " (slot " + std::to_string(rec.slot) + ")");
-    return errors;
+    return errors.empty();
 }
 
 } // namespace podfence::verbs

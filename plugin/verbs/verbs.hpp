@@ -8,6 +8,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "../bpf/state.hpp"
 #include "../cni/env.hpp"
 #include "../cni/netconf.hpp"
 
@@ -23,8 +24,10 @@ Output status(const cni::Env& env, const cni::NetConf& conf);
 
 // ---- shared by the verbs and the CLI ----
 
-// "tcx" or "legacy" for mode tc (auto: tcx when the kernel has it). Throws
-// Error(UnsupportedField) for tcBackend "tcx" on a kernel without tcx.
-std::string resolve_tc_backend(cni::TcBackend configured);
+// The hook the netconf asks for: for mode tc, tcBackend auto resolves to tcx
+// when the kernel has it; for mode xdp, the wanted xdpMode (the backend
+// records the one that took). Throws Error(UnsupportedField) for tcBackend
+// "tcx" on a kernel without tcx.
+bpf::AttachMode attach_mode_for(const cni::NetConf& conf);
 
 } // namespace podfence::verbs

@@ -10,15 +10,12 @@
 namespace podfence::verbs {
 namespace {
 
-bpf::XdpMode to_bpf(cni::XdpMode m) {
-    return m == cni::XdpMode::Generic ? bpf::XdpMode::Generic : bpf::XdpMode::Native;
-}
-
 class XdpBackend final : public Backend {
 public:
     void attach(AttachRequest& req) const override {
         bpf::AttachmentRecord& rec = req.rec;
-        bpf::XdpMode want = to_bpf(req.xdp_mode);
+        bpf::XdpMode want =
+            rec.mode == bpf::AttachMode::XdpGeneric ? bpf::XdpMode::Generic : bpf::XdpMode::Native;
         bpf::XdpMode used_host = want, used_pod = want;
 
         with_context("attaching XDP to host veth " + rec.host_ifname, [&] {
@@ -39,21 +36,19 @@ public:
         });
 
         bool native = used_host == bpf::XdpMode::Native && used_pod == bpf::XdpMode::Native;
-        rec.xdp_mode = native ? "native" : "generic";
+        rec.mode = native ? bpf::AttachMode::XdpNative : bpf::AttachMode::XdpGeneric;
         if (want == bpf::XdpMode::Native && !native)
             log::warn("xdp: native mode unavailable on " + rec.host_ifname + " or the pod's " + rec.ifname +
                       "; generic XDP in use");
     }
 
-    void detach(const bpf::AttachmentRecord&, const std::string& dir,
-                std::vector<std::string>& errors) const override {
+    void detach(const bpf::AttachmentRecord&, const std::string& dir, Problems& errors) const override {
         // XDP links detach when unpinned; inside a netns that is gone there
         // was nothing left to detach.
         unpin_all(dir, errors);
     }
 
-    void verify(const bpf::AttachmentRecord& rec, const std::string& dir,
-                std::vector<std::string>& problems) const override {
+    void verify(const bpf::AttachmentRecord& rec, const std::string& dir, Problems& problems) const override {
         verify_pinned_link(dir, layout::kLinkEgress, layout::kStubEgress, rec.host_ifindex,
                            "xdp on " + rec.host_ifname, problems);
         verify_pinned_link(dir, layout::kLinkIngress, layout::kStubIngress, rec.pod_ifindex,

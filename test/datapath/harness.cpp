@@ -62,7 +62,7 @@ Entry port_entry(std::uint32_t set, int proto, int port, int port_plen, std::uin
 
 Harness::Harness() {
     skel_ = load_skeleton(fd_);
-    if (!skel_) fail("podfence__open_and_load (BPF object podfence)", errno);
+    if (!skel_) fail("pf_datapath__open_and_load (embedded BPF object)", errno);
     ncpus_ = libbpf_num_possible_cpus();
     if (ncpus_ <= 0) fail("libbpf_num_possible_cpus", -ncpus_);
 }
@@ -76,43 +76,43 @@ int Harness::prog_fd(Prog p) const {
 namespace {
 
 // The pod's policy map as PolicyStore makes it (hash sized to its entries).
-podfence::UniqueFd make_trie(const std::vector<Entry>& entries) {
+podfence::UniqueFd make_policy_map(const std::vector<Entry>& entries) {
     LIBBPF_OPTS(bpf_map_create_opts, opts, .map_flags = BPF_F_NO_PREALLOC);
     const auto max = static_cast<std::uint32_t>(std::max<std::size_t>(2 * entries.size(), 1));
-    int fd =
-        bpf_map_create(BPF_MAP_TYPE_HASH, "pftd_policy", sizeof(pf_lpm_key), sizeof(pf_lpm_val), max, &opts);
+    int fd = bpf_map_create(BPF_MAP_TYPE_HASH, "pftd_policy", sizeof(pf_policy_key), sizeof(pf_policy_val),
+                            max, &opts);
     check(fd, "bpf_map_create(policy hash)");
-    podfence::UniqueFd trie(fd);
+    podfence::UniqueFd map(fd);
     for (const auto& e : entries)
-        check(bpf_map_update_elem(trie.get(), &e.key, &e.val, BPF_ANY), "bpf_map_update_elem(trie)");
-    return trie;
+        check(bpf_map_update_elem(map.get(), &e.key, &e.val, BPF_ANY), "bpf_map_update_elem(map)");
+    return map;
 }
 
 } // namespace
 
 void Harness::set_policy(std::uint32_t slot, const std::vector<Entry>& entries) {
-    podfence::UniqueFd trie = make_trie(entries);
-    std::uint32_t outer_fd = static_cast<std::uint32_t>(trie.get());
+    podfence::UniqueFd map = make_policy_map(entries);
+    std::uint32_t outer_fd = static_cast<std::uint32_t>(map.get());
     check(bpf_map_update_elem(fd_.policy, &slot, &outer_fd, BPF_ANY), "bpf_map_update_elem(pf_policy)");
-    tries_[slot] = std::move(trie);
+    policy_maps_[slot] = std::move(map);
 }
 
 void Harness::install_all(const std::vector<Install>& items) {
-    std::vector<podfence::UniqueFd> tries;
+    std::vector<podfence::UniqueFd> maps;
     for (const auto& it : items)
-        tries.push_back(make_trie(podfence::policy::compile(*it.policy)));
+        maps.push_back(make_policy_map(podfence::policy::compile(*it.policy)));
     std::vector<int> errs(items.size(), 0);
     std::vector<std::thread> threads;
     for (std::size_t i = 0; i < items.size(); ++i)
         threads.emplace_back([&, i] {
-            std::uint32_t outer_fd = static_cast<std::uint32_t>(tries[i].get());
+            std::uint32_t outer_fd = static_cast<std::uint32_t>(maps[i].get());
             if (bpf_map_update_elem(fd_.policy, &items[i].slot, &outer_fd, BPF_ANY) != 0) errs[i] = errno;
         });
     for (auto& t : threads)
         t.join();
     for (std::size_t i = 0; i < items.size(); ++i) {
         if (errs[i]) fail("bpf_map_update_elem(pf_policy)", errs[i]);
-        tries_[items[i].slot] = std::move(tries[i]);
+        policy_maps_[items[i].slot] = std::move(maps[i]);
         set_pod(items[i].slot, items[i].rev, PF_POD_ACTIVE | src_flags_[items[i].slot]);
     }
 }
@@ -124,12 +124,12 @@ void Harness::install(std::uint32_t slot, const podfence::policy::Policy& p, std
 
 void Harness::remove_policy(std::uint32_t slot) {
     bpf_map_delete_elem(fd_.policy, &slot);
-    tries_.erase(slot);
+    policy_maps_.erase(slot);
 }
 
 int Harness::trie_fd(std::uint32_t slot) const {
-    auto it = tries_.find(slot);
-    return it == tries_.end() ? -1 : it->second.get();
+    auto it = policy_maps_.find(slot);
+    return it == policy_maps_.end() ? -1 : it->second.get();
 }
 
 void Harness::set_pod(std::uint32_t slot, std::uint32_t rev, std::uint32_t flags) {

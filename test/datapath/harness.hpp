@@ -24,7 +24,7 @@ const char* prog_name(Prog p);
 
 // Hand-written policy entries (see the two longest-prefix matches in
 // podfence_abi.h); policy::with_search() adds what the engine's search needs.
-using Entry = podfence::policy::TrieEntry;
+using Entry = podfence::policy::PolicyEntry;
 Entry addr_entry(std::uint8_t dir, std::uint8_t family, const Addr& a, unsigned plen, std::uint32_t set);
 // proto 0 with plen 0: any protocol; port_plen < 0: any port of proto.
 Entry port_entry(std::uint32_t set, int proto, int port, int port_plen, std::uint32_t rule);
@@ -35,7 +35,7 @@ struct RunResult {
 
 class Harness {
 public:
-    Harness(); // podfence__open_and_load; throws std::runtime_error naming the call
+    Harness(); // pf_datapath__open_and_load; throws std::runtime_error naming the call
     ~Harness();
     Harness(const Harness&) = delete;
     Harness& operator=(const Harness&) = delete;
@@ -92,7 +92,7 @@ private:
     SkelPtr skel_;
     SkelFds fd_;
     int ncpus_ = 0;
-    std::map<std::uint32_t, podfence::UniqueFd> tries_;
+    std::map<std::uint32_t, podfence::UniqueFd> policy_maps_;
     std::map<std::uint32_t, std::uint32_t> src_flags_; // slot -> PF_POD_SRC_CHECK or 0
 };
 

@@ -18,7 +18,7 @@ struct SkelObjectDeleter {
 };
 using SkelPtr = std::unique_ptr<SkelObject, SkelObjectDeleter>;
 
-// podfence__open_and_load(), unpinned. Null with errno set on failure.
+// pf_datapath__open_and_load(), unpinned. Null with errno set on failure.
 SkelPtr load_skeleton(SkelFds& fds);
 
 } // namespace pftest

@@ -5,9 +5,13 @@
 #include <fcntl.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
+#include <optional>
+#include <thread>
 
 #include "bpf/attach.hpp"
 #include "bpf/datapath.hpp"
@@ -76,6 +80,35 @@ TEST_CASE("NodeLock is exclusive") {
     REQUIRE(other);
     CHECK(::flock(other.get(), LOCK_EX | LOCK_NB) == -1);
     CHECK(errno == EWOULDBLOCK);
+}
+
+TEST_CASE("NodeLock gives up after its timeout with code 11 naming the holder") {
+    pftk::TempBpffs fs;
+    bpf::ensure_bpffs(fs.path());
+    bpf::NodeLock held(fs.path());
+    const auto start = std::chrono::steady_clock::now();
+    try {
+        bpf::NodeLock waiting(fs.path(), std::chrono::milliseconds(200));
+        FAIL("the second NodeLock was granted");
+    } catch (const Error& e) {
+        CHECK(e.code() == Code::TryAgain);
+        CHECK(std::string(e.what()).find("pid " + std::to_string(::getpid())) != std::string::npos);
+    }
+    const auto waited = std::chrono::steady_clock::now() - start;
+    CHECK(waited >= std::chrono::milliseconds(200));
+    CHECK(waited < std::chrono::seconds(2));
+}
+
+TEST_CASE("NodeLock is granted once the holder lets go") {
+    pftk::TempBpffs fs;
+    bpf::ensure_bpffs(fs.path());
+    std::optional<bpf::NodeLock> held(std::in_place, fs.path());
+    std::thread release([&] {
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        held.reset();
+    });
+    CHECK_NOTHROW(bpf::NodeLock(fs.path(), std::chrono::seconds(5)));
+    release.join();
 }
 
 TEST_CASE("datapath loads once, is reused, and never trusts a partial dir") {

@@ -1,4 +1,4 @@
-// PolicyStore (per-pod tries, slot state) and StateStore (attachment records).
+// PolicyStore (per-pod policy maps, slot state) and StateStore (attachment records).
 #include <doctest/doctest.h>
 
 #include <bpf/bpf.h>
@@ -17,12 +17,12 @@
 #include "netlink/netlink.hpp"
 
 using namespace podfence;
-using policy::TrieEntry;
+using policy::PolicyEntry;
 
 namespace {
 
 // compile()'s order (policy::operator<), as PolicyStore::read returns.
-std::vector<TrieEntry> sorted(std::vector<TrieEntry> v) {
+std::vector<PolicyEntry> sorted(std::vector<PolicyEntry> v) {
     std::sort(v.begin(), v.end());
     return v;
 }
@@ -69,20 +69,20 @@ TEST_CASE("policy_store: replace/read round trip, revisions, atomic swap") {
     CHECK(rev0 > rev1);
     CHECK(store.allocate_slot() == 1);
 
-    // Swap: the old trie is untouched up to the outer update, then replaced whole.
+    // Swap: the old map is untouched up to the outer update, then replaced whole.
     const auto old_id = inner_id(l.dp, 3);
-    UniqueFd old_trie(bpf_map_get_fd_by_id(old_id));
-    REQUIRE(old_trie);
+    UniqueFd old_map(bpf_map_get_fd_by_id(old_id));
+    REQUIRE(old_map);
     const auto b = pftk::allow_tcp_from("10.251.0.9", 9090);
     const auto rev2 = store.replace(3, b);
     CHECK(rev2 > rev0);
     CHECK(inner_id(l.dp, 3) != old_id);
     CHECK(store.read(3) == sorted(b));
-    CHECK(count_keys(old_trie.get(), sizeof(pf_lpm_key)) == a.size()); // never modified in place
+    CHECK(count_keys(old_map.get(), sizeof(pf_policy_key)) == a.size()); // never modified in place
 
     // A failing replace leaves the live policy and revision as they were.
     auto bad = b;
-    bad.back().key.prefixlen = 8 * (sizeof(pf_lpm_key) - 4) + 1; // longer than the trie allows
+    bad.back().key.prefixlen = 8 * (sizeof(pf_policy_key) - 4) + 1; // longer than a key allows
     try {
         store.replace(3, bad);
         FAIL("replace accepted an invalid entry");
@@ -186,8 +186,7 @@ TEST_CASE("state store: dir names, create/find/update/list/remove") {
     r.container_id = "ns/pod.1";
     r.ifname = "eth0";
     r.netns = "/run/netns/x";
-    r.mode = "tc";
-    r.tc_backend = "tcx";
+    r.mode = bpf::AttachMode::Tcx;
     r.datapath_dir = fs.path() + "/podfence/datapath-0";
     r.host_ifname = "veth1";
     r.host_ifindex = 12;

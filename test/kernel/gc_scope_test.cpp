@@ -24,8 +24,7 @@ bpf::AttachmentRecord record(const std::string& cid, const std::string& network)
     r.container_id = cid;
     r.ifname = "eth0";
     r.network = network;
-    r.mode = "tc";
-    r.tc_backend = "tcx";
+    r.mode = bpf::AttachMode::Tcx;
     r.policy_json = "{}";
     return r;
 }

@@ -12,7 +12,8 @@
 namespace pftk {
 
 // Ingress: TCP `port` only from `peer`/32 (rule 0). Egress: not isolated.
-inline std::vector<podfence::policy::TrieEntry> allow_tcp_from(const std::string& peer, std::uint16_t port) {
+inline std::vector<podfence::policy::PolicyEntry> allow_tcp_from(const std::string& peer,
+                                                                 std::uint16_t port) {
     return podfence::policy::compile(podfence::policy::parse_policy(
         R"({"policyTypes": ["Ingress"], "ingress": [{"from": [{"ipBlock": {"cidr": ")" + peer +
         R"(/32"}}], "ports": [{"protocol": "TCP", "port": )" + std::to_string(port) + "}]}]}"));

@@ -5,16 +5,13 @@
 #include "cni/netconf.hpp"
 #include "cni/version.hpp"
 #include "common/error.hpp"
+#include "netconf_json.hpp"
 
 using namespace podfence;
 using namespace podfence::cni;
 using nlohmann::json;
 
 namespace {
-
-json base(const std::string& version = "1.1.0") {
-    return {{"cniVersion", version}, {"name", "net"}, {"type", "podfence"}};
-}
 
 std::pair<unsigned, std::string> outcome(const std::string& text) {
     try {
@@ -26,7 +23,7 @@ std::pair<unsigned, std::string> outcome(const std::string& text) {
 }
 
 json with_annotations(json annotations) {
-    json c = base();
+    json c = minimal_netconf();
     c["capabilities"] = {{"io.kubernetes.cri.pod-annotations", true}};
     c["runtimeConfig"] = {{"io.kubernetes.cri.pod-annotations", std::move(annotations)}};
     return c;
@@ -37,7 +34,7 @@ json with_annotations(json annotations) {
 TEST_CASE("defaults when podfence keys are absent, for every supported version") {
     for (auto v : kSupportedVersions) {
         CAPTURE(v);
-        NetConf c = parse_netconf(base(std::string(v)).dump());
+        NetConf c = parse_netconf(minimal_netconf(std::string(v)).dump());
         CHECK(c.cni_version == v);
         CHECK(c.name == "net");
         CHECK(c.type == "podfence");
@@ -49,13 +46,14 @@ TEST_CASE("defaults when podfence keys are absent, for every supported version")
         CHECK(c.log_file.empty());
         CHECK(c.log_level == LogLevel::Info);
         CHECK(c.source_check);
+        CHECK(c.lock_timeout_seconds == 60);
         CHECK_FALSE(c.prev_result.has_value());
         CHECK_FALSE(c.annotations.has_value());
     }
 }
 
 TEST_CASE("podfence keys are read; unknown top-level keys are ignored") {
-    json c = base();
+    json c = minimal_netconf();
     c["mode"] = "xdp";
     c["xdpMode"] = "generic";
     c["tcBackend"] = "legacy";
@@ -85,19 +83,19 @@ TEST_CASE("every bad-input class gets its CNI code and names the key") {
         std::string needle;
     };
     auto set = [](const char* key, json v) {
-        json c = base();
+        json c = minimal_netconf();
         c[key] = std::move(v);
         return c.dump();
     };
-    json no_version = base();
+    json no_version = minimal_netconf();
     no_version.erase("cniVersion");
     const Row rows[] = {
         {"not JSON", "{\"cniVersion\": ", 6, "not valid JSON"},
         {"JSON but not an object", "[1,2]", 6, "object"},
         {"empty stdin", "", 6, "JSON"},
         {"cniVersion missing", no_version.dump(), 1, "cniVersion"},
-        {"cniVersion unsupported", base("0.2.0").dump(), 1, "\"0.2.0\""},
-        {"cniVersion future", base("2.0.0").dump(), 1, "2.0.0"},
+        {"cniVersion unsupported", minimal_netconf("0.2.0").dump(), 1, "\"0.2.0\""},
+        {"cniVersion future", minimal_netconf("2.0.0").dump(), 1, "2.0.0"},
         {"cniVersion not a string", set("cniVersion", 1), 1, "cniVersion"},
         {"unknown mode", set("mode", "foo"), 7, "mode: \"foo\" is not one of tc, xdp"},
         {"mode wrong type", set("mode", 3), 7, "mode"},
@@ -113,6 +111,12 @@ TEST_CASE("every bad-input class gets its CNI code and names the key") {
         {"sourceCheck a string", set("sourceCheck", "false"), 7,
          "sourceCheck: must be true or false, got string \"false\""},
         {"sourceCheck a number", set("sourceCheck", 0), 7, "sourceCheck"},
+        {"lockTimeoutSeconds zero", set("lockTimeoutSeconds", 0), 7,
+         "lockTimeoutSeconds: must be a whole number from 1 to 3600, got 0"},
+        {"lockTimeoutSeconds negative", set("lockTimeoutSeconds", -5), 7, "lockTimeoutSeconds"},
+        {"lockTimeoutSeconds a fraction", set("lockTimeoutSeconds", 1.5), 7, "lockTimeoutSeconds"},
+        {"lockTimeoutSeconds a string", set("lockTimeoutSeconds", "30"), 7, "lockTimeoutSeconds"},
+        {"lockTimeoutSeconds too long", set("lockTimeoutSeconds", 3601), 7, "lockTimeoutSeconds"},
         {"name wrong type", set("name", 5), 7, "name"},
         {"capabilities not an object", set("capabilities", "x"), 7, "capabilities"},
         {"capability not a bool", set("capabilities", {{"io.kubernetes.cri.pod-annotations", "yes"}}), 7,
@@ -135,7 +139,7 @@ TEST_CASE("every bad-input class gets its CNI code and names the key") {
 }
 
 TEST_CASE("sourceCheck: on by default, false turns it off, null keeps the default") {
-    json c = base();
+    json c = minimal_netconf();
     c["sourceCheck"] = false;
     CHECK_FALSE(parse_netconf(c.dump()).source_check);
     c["sourceCheck"] = true;
@@ -144,8 +148,16 @@ TEST_CASE("sourceCheck: on by default, false turns it off, null keeps the defaul
     CHECK(parse_netconf(c.dump()).source_check);
 }
 
+TEST_CASE("lockTimeoutSeconds: a whole number of seconds") {
+    json c = minimal_netconf();
+    c["lockTimeoutSeconds"] = 5;
+    CHECK(parse_netconf(c.dump()).lock_timeout_seconds == 5);
+    c["lockTimeoutSeconds"] = nullptr;
+    CHECK(parse_netconf(c.dump()).lock_timeout_seconds == 60);
+}
+
 TEST_CASE("a declared but false capability is fine") {
-    json c = base();
+    json c = minimal_netconf();
     c["capabilities"] = {{"portMappings", false}, {"io.kubernetes.cri.pod-annotations", true}};
     CHECK(outcome(c.dump()).first == 0);
 }
@@ -164,19 +176,19 @@ TEST_CASE("policy annotation: present, absent, no capability args") {
         CHECK_FALSE(c.policy_annotation().has_value());
     }
     SUBCASE("runtime passed no annotations (capability not declared, or ctr run --cni)") {
-        NetConf c = parse_netconf(base().dump());
+        NetConf c = parse_netconf(minimal_netconf().dump());
         CHECK_FALSE(c.annotations.has_value());
         CHECK_FALSE(c.policy_annotation().has_value());
     }
     SUBCASE("null annotations count as none") {
-        json j = base();
+        json j = minimal_netconf();
         j["runtimeConfig"] = {{"io.kubernetes.cri.pod-annotations", nullptr}};
         CHECK_FALSE(parse_netconf(j.dump()).policy_annotation().has_value());
     }
 }
 
 TEST_CASE("prevResult is kept raw") {
-    json c = base("1.0.0");
+    json c = minimal_netconf("1.0.0");
     c["prevResult"] = {{"cniVersion", "1.0.0"}, {"interfaces", json::array()}, {"x-extra", 1}};
     NetConf n = parse_netconf(c.dump());
     REQUIRE(n.prev_result.has_value());
@@ -184,14 +196,14 @@ TEST_CASE("prevResult is kept raw") {
 }
 
 TEST_CASE("sniff_cni_version for error replies") {
-    CHECK(sniff_cni_version(base("0.4.0").dump()) == "0.4.0");
+    CHECK(sniff_cni_version(minimal_netconf("0.4.0").dump()) == "0.4.0");
     CHECK(sniff_cni_version("not json").empty());
     CHECK(sniff_cni_version("{\"cniVersion\": 4}").empty());
 }
 
 TEST_CASE("GC input: valid-attachments, the older key, and malformed requests") {
     auto gc = [](const char* key, json list) {
-        json c = base();
+        json c = minimal_netconf();
         c[key] = std::move(list);
         return parse_netconf(c.dump());
     };
@@ -206,7 +218,7 @@ TEST_CASE("GC input: valid-attachments, the older key, and malformed requests") 
         CHECK((*list)[1] == AttachmentId{"b", "net1"});
     }
     SUBCASE("valid-attachments wins over attachments") {
-        json c = base();
+        json c = minimal_netconf();
         c["cni.dev/valid-attachments"] = json::array();
         c["cni.dev/attachments"] = two;
         auto list = parse_valid_attachments(parse_netconf(c.dump()));
@@ -214,7 +226,7 @@ TEST_CASE("GC input: valid-attachments, the older key, and malformed requests") 
         CHECK(list->empty());
     }
     SUBCASE("neither key: no list (libcni's GCNetworkList(list, nil): nothing of the network is valid)") {
-        CHECK_FALSE(parse_valid_attachments(parse_netconf(base().dump())).has_value());
+        CHECK_FALSE(parse_valid_attachments(parse_netconf(minimal_netconf().dump())).has_value());
     }
     SUBCASE("wrong shapes: code 7 naming the field") {
         for (json bad : {json("x"), json::array({1}), json::array({{{"containerID", "a"}}}),

@@ -27,7 +27,7 @@ using namespace podfence::policy;
 
 namespace {
 
-using Key = pf_lpm_key;
+using Key = pf_policy_key;
 
 unsigned data_len(const Key& k) {
     return k.prefixlen - PF_LPM_HDR_BITS;
@@ -63,12 +63,12 @@ std::uint32_t none_of(const Key& k) {
     return k.kind == PF_KIND_PORT ? PF_RULE_NONE : PF_SET_NONE;
 }
 
-std::uint32_t answer_of(const TrieEntry& e) {
+std::uint32_t answer_of(const PolicyEntry& e) {
     return e.key.kind == PF_KIND_PORT ? e.val.rule : e.val.set;
 }
 
 // `e`'s prefix contains the (unmasked) data `d`.
-bool contains(const TrieEntry& e, const std::uint8_t* d) {
+bool contains(const PolicyEntry& e, const std::uint8_t* d) {
     std::uint8_t m[16];
     std::memcpy(m, d, sizeof m);
     search_walk::keep_bits(m, data_len(e.key));
@@ -77,9 +77,9 @@ bool contains(const TrieEntry& e, const std::uint8_t* d) {
 
 // Longest-prefix match by brute force: the answer of the longest plain entry
 // of k's table, at most `max_len` long, containing k's data; NONE if none.
-std::uint32_t brute(const std::vector<TrieEntry>& plain, const Key& k, unsigned max_len = 128) {
-    const TrieEntry* best = nullptr;
-    for (const TrieEntry& e : plain)
+std::uint32_t brute(const std::vector<PolicyEntry>& plain, const Key& k, unsigned max_len = 128) {
+    const PolicyEntry* best = nullptr;
+    for (const PolicyEntry& e : plain)
         if (same_table(e.key, k) && data_len(e.key) <= max_len && contains(e, k.data) &&
             (!best || data_len(e.key) > data_len(best->key)))
             best = &e;
@@ -99,9 +99,9 @@ std::string describe(const Key& k) {
 }
 
 // Distinct lengths per table (key header with prefixlen and data zeroed).
-std::map<std::string, std::set<unsigned>> lengths(const std::vector<TrieEntry>& plain) {
+std::map<std::string, std::set<unsigned>> lengths(const std::vector<PolicyEntry>& plain) {
     std::map<std::string, std::set<unsigned>> out;
-    for (const TrieEntry& e : plain) {
+    for (const PolicyEntry& e : plain) {
         Key h = e.key;
         h.prefixlen = 0;
         std::memset(h.data, 0, sizeof h.data);
@@ -134,7 +134,7 @@ struct Gen {
     // Entries of one table (`hdr`'s kind, dir, family, set): prefixes of a
     // few related addresses (so they nest and share markers) and of some
     // unrelated ones (disjoint).
-    void table(std::vector<TrieEntry>& out, const Key& hdr) {
+    void table(std::vector<PolicyEntry>& out, const Key& hdr) {
         const bool port = hdr.kind == PF_KIND_PORT;
         const unsigned bits = key_bits(hdr);
         const std::vector<unsigned> lens = length_pool(port, bits);
@@ -151,7 +151,7 @@ struct Gen {
             parents.push_back(p);
         }
         for (unsigned n = uni(1, coin(20) ? 80 : 20); n > 0; --n) {
-            TrieEntry e;
+            PolicyEntry e;
             e.key = hdr;
             const unsigned len = lens[uni(0, static_cast<unsigned>(lens.size() - 1))];
             e.key.prefixlen = PF_LPM_HDR_BITS + len;
@@ -178,8 +178,8 @@ struct Gen {
     }
 
     // Several tables, ADDR and PORT, keys unique (the first one of a key kept).
-    std::vector<TrieEntry> plain() {
-        std::vector<TrieEntry> out;
+    std::vector<PolicyEntry> plain() {
+        std::vector<PolicyEntry> out;
         for (unsigned n = uni(1, 4); n > 0; --n) {
             Key hdr{};
             hdr.dir = static_cast<std::uint8_t>(uni(0, 1));
@@ -193,9 +193,10 @@ struct Gen {
             table(out, hdr);
         }
         std::stable_sort(out.begin(), out.end(), search_walk::key_less);
-        out.erase(std::unique(out.begin(), out.end(),
-                              [](const TrieEntry& a, const TrieEntry& b) { return same_key(a.key, b.key); }),
-                  out.end());
+        out.erase(
+            std::unique(out.begin(), out.end(),
+                        [](const PolicyEntry& a, const PolicyEntry& b) { return same_key(a.key, b.key); }),
+            out.end());
         std::shuffle(out.begin(), out.end(), rng);
         return out;
     }
@@ -205,9 +206,9 @@ struct Gen {
 // one bit past it, its sibling (last prefix bit flipped), the last address
 // inside it and a random one, plus a random key of its table; all unmasked
 // full keys.
-std::vector<Key> probes(const std::vector<TrieEntry>& entries, Gen& gen) {
+std::vector<Key> probes(const std::vector<PolicyEntry>& entries, Gen& gen) {
     std::vector<Key> out;
-    for (const TrieEntry& e : entries) {
+    for (const PolicyEntry& e : entries) {
         if (is_root(e.key)) continue;
         const unsigned len = data_len(e.key), bits = key_bits(e.key);
         Key k = e.key;
@@ -241,10 +242,10 @@ std::vector<Key> probes(const std::vector<TrieEntry>& entries, Gen& gen) {
 // Every probe: the walk's answer is the brute-force longest match, in at
 // most ceil(log2(lengths + 1)) lookups, never cut short by PF_ROPE_MAX.
 // Returns how many searches ended on a marker (their answer is a marker's).
-std::size_t check_searches(const std::vector<TrieEntry>& plain, const std::vector<TrieEntry>& out,
+std::size_t check_searches(const std::vector<PolicyEntry>& plain, const std::vector<PolicyEntry>& out,
                            const std::vector<Key>& keys) {
     const auto lens = lengths(plain);
-    std::vector<TrieEntry> real = plain;
+    std::vector<PolicyEntry> real = plain;
     std::sort(real.begin(), real.end(), search_walk::key_less);
     std::size_t on_marker = 0;
     for (const Key& k : keys) {
@@ -296,7 +297,7 @@ TEST_CASE("with_search: a marker answers like the longest real prefix covering i
     // Lengths 8 < 16 < 24: the search starts at /16, so the /24 entry needs
     // a /16 marker, which must answer like 10.0.0.0/8 for 10.1.3.4.
     auto entry = [](unsigned len, std::array<std::uint8_t, 4> a, std::uint32_t set) {
-        TrieEntry e;
+        PolicyEntry e;
         e.key.prefixlen = PF_LPM_HDR_BITS + len;
         e.key.kind = PF_KIND_ADDR;
         e.key.dir = PF_DIR_EGRESS;
@@ -305,11 +306,11 @@ TEST_CASE("with_search: a marker answers like the longest real prefix covering i
         e.val.set = set;
         return e;
     };
-    const std::vector<TrieEntry> plain = {entry(8, {10, 0, 0, 0}, 1), entry(24, {10, 1, 2, 0}, 2),
-                                          entry(16, {192, 168, 0, 0}, 3)};
+    const std::vector<PolicyEntry> plain = {entry(8, {10, 0, 0, 0}, 1), entry(24, {10, 1, 2, 0}, 2),
+                                            entry(16, {192, 168, 0, 0}, 3)};
     const auto out = with_search(plain);
     REQUIRE(out.size() == 3 + 1 + 1); // plain, the marker, ROOT
-    const TrieEntry* marker = search_walk::exact(out, entry(16, {10, 1, 0, 0}, 0).key);
+    const PolicyEntry* marker = search_walk::exact(out, entry(16, {10, 1, 0, 0}, 0).key);
     REQUIRE(marker);
     CHECK(marker->val.set == 1);
     CHECK(marker->val.rope == (PF_ROPE_EMPTY << 8 | 24)); // a hit at /16 goes on to /24
@@ -346,9 +347,9 @@ TEST_CASE("with_search: lookups per search <= ceil(log2(distinct lengths + 1))")
         std::uint8_t a[16];
         for (std::uint8_t& b : a)
             b = static_cast<std::uint8_t>(rng());
-        std::vector<TrieEntry> plain;
+        std::vector<PolicyEntry> plain;
         for (unsigned len = 0; len < n; ++len) {
-            TrieEntry e;
+            PolicyEntry e;
             e.key.prefixlen = PF_LPM_HDR_BITS + len;
             e.key.kind = PF_KIND_ADDR;
             e.key.family = PF_FAMILY_V6;
@@ -384,30 +385,30 @@ TEST_CASE("with_search: plain entries kept, markers never on a real key, markers
         const auto out = with_search(plain);
         for (std::size_t i = 1; i < out.size(); ++i)
             REQUIRE(search_walk::key_less(out[i - 1], out[i])); // sorted, each key once
-        for (const TrieEntry& e : plain) {
-            const TrieEntry* o = search_walk::exact(out, e.key);
+        for (const PolicyEntry& e : plain) {
+            const PolicyEntry* o = search_walk::exact(out, e.key);
             REQUIRE(o);
             CHECK(o->val.set == e.val.set);
             CHECK(o->val.rule == e.val.rule);
         }
         const auto lens = lengths(plain);
         std::size_t roots = 0;
-        for (const TrieEntry& m : out) {
+        for (const PolicyEntry& m : out) {
             if (is_root(m.key)) {
                 ++roots;
                 continue;
             }
             const bool real = std::any_of(plain.begin(), plain.end(),
-                                          [&](const TrieEntry& e) { return same_key(e.key, m.key); });
+                                          [&](const PolicyEntry& e) { return same_key(e.key, m.key); });
             if (real) continue;
             CAPTURE(describe(m.key));
             // At a length of its table, covering a longer real entry (whose
             // search needs to hit there), answering like the longest real
             // entry not longer than itself that covers it.
-            CHECK(std::count_if(plain.begin(), plain.end(), [&](const TrieEntry& e) {
+            CHECK(std::count_if(plain.begin(), plain.end(), [&](const PolicyEntry& e) {
                       return same_table(e.key, m.key) && data_len(e.key) == data_len(m.key);
                   }) > 0);
-            CHECK(std::any_of(plain.begin(), plain.end(), [&](const TrieEntry& e) {
+            CHECK(std::any_of(plain.begin(), plain.end(), [&](const PolicyEntry& e) {
                 return same_table(e.key, m.key) && data_len(e.key) > data_len(m.key) &&
                        contains(m, e.key.data);
             }));
@@ -461,7 +462,7 @@ TEST_CASE("with_search: more entries than the capacity => InvalidPolicy with a l
 }
 
 TEST_CASE("with_search: only plain ADDR and PORT entries are accepted") {
-    TrieEntry root;
+    PolicyEntry root;
     root.key.prefixlen = PF_ROOT_PREFIXLEN;
     root.key.kind = PF_KIND_ADDR_ROOT;
     root.key.family = PF_FAMILY_V4;

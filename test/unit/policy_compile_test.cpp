@@ -31,8 +31,8 @@ using namespace podfence::policy;
 namespace {
 
 // What the datapath decides for a new flow, via the two matches of the ABI.
-Decision trie_decide(const std::vector<TrieEntry>& entries, const Packet& p) {
-    pf_lpm_key ak{};
+Decision table_decide(const std::vector<PolicyEntry>& entries, const Packet& p) {
+    pf_policy_key ak{};
     ak.kind = PF_KIND_ADDR;
     ak.dir = static_cast<std::uint8_t>(p.dir);
     ak.family = p.family;
@@ -44,7 +44,7 @@ Decision trie_decide(const std::vector<TrieEntry>& entries, const Packet& p) {
 
     const bool ported = (p.proto == 6 || p.proto == 17 || p.proto == 132) && !p.non_first_fragment;
     const std::uint16_t port = ported ? p.dport : 0;
-    pf_lpm_key pk{};
+    pf_policy_key pk{};
     pk.kind = PF_KIND_PORT;
     pk.dir = ak.dir;
     pk.set = a.answer;
@@ -231,16 +231,16 @@ struct Gen {
 // (dir, set), each with its ROOT entry. Key: (ADDR or PORT, dir, family, set).
 using Table = std::tuple<int, int, int, std::uint32_t>;
 
-bool is_root(const pf_lpm_key& k) {
+bool is_root(const pf_policy_key& k) {
     return k.kind == PF_KIND_ADDR_ROOT || k.kind == PF_KIND_PORT_ROOT;
 }
 
-Table table_of(const pf_lpm_key& k) {
+Table table_of(const pf_policy_key& k) {
     const bool port = k.kind == PF_KIND_PORT || k.kind == PF_KIND_PORT_ROOT;
     return {port ? PF_KIND_PORT : PF_KIND_ADDR, k.dir, k.family, k.set};
 }
 
-unsigned data_len(const pf_lpm_key& k) {
+unsigned data_len(const pf_policy_key& k) {
     return k.prefixlen - PF_LPM_HDR_BITS;
 }
 
@@ -272,16 +272,16 @@ std::string rope_problem(std::uint64_t rope, const std::set<unsigned>& lens, int
 // rope (the search only knows the length it hit at). Wrong lengths or
 // markers are caught by the simulator's wrong answers.
 // Returns the first problem found, "" when none (one assertion per call).
-std::string well_formed(const std::vector<TrieEntry>& entries) {
+std::string well_formed(const std::vector<PolicyEntry>& entries) {
     std::map<Table, std::set<unsigned>> lens;
-    for (const TrieEntry& e : entries)
+    for (const PolicyEntry& e : entries)
         if (!is_root(e.key) && e.key.prefixlen >= PF_LPM_HDR_BITS)
             lens[table_of(e.key)].insert(data_len(e.key));
     std::map<std::pair<Table, unsigned>, std::uint64_t> rope_at;
     std::set<Table> roots;
     static const std::set<unsigned> no_lens;
     for (std::size_t i = 0; i < entries.size(); ++i) {
-        const TrieEntry& e = entries[i];
+        const PolicyEntry& e = entries[i];
         const std::string at = "entry " + std::to_string(i) + ": ";
         if (i > 0 && !(entries[i - 1] < e)) return at + "not sorted or a duplicate";
         if (i > 0 && !search_walk::key_less(entries[i - 1], e)) return at + "duplicate key";
@@ -331,7 +331,7 @@ std::string well_formed(const std::vector<TrieEntry>& entries) {
 }
 
 // The answer an entry gives: val.set for ADDR, val.rule for PORT.
-std::uint32_t answer_of(const TrieEntry& e) {
+std::uint32_t answer_of(const PolicyEntry& e) {
     return e.key.kind == PF_KIND_PORT ? e.val.rule : e.val.set;
 }
 
@@ -340,28 +340,28 @@ std::uint32_t answer_of(const TrieEntry& e) {
 // from that of the longest shorter prefix covering it, while a marker
 // answers exactly like that prefix (or NONE without one): that tells them
 // apart.
-std::vector<TrieEntry> plain_of(const std::vector<TrieEntry>& entries) {
+std::vector<PolicyEntry> plain_of(const std::vector<PolicyEntry>& entries) {
     std::map<Table, std::set<unsigned>> lens;
-    for (const TrieEntry& e : entries)
+    for (const PolicyEntry& e : entries)
         if (!is_root(e.key)) lens[table_of(e.key)].insert(data_len(e.key));
-    std::vector<TrieEntry> out;
-    for (const TrieEntry& e : entries) {
+    std::vector<PolicyEntry> out;
+    for (const PolicyEntry& e : entries) {
         if (is_root(e.key)) continue;
         const std::uint32_t none = e.key.kind == PF_KIND_PORT ? PF_RULE_NONE : PF_SET_NONE;
         std::uint32_t shorter = none;
         const std::set<unsigned>& l = lens[table_of(e.key)];
         for (auto len = l.lower_bound(data_len(e.key)); len != l.begin();) {
             --len;
-            pf_lpm_key k = e.key;
+            pf_policy_key k = e.key;
             k.prefixlen = PF_LPM_HDR_BITS + *len;
             search_walk::keep_bits(k.data, *len);
-            if (const TrieEntry* s = search_walk::exact(entries, k)) {
+            if (const PolicyEntry* s = search_walk::exact(entries, k)) {
                 shorter = answer_of(*s);
                 break;
             }
         }
         if (answer_of(e) == shorter) continue;
-        TrieEntry p = e;
+        PolicyEntry p = e;
         p.val.rope = 0;
         out.push_back(p);
     }
@@ -369,7 +369,7 @@ std::vector<TrieEntry> plain_of(const std::vector<TrieEntry>& entries) {
 }
 
 // The entries formatted for reading, one string each.
-std::string describe(const TrieEntry& e) {
+std::string describe(const PolicyEntry& e) {
     std::string rope = " rope";
     for (unsigned i = 0; i < 8; ++i)
         if (const unsigned len = (e.val.rope >> (8 * i)) & 0xff; len != PF_ROPE_END)
@@ -401,7 +401,7 @@ TEST_CASE("compile: not isolated => ADDR 0/0 and ::/0 -> one set with an any ent
     // One length per table (/0): the ROOT rope tries it, a hit has nothing longer to try.
     const std::uint64_t only_len0 = PF_ROPE_EMPTY << 8;
     int addr_entries = 0, port_entries = 0, root_entries = 0;
-    for (const TrieEntry& e : entries) {
+    for (const PolicyEntry& e : entries) {
         CHECK(e.key.pad == 0);
         if (e.key.kind == PF_KIND_ADDR_ROOT || e.key.kind == PF_KIND_PORT_ROOT) {
             ++root_entries;
@@ -433,8 +433,8 @@ TEST_CASE("compile: not isolated => ADDR 0/0 and ::/0 -> one set with an any ent
     pkt.family = PF_FAMILY_V6;
     pkt.src = addr("2001:db8::1");
     pkt.proto = 47;
-    CHECK(trie_decide(entries, pkt).allowed);
-    CHECK(trie_decide(entries, pkt).rule == PF_RULE_DEFAULT);
+    CHECK(table_decide(entries, pkt).allowed);
+    CHECK(table_decide(entries, pkt).rule == PF_RULE_DEFAULT);
 }
 
 TEST_CASE("compile: the documented example, entry by entry") {
@@ -444,7 +444,7 @@ TEST_CASE("compile: the documented example, entry by entry") {
     const auto entries = compile(p);
     CHECK(well_formed(entries) == "");
     std::vector<std::string> got;
-    for (const TrieEntry& e : entries)
+    for (const PolicyEntry& e : entries)
         if (e.key.dir == PF_DIR_INGRESS) got.push_back(describe(e));
     std::sort(got.begin(), got.end());
     const std::vector<std::string> want = {
@@ -492,7 +492,7 @@ TEST_CASE("compile agrees with evaluate() under longest-prefix match (random pol
         for (int i = 0; i < 150; ++i) {
             const Packet pkt = gen.packet(pol);
             const Decision want = evaluate(pol, pkt);
-            const Decision got = trie_decide(entries, pkt);
+            const Decision got = table_decide(entries, pkt);
             CAPTURE(format_addr(pkt.family, pkt.src));
             CAPTURE(format_addr(pkt.family, pkt.dst));
             CAPTURE(static_cast<int>(pkt.dir));
@@ -546,7 +546,7 @@ TEST_CASE("compile: overlapping ranges and any-port rules resolve to the first a
         const Decision want = evaluate(p, pkt);
         CHECK(want.allowed == c.allowed);
         if (c.allowed) CHECK(want.rule == c.rule);
-        const Decision got = trie_decide(entries, pkt);
+        const Decision got = table_decide(entries, pkt);
         CHECK(got.allowed == want.allowed);
         CHECK(got.rule == want.rule);
     }
@@ -559,7 +559,7 @@ TEST_CASE("compile: identical port sets share one id; ids start at 1 per directi
         "egress": [{"to": [{"ipBlock": {"cidr": "10.0.0.0/24"}}]}]})");
     std::map<std::pair<int, std::uint32_t>, int> port_entries_per_set;
     std::set<std::uint32_t> ingress_addr_sets;
-    for (const TrieEntry& e : compile(p)) {
+    for (const PolicyEntry& e : compile(p)) {
         if (e.key.kind == PF_KIND_PORT)
             port_entries_per_set[{e.key.dir, e.key.set}]++;
         else if (e.key.kind == PF_KIND_ADDR && e.key.dir == PF_DIR_INGRESS)
@@ -692,12 +692,12 @@ TEST_CASE("compile: 100000 rules with distinct CIDRs compile quickly") {
     const std::uint32_t a = htonl(0x0a000000u + 10 * 7);
     std::memcpy(pkt.src.data(), &a, 4);
     pkt.dport = 1010;
-    CHECK(trie_decide(entries, pkt).rule == evaluate(p, pkt).rule);
+    CHECK(table_decide(entries, pkt).rule == evaluate(p, pkt).rule);
     CHECK(evaluate(p, pkt).rule == 5); // even rules went to ingress
     pkt.dport = 1011;
-    CHECK_FALSE(trie_decide(entries, pkt).allowed);
+    CHECK_FALSE(table_decide(entries, pkt).allowed);
     pkt.proto = 17;
-    CHECK(trie_decide(entries, pkt).rule == 50000);
+    CHECK(table_decide(entries, pkt).rule == 50000);
 }
 
 TEST_CASE("compile: decisions follow the ropes (cutting one changes the answer)") {
@@ -712,14 +712,14 @@ TEST_CASE("compile: decisions follow the ropes (cutting one changes the answer)"
     allowed.src = addr("10.2.0.1");
     REQUIRE_FALSE(evaluate(p, denied).allowed);
     REQUIRE(evaluate(p, allowed).allowed);
-    CHECK_FALSE(trie_decide(entries, denied).allowed);
-    CHECK(trie_decide(entries, allowed).allowed);
-    CHECK(trie_decide(entries, allowed).rule == 0);
+    CHECK_FALSE(table_decide(entries, denied).allowed);
+    CHECK(table_decide(entries, allowed).allowed);
+    CHECK(table_decide(entries, allowed).rule == 0);
 
     auto cut = [&](auto&& pick, std::uint64_t rope) {
         auto out = entries;
         int n = 0;
-        for (TrieEntry& e : out)
+        for (PolicyEntry& e : out)
             if (e.key.dir == PF_DIR_INGRESS && pick(e)) {
                 e.val.rope = rope;
                 ++n;
@@ -729,33 +729,33 @@ TEST_CASE("compile: decisions follow the ropes (cutting one changes the answer)"
     };
     // Without its ROOT rope the v4 table looks empty: nothing is tried.
     const auto no_root = cut(
-        [](const TrieEntry& e) { return e.key.kind == PF_KIND_ADDR_ROOT && e.key.family == PF_FAMILY_V4; },
+        [](const PolicyEntry& e) { return e.key.kind == PF_KIND_ADDR_ROOT && e.key.family == PF_FAMILY_V4; },
         PF_ROPE_EMPTY);
-    CHECK_FALSE(trie_decide(no_root, allowed).allowed);
+    CHECK_FALSE(table_decide(no_root, allowed).allowed);
     // The /8 hit leads on to /16: without that the except is never tried and the /8 answers.
     const auto no_16 = cut(
-        [](const TrieEntry& e) {
+        [](const PolicyEntry& e) {
             return e.key.kind == PF_KIND_ADDR && e.key.prefixlen == PF_LPM_HDR_BITS + 8;
         },
         PF_ROPE_EMPTY);
-    CHECK(trie_decide(no_16, denied).allowed);
+    CHECK(table_decide(no_16, denied).allowed);
     // TCP 8080 (/24) is reached through the /21 marker's rope.
-    auto is_marker = [](const TrieEntry& e) {
+    auto is_marker = [](const PolicyEntry& e) {
         return e.key.kind == PF_KIND_PORT && e.key.prefixlen == PF_LPM_HDR_BITS + 21 && e.key.data[0] == 6;
     };
     const auto marker_cut = cut(is_marker, PF_ROPE_EMPTY);
-    CHECK_FALSE(trie_decide(marker_cut, allowed).allowed);
+    CHECK_FALSE(table_decide(marker_cut, allowed).allowed);
     // And without the marker itself the miss at /21 goes to shorter lengths: none here.
     auto no_marker = entries;
     std::erase_if(no_marker, is_marker);
     REQUIRE(no_marker.size() == entries.size() - 1);
-    CHECK_FALSE(trie_decide(no_marker, allowed).allowed);
+    CHECK_FALSE(table_decide(no_marker, allowed).allowed);
     // A rope that names a length the table lacks only costs a lookup.
     const auto detour = cut(
-        [](const TrieEntry& e) { return e.key.kind == PF_KIND_ADDR_ROOT && e.key.family == PF_FAMILY_V4; },
+        [](const PolicyEntry& e) { return e.key.kind == PF_KIND_ADDR_ROOT && e.key.family == PF_FAMILY_V4; },
         PF_ROPE_EMPTY << 16 | 8 << 8 | 12);
-    CHECK_FALSE(trie_decide(detour, denied).allowed);
-    CHECK(trie_decide(detour, allowed).rule == 0);
+    CHECK_FALSE(table_decide(detour, denied).allowed);
+    CHECK(table_decide(detour, allowed).rule == 0);
 }
 
 TEST_CASE("with_search() rebuilds compile()'s output from its plain entries") {
@@ -771,8 +771,8 @@ TEST_CASE("with_search() rebuilds compile()'s output from its plain entries") {
         CHECK(with_search(shuffled) == entries);
         // Markers taken for real entries change nothing: they already
         // answer like the longest real entry covering them.
-        std::vector<TrieEntry> all;
-        for (TrieEntry e : entries)
+        std::vector<PolicyEntry> all;
+        for (PolicyEntry e : entries)
             if (!is_root(e.key)) {
                 e.val.rope = 0;
                 all.push_back(e);

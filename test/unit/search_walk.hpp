@@ -14,17 +14,17 @@
 
 namespace search_walk {
 
-using podfence::policy::TrieEntry;
+using podfence::policy::PolicyEntry;
 
-inline bool key_less(const TrieEntry& a, const TrieEntry& b) {
+inline bool key_less(const PolicyEntry& a, const PolicyEntry& b) {
     return std::memcmp(&a.key, &b.key, sizeof a.key) < 0;
 }
 
 // Exact-match lookup, as in a BPF hash map. `entries` must be sorted by key
 // (compile() and with_search() output are): a binary search keeps the
 // 100000-rule test fast.
-inline const TrieEntry* exact(const std::vector<TrieEntry>& entries, const pf_lpm_key& k) {
-    TrieEntry probe;
+inline const PolicyEntry* exact(const std::vector<PolicyEntry>& entries, const pf_policy_key& k) {
+    PolicyEntry probe;
     probe.key = k;
     auto it = std::lower_bound(entries.begin(), entries.end(), probe, key_less);
     if (it == entries.end() || std::memcmp(&it->key, &k, sizeof k) != 0) return nullptr;
@@ -39,24 +39,24 @@ inline void keep_bits(std::uint8_t* data, unsigned bits) {
 }
 
 struct Walk {
-    std::uint32_t answer = 0;        // of the last hit; PF_SET_NONE / PF_RULE_NONE when none
-    const TrieEntry* last = nullptr; // the last hit
-    unsigned lookups = 0;            // after the ROOT lookup
-    bool cut = false;                // PF_ROPE_MAX lookups done and the rope had more
+    std::uint32_t answer = 0;          // of the last hit; PF_SET_NONE / PF_RULE_NONE when none
+    const PolicyEntry* last = nullptr; // the last hit
+    unsigned lookups = 0;              // after the ROOT lookup
+    bool cut = false;                  // PF_ROPE_MAX lookups done and the rope had more
 };
 
 // One search in the table of `key` (kind ADDR or PORT, dir, family, set as
 // the engine sets them; data = the full address or port key, unmasked).
-inline Walk walk(const std::vector<TrieEntry>& entries, pf_lpm_key key) {
+inline Walk walk(const std::vector<PolicyEntry>& entries, pf_policy_key key) {
     const bool port = key.kind == PF_KIND_PORT;
     Walk w;
     w.answer = port ? PF_RULE_NONE : PF_SET_NONE;
 
-    pf_lpm_key root = key;
+    pf_policy_key root = key;
     root.prefixlen = PF_ROOT_PREFIXLEN;
     root.kind = port ? PF_KIND_PORT_ROOT : PF_KIND_ADDR_ROOT;
     std::memset(root.data, 0, sizeof root.data);
-    const TrieEntry* r = exact(entries, root);
+    const PolicyEntry* r = exact(entries, root);
     std::uint64_t rope = r ? r->val.rope : PF_ROPE_EMPTY;
 
     std::uint8_t full[16];
@@ -69,7 +69,7 @@ inline Walk walk(const std::vector<TrieEntry>& entries, pf_lpm_key key) {
         std::memcpy(key.data, full, sizeof full);
         keep_bits(key.data, len);
         ++w.lookups;
-        if (const TrieEntry* e = exact(entries, key)) {
+        if (const PolicyEntry* e = exact(entries, key)) {
             w.answer = port ? e->val.rule : e->val.set;
             w.last = e;
             rope = e->val.rope;

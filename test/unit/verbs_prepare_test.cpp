@@ -4,6 +4,7 @@
 
 #include "cni/netconf.hpp"
 #include "common/error.hpp"
+#include "netconf_json.hpp"
 #include "verbs/prepare.hpp"
 
 using namespace podfence;
@@ -12,12 +13,8 @@ using nlohmann::json;
 
 namespace {
 
-json conf_json(const std::string& version = "1.0.0") {
-    return {{"cniVersion", version}, {"name", "net"}, {"type", "podfence"}};
-}
-
 cni::NetConf with_policy(const std::string& policy_text, const char* default_policy = "allow") {
-    json c = conf_json();
+    json c = minimal_netconf("1.0.0");
     c["defaultPolicy"] = default_policy;
     c["runtimeConfig"] = {{"io.kubernetes.cri.pod-annotations", {{"podfence.io/policy", policy_text}}}};
     return cni::parse_netconf(c.dump());
@@ -35,7 +32,7 @@ unsigned code_of(auto&& f) {
 } // namespace
 
 TEST_CASE("no annotation: the netconf's defaultPolicy") {
-    json c = conf_json();
+    json c = minimal_netconf("1.0.0");
     PolicyPlan allow = plan_policy(cni::parse_netconf(c.dump()));
     CHECK_FALSE(allow.from_annotation);
     CHECK(allow.policy == policy::default_policy(policy::DefaultAction::Allow));
@@ -76,7 +73,7 @@ TEST_CASE("a malformed annotation is code 104 and names the field") {
 }
 
 TEST_CASE("ADD/CHECK without prevResult: code 7 explaining chaining") {
-    cni::NetConf c = cni::parse_netconf(conf_json().dump());
+    cni::NetConf c = cni::parse_netconf(minimal_netconf("1.0.0").dump());
     try {
         require_prev_result(c);
         FAIL("expected an error");
@@ -85,7 +82,7 @@ TEST_CASE("ADD/CHECK without prevResult: code 7 explaining chaining") {
         CHECK(std::string(e.what()) == "podfence is a chained plugin: prevResult missing (list it after a "
                                        "primary plugin such as bridge or ptp)");
     }
-    json j = conf_json();
+    json j = minimal_netconf("1.0.0");
     j["prevResult"] = {{"cniVersion", "1.0.0"}, {"interfaces", json::array({{{"name", "veth0"}}})}};
     CHECK(require_prev_result(cni::parse_netconf(j.dump())).has_host_interface("veth0"));
 }
@@ -105,7 +102,7 @@ TEST_CASE("verbs newer than the configuration's version are refused (code 1)") {
     for (const Row& r : rows) {
         CAPTURE(cni::verb_name(r.verb));
         CAPTURE(r.version);
-        cni::NetConf c = cni::parse_netconf(conf_json(r.version).dump());
+        cni::NetConf c = cni::parse_netconf(minimal_netconf(r.version).dump());
         CHECK(code_of([&] { require_verb_version(r.verb, c); }) == (r.ok ? 0u : 1u));
     }
 }
@@ -114,7 +111,7 @@ TEST_CASE("diff_entries counts missing and unexpected entries, order-insensitive
     auto allow = policy::compile(policy::default_policy(policy::DefaultAction::Allow));
     auto deny = policy::compile(policy::default_policy(policy::DefaultAction::Deny));
     REQUIRE_FALSE(allow.empty());
-    std::vector<policy::TrieEntry> reversed(allow.rbegin(), allow.rend());
+    std::vector<policy::PolicyEntry> reversed(allow.rbegin(), allow.rend());
     CHECK(diff_entries(reversed, allow).empty());
     EntryDiff d = diff_entries({}, allow);
     CHECK(d.missing == allow.size());
