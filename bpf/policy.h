@@ -67,8 +67,8 @@ static __always_inline __u64 pf_root_rope(void *map, struct pf_policy_key *k, __
  * hit stores the entry's answer (val.rule for PORT tables, val.set for
  * ADDR) and switches to its rope; the last hit is the longest match. At
  * most PF_ROPE_MAX lookups. Returns the answer, `none` if nothing hit. */
-static __always_inline __u32 pf_search(void *map, struct pf_policy_key *k, __u64 rope, const __u32 *d,
-				       int port, __u32 none)
+static __always_inline __u32 pf_search(void *map, struct pf_policy_key *k, __u64 rope,
+				       const __u32 *d, int port, __u32 none)
 {
 	struct pf_policy_val *v;
 	__u32 *kd = (__u32 *)k->data;
@@ -97,8 +97,8 @@ static __always_inline __u32 pf_search(void *map, struct pf_policy_key *k, __u64
 
 /* Step 1: longest ADDR match of the peer `a` (four network-order words, v4:
  * a[1..3] = 0) -> port-set id, PF_SET_NONE when nothing matches. */
-static __always_inline __u32 pf_addr_match(void *map, struct pf_policy_key *k, __u8 dir, __u8 family,
-					   const __u32 *a)
+static __always_inline __u32 pf_addr_match(void *map, struct pf_policy_key *k, __u8 dir,
+					   __u8 family, const __u32 *a)
 {
 	__u64 rope = pf_root_rope(map, k, PF_KIND_ADDR_ROOT, dir, family, 0);
 
