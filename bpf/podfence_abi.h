@@ -69,7 +69,7 @@ typedef __u64 pf_u64;
  *             data[1..2]=destination port (big endian), masked likewise}
  *      -> val.rule = index (within direction D's rule list) of the first
  *         rule that admits the packet; no match or PF_RULE_NONE => deny.
- * prefixlen counts the header (kind..set, PF_LPM_HDR_BITS bits, always
+ * prefixlen counts the header (kind..set, PF_KEY_HDR_BITS bits, always
  * matched in full) plus the data bits: ADDR prefixlen = HDR + cidr length.
  * PORT prefixlen = HDR (any protocol, any port), HDR + 8 (this protocol, any
  * port) or HDR + 8 + n (port prefix of n bits); its "port-key length" is
@@ -108,9 +108,9 @@ typedef __u64 pf_u64;
 #define PF_KIND_PORT	  2
 #define PF_KIND_ADDR_ROOT 3
 #define PF_KIND_PORT_ROOT 4
-#define PF_LPM_HDR_BITS	  64
+#define PF_KEY_HDR_BITS	  64
 #define PF_PORT_KEY_BITS  24 /* protocol (8) + port (16) */
-#define PF_ROOT_PREFIXLEN PF_LPM_HDR_BITS
+#define PF_ROOT_PREFIXLEN PF_KEY_HDR_BITS
 #define PF_ROPE_MAX	  8    /* steps: a tree of <= 255 lengths is <= 8 deep */
 #define PF_ROPE_END	  0xff /* rope padding: no further length */
 #define PF_ROPE_EMPTY	  0xffffffffffffffffull

@@ -81,7 +81,7 @@ static __always_inline __u32 pf_search(void *map, struct pf_policy_key *k, __u64
 		if (len == PF_ROPE_END)
 			break;
 		rope = rope >> 8 | (__u64)PF_ROPE_END << 56;
-		k->prefixlen = PF_LPM_HDR_BITS + len;
+		k->prefixlen = PF_KEY_HDR_BITS + len;
 		kd[0] = d[0] & pf_data_word_mask(len, 0);
 		kd[1] = d[1] & pf_data_word_mask(len, 1);
 		kd[2] = d[2] & pf_data_word_mask(len, 2);

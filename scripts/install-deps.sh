@@ -6,7 +6,7 @@ set -euo pipefail
 packages=(
   # build
   build-essential cmake pkg-config clang llvm bpftool libbpf-dev libelf-dev zlib1g-dev
-  libzstd-dev libmnl-dev nlohmann-json3-dev doctest-dev clang-format
+  libzstd-dev libmnl-dev nlohmann-json3-dev doctest-dev clang-format clang-tidy
   # integration: real reference plugins and the real libcni (Go, offline GOPATH build)
   containernetworking-plugins golang-go golang-github-appc-cni-dev
   iproute2 socat netcat-openbsd iputils-ping util-linux jq

@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # The test command (README "Tests"; .ci/run calls exactly this), as root on Debian 12:
-# installs dependencies, checks formatting, builds a sanitizer tree and the
-# README's Release build (both with -Werror), installs the latter into a
-# staging dir, then runs the three layers through CTest:
-#   unit        pure logic (doctest)                        ASan+UBSan and release
-#   kernel      netlink/attach plumbing and the BPF datapath via BPF_PROG_TEST_RUN,
-#               incl. the differential check against the reference evaluator
-#   integration real libcni driver, real reference plugins, real traffic in netns
+# installs dependencies, checks formatting, builds a sanitizer tree (-Werror)
+# and runs clang-tidy on plugin/ against it, builds the README's Release build
+# (-Werror) and installs it into a staging dir, then runs the layers through CTest:
+#   unit        pure logic (doctest)                                    ASan+UBSan
+#   datapath    the BPF programs via BPF_PROG_TEST_RUN, incl. the
+#               differential check against the reference evaluator      ASan+UBSan
+#   kernel      netlink/attach plumbing, the verbs in process           ASan+UBSan
+#   integration real libcni driver, real reference plugins, real traffic in netns,
+#               with the installed Release binary
 # plus the benchmark suite in --quick mode (every configuration once, no speed
 # assertions: it only has to run and produce numbers).
 set -euo pipefail
@@ -20,6 +22,7 @@ scripts/check-format.sh
 cmake -S . -B build/asan -DCMAKE_BUILD_TYPE=Debug -DPODFENCE_SANITIZE=ON -DPODFENCE_WERROR=ON >/dev/null
 cmake --build build/asan -j"$jobs" --target podfence_unit_tests podfence_kernel_tests
 (cd build/asan && ctest --output-on-failure -L '^(unit|datapath|kernel)$')
+scripts/tidy.sh build/asan
 
 # The README's Install commands as written (Release, every target), then the
 # install step into a staging directory instead of the node's /opt/cni/bin.
@@ -31,4 +34,5 @@ DESTDIR=$stage cmake --install build --strip
 env -u CNI_COMMAND "$stage/opt/cni/bin/podfence" version
 
 bench/suite/run.sh --quick --out build/bench-quick
-(cd build && ctest --output-on-failure)
+# The sanitizer tree ran the other layers; the Release tree is the shipped binary.
+(cd build && ctest --output-on-failure -L '^integration$')

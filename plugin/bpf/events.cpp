@@ -25,7 +25,10 @@ int on_event(void* ctx, void* data, size_t size) {
 void set_events_flag(const Datapath& dp, bool on) {
     std::uint32_t key = 0;
     pf_config cfg{};
-    bpf_map_lookup_elem(dp.config_map(), &key, &cfg); // an absent value reads as zeros
+    // A one-entry array: the lookup fails only on a real error, and writing
+    // zeros back would clear the other flags.
+    if (bpf_map_lookup_elem(dp.config_map(), &key, &cfg) != 0)
+        throw errno_error(Code::MapSeed, "bpf_map_lookup_elem", "pf_config", errno);
     cfg.flags = on ? (cfg.flags | PF_CFG_EVENTS) : (cfg.flags & ~PF_CFG_EVENTS);
     if (bpf_map_update_elem(dp.config_map(), &key, &cfg, BPF_ANY) != 0)
         throw errno_error(Code::MapSeed, "bpf_map_update_elem", "pf_config", errno);

@@ -56,8 +56,8 @@ UniqueFd create_inner(std::uint32_t slot, std::size_t entries) {
 std::uint32_t max_prefixlen(const pf_policy_key& k) {
     switch (k.kind) {
     case PF_KIND_ADDR:
-        return PF_LPM_HDR_BITS + (k.family == PF_FAMILY_V4 ? 32 : k.family == PF_FAMILY_V6 ? 128 : 0);
-    case PF_KIND_PORT: return PF_LPM_HDR_BITS + PF_PORT_KEY_BITS;
+        return PF_KEY_HDR_BITS + (k.family == PF_FAMILY_V4 ? 32 : k.family == PF_FAMILY_V6 ? 128 : 0);
+    case PF_KIND_PORT: return PF_KEY_HDR_BITS + PF_PORT_KEY_BITS;
     case PF_KIND_ADDR_ROOT: return PF_ROOT_PREFIXLEN;
     case PF_KIND_PORT_ROOT: return PF_ROOT_PREFIXLEN;
     default: return 0;
@@ -70,7 +70,7 @@ std::uint32_t max_prefixlen(const pf_policy_key& k) {
 void validate(std::uint32_t slot, const std::vector<PolicyEntry>& entries) {
     for (std::size_t i = 0; i < entries.size(); ++i) {
         const pf_policy_key& k = entries[i].key;
-        if (k.prefixlen >= PF_LPM_HDR_BITS && k.prefixlen <= max_prefixlen(k)) continue;
+        if (k.prefixlen >= PF_KEY_HDR_BITS && k.prefixlen <= max_prefixlen(k)) continue;
         throw Error(Code::MapSeed, "pf_pod_" + std::to_string(slot) + " entry " + std::to_string(i) +
                                        ": prefixlen " + std::to_string(k.prefixlen) + " invalid for kind " +
                                        std::to_string(k.kind) + " family " + std::to_string(k.family) +

@@ -14,6 +14,7 @@
 #include "common/fd.hpp"
 #include "common/log.hpp"
 #include "layout.hpp"
+#include "pins.hpp"
 #include "util.hpp"
 
 namespace podfence::bpf {
@@ -177,7 +178,7 @@ void StateStore::update(const AttachmentRecord& rec) {
     std::string path = layout::record_pin(dir);
     if (::rename(tmp.c_str(), path.c_str()) != 0) {
         int e = errno;
-        ::unlink(tmp.c_str());
+        (void)::unlink(tmp.c_str()); // best effort: the rename's error is the one to report
         throw errno_error(Code::Io, "rename", tmp + " -> " + path, e);
     }
 }
@@ -210,14 +211,44 @@ std::vector<AttachmentRecord> StateStore::list() const {
     return out;
 }
 
-void StateStore::remove(const std::string& container_id, const std::string& ifname) {
+namespace {
+
+void remove_dir(const std::string& dir) {
     // Unpinning a link nobody else holds detaches it, but only once the
     // kernel gets round to freeing it; detach explicitly so the program is
     // off the interface when DEL returns.
-    const std::string dir = dir_for(container_id, ifname);
     for (const auto& n : detail::list_dir(dir))
-        if (layout::is_link_pin(n)) detail::detach_link_pin(layout::pin_path(dir, n));
+        if (layout::is_link_pin(n)) detach_link(layout::pin_path(dir, n));
     detail::remove_pin_dir(dir);
+}
+
+bool is_orphan(const std::string& dir) {
+    return detail::exists(dir) && !detail::exists(layout::record_pin(dir));
+}
+
+} // namespace
+
+void StateStore::remove(const std::string& container_id, const std::string& ifname) {
+    remove_dir(dir_for(container_id, ifname));
+}
+
+bool StateStore::remove_orphan(const std::string& container_id, const std::string& ifname) {
+    const std::string dir = dir_for(container_id, ifname);
+    if (!is_orphan(dir)) return false;
+    remove_dir(dir);
+    return true;
+}
+
+std::vector<std::string> StateStore::remove_orphans() {
+    const std::string base = layout::attachments_dir(root_);
+    std::vector<std::string> removed;
+    for (const auto& n : detail::list_dir(base)) {
+        const std::string dir = layout::pin_path(base, n);
+        if (!is_orphan(dir)) continue;
+        remove_dir(dir);
+        removed.push_back(n);
+    }
+    return removed;
 }
 
 } // namespace podfence::bpf

@@ -66,6 +66,16 @@ public:
     // Unpins everything in the directory and removes it. No error if absent.
     void remove(const std::string& container_id, const std::string& ifname);
 
+    // A directory without a record is what a verb killed between ADD's mkdir
+    // and its record pin (or during DEL's unpinning) leaves: nothing in it is
+    // enforced (links are pinned only after the record, and DEL detaches
+    // them before unpinning). Call with the NodeLock held, so no ADD is
+    // half way. Removes that directory of (container_id, ifname); true if
+    // there was one.
+    bool remove_orphan(const std::string& container_id, const std::string& ifname);
+    // Removes every such directory; returns their names.
+    std::vector<std::string> remove_orphans();
+
 private:
     std::string root_;
 };

@@ -54,18 +54,6 @@ void remove_pin_dir(const std::string& dir) {
     if (::rmdir(dir.c_str()) != 0 && errno != ENOENT) throw errno_error(Code::Io, "rmdir", dir, errno);
 }
 
-void detach_link_pin(const std::string& path) {
-    UniqueFd fd(bpf_obj_get(path.c_str()));
-    if (!fd) {
-        if (errno == ENOENT) return;
-        throw errno_error(Code::Io, "bpf_obj_get", path, errno);
-    }
-    // ENOLINK: already detached (device gone); EOPNOTSUPP: link type without
-    // detach, the unpin then does it.
-    if (bpf_link_detach(fd.get()) != 0 && errno != ENOLINK && errno != EOPNOTSUPP)
-        throw errno_error(Code::Attach, "bpf_link_detach", path, errno);
-}
-
 bool exists(const std::string& path) {
     struct stat st;
     return ::stat(path.c_str(), &st) == 0;

@@ -17,9 +17,6 @@ std::vector<std::string> list_dir(const std::string& dir);
 // Unlinks every entry of `dir` (pins; bpffs dirs we create hold no subdirs) and
 // removes it. No error if absent; throws Error(Io) otherwise.
 void remove_pin_dir(const std::string& dir);
-// Detaches the bpf_link pinned at `path` now (BPF_LINK_DETACH) rather than
-// whenever the kernel frees it after the unpin. No error if absent.
-void detach_link_pin(const std::string& path);
 bool exists(const std::string& path);
 void mkdir_p(const std::string& path); // throws Error(Io)
 

@@ -13,27 +13,27 @@ namespace {
 
 using nlohmann::json;
 
-[[noreturn]] void bad(const std::string& field, const std::string& why) {
+[[noreturn]] void bad_field(const std::string& field, const std::string& why) {
     throw Error(Code::InvalidConfig, "prevResult." + field + ": " + why);
 }
 
 std::string req_string(const json& obj, const std::string& at, const char* key) {
     auto it = obj.find(key);
-    if (it == obj.end() || !it->is_string()) bad(at + "." + key, "missing or not a string");
+    if (it == obj.end() || !it->is_string()) bad_field(at + "." + key, "missing or not a string");
     return it->get<std::string>();
 }
 
 std::string opt_string(const json& obj, const std::string& at, const char* key) {
     auto it = obj.find(key);
     if (it == obj.end() || it->is_null()) return "";
-    if (!it->is_string()) bad(at + "." + key, "must be a string, got " + std::string(it->type_name()));
+    if (!it->is_string()) bad_field(at + "." + key, "must be a string, got " + std::string(it->type_name()));
     return it->get<std::string>();
 }
 
 const json* opt_array(const json& obj, const char* key) {
     auto it = obj.find(key);
     if (it == obj.end() || it->is_null()) return nullptr;
-    if (!it->is_array()) bad(key, "must be an array, got " + std::string(it->type_name()));
+    if (!it->is_array()) bad_field(key, "must be an array, got " + std::string(it->type_name()));
     return &*it;
 }
 
@@ -58,27 +58,28 @@ int cidr_family(std::string_view cidr, bool need_prefix) {
 
 ResultIp parse_ip(const json& ip, std::size_t i, std::size_t n_interfaces, bool versioned) {
     std::string at = "ips[" + std::to_string(i) + "]";
-    if (!ip.is_object()) bad(at, "must be an object");
+    if (!ip.is_object()) bad_field(at, "must be an object");
     ResultIp out;
     out.address = req_string(ip, at, "address");
     out.family = cidr_family(out.address, true);
-    if (out.family == 0) bad(at + ".address", "\"" + out.address + "\" is not an address/prefix-length");
+    if (out.family == 0)
+        bad_field(at + ".address", "\"" + out.address + "\" is not an address/prefix-length");
     out.gateway = opt_string(ip, at, "gateway");
     if (!out.gateway.empty() && cidr_family(out.gateway, false) != out.family)
-        bad(at + ".gateway", "\"" + out.gateway + "\" is not an address of the same family as address");
+        bad_field(at + ".gateway", "\"" + out.gateway + "\" is not an address of the same family as address");
     if (auto it = ip.find("interface"); it != ip.end() && !it->is_null()) {
         if (!it->is_number_integer() || it->get<long long>() < 0 ||
             static_cast<std::size_t>(it->get<long long>()) >= n_interfaces)
-            bad(at + ".interface",
-                it->dump() + " is not an index into interfaces (" + std::to_string(n_interfaces) + " given)");
+            bad_field(at + ".interface", it->dump() + " is not an index into interfaces (" +
+                                             std::to_string(n_interfaces) + " given)");
         out.interface = it->get<int>();
     }
     // 0.x results carry "version"; tolerate its absence (it is derivable)
     // but not a wrong one.
     if (std::string v = opt_string(ip, at, "version"); versioned && !v.empty()) {
-        if (v != "4" && v != "6") bad(at + ".version", "\"" + v + "\" is not \"4\" or \"6\"");
+        if (v != "4" && v != "6") bad_field(at + ".version", "\"" + v + "\" is not \"4\" or \"6\"");
         if (std::stoi(v) != out.family)
-            bad(at + ".version", "\"" + v + "\" does not match address " + out.address);
+            bad_field(at + ".version", "\"" + v + "\" does not match address " + out.address);
     }
     return out;
 }
@@ -115,12 +116,12 @@ Result parse_result(const json& prev, std::string_view version) {
     Result r;
     r.cni_version = std::string(version);
     if (auto it = prev.find("cniVersion"); it != prev.end() && !it->is_string())
-        bad("cniVersion", "must be a string");
+        bad_field("cniVersion", "must be a string");
     if (const json* ifs = opt_array(prev, "interfaces")) {
         for (std::size_t i = 0; i < ifs->size(); ++i) {
             const json& f = (*ifs)[i];
             std::string at = "interfaces[" + std::to_string(i) + "]";
-            if (!f.is_object()) bad(at, "must be an object");
+            if (!f.is_object()) bad_field(at, "must be an object");
             ResultInterface out;
             out.name = req_string(f, at, "name");
             out.mac = opt_string(f, at, "mac");
@@ -138,12 +139,12 @@ Result parse_result(const json& prev, std::string_view version) {
         for (std::size_t i = 0; i < routes->size(); ++i) {
             const json& rt = (*routes)[i];
             std::string at = "routes[" + std::to_string(i) + "]";
-            if (!rt.is_object()) bad(at, "must be an object");
+            if (!rt.is_object()) bad_field(at, "must be an object");
             r.routes.push_back({req_string(rt, at, "dst"), opt_string(rt, at, "gw")});
         }
     }
     if (auto it = prev.find("dns"); it != prev.end() && !it->is_null()) {
-        if (!it->is_object()) bad("dns", "must be an object");
+        if (!it->is_object()) bad_field("dns", "must be an object");
         r.dns = *it;
     }
     return r;

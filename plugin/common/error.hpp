@@ -35,7 +35,7 @@ enum class Code : unsigned {
 class Error : public std::runtime_error {
 public:
     Error(Code code, std::string msg, std::string details = {})
-        : std::runtime_error(std::move(msg)), code_(code), details_(std::move(details)) {}
+        : std::runtime_error(msg), code_(code), details_(std::move(details)) {}
     Code code() const noexcept { return code_; }
     const std::string& details() const noexcept { return details_; }
 

@@ -21,9 +21,9 @@ Rtnl::Rtnl() : sock_(mnl_socket_open2(NETLINK_ROUTE, SOCK_CLOEXEC)) {
     // Strict checking makes the kernel honour dump filters (ifindex, parent)
     // and reject malformed requests instead of ignoring them. Best effort.
     int one = 1;
-    mnl_socket_setsockopt(sock_.get(), NETLINK_GET_STRICT_CHK, &one, sizeof one);
+    (void)mnl_socket_setsockopt(sock_.get(), NETLINK_GET_STRICT_CHK, &one, sizeof one);
     int ext_ack = 1;
-    mnl_socket_setsockopt(sock_.get(), NETLINK_EXT_ACK, &ext_ack, sizeof ext_ack);
+    (void)mnl_socket_setsockopt(sock_.get(), NETLINK_EXT_ACK, &ext_ack, sizeof ext_ack);
     seq_ = static_cast<std::uint32_t>(std::time(nullptr));
 }
 

@@ -45,7 +45,7 @@ bool operator<(const PolicyEntry& a, const PolicyEntry& b) {
 
 namespace {
 
-constexpr std::uint32_t kHdr = PF_LPM_HDR_BITS;
+constexpr std::uint32_t kHdr = PF_KEY_HDR_BITS;
 
 // One PORT entry of a set, without the set id: (prefixlen, proto, port, rule).
 using PortEntry = std::tuple<std::uint32_t, std::uint8_t, std::uint16_t, std::uint32_t>;

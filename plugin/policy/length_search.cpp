@@ -29,10 +29,10 @@ namespace podfence::policy {
 
 namespace {
 
-constexpr std::uint32_t kHdr = PF_LPM_HDR_BITS;
+constexpr std::uint32_t kKeyHdrBits = PF_KEY_HDR_BITS;
 
 std::uint32_t data_len(const pf_policy_key& k) {
-    return k.prefixlen - kHdr;
+    return k.prefixlen - kKeyHdrBits;
 }
 
 // Zero every data bit at or beyond `len` (the key data is an address or a
@@ -144,7 +144,7 @@ void check_plain(const PolicyEntry& e) {
                                   : e.key.family == PF_FAMILY_V6 ? 128
                                                                  : 0;
     if (max_len == 0) throw std::logic_error("with_search: plain entries are ADDR (v4/v6) or PORT entries");
-    if (e.key.prefixlen < kHdr || data_len(e.key) > max_len)
+    if (e.key.prefixlen < kKeyHdrBits || data_len(e.key) > max_len)
         throw std::logic_error("with_search: prefixlen out of range for its kind");
     pf_policy_key k = e.key;
     mask_data(k, data_len(k));
@@ -184,7 +184,7 @@ public:
             for (std::uint32_t m : tree.marker_lengths(data_len(e.key))) {
                 PolicyEntry mk;
                 mk.key = e.key;
-                mk.key.prefixlen = kHdr + m;
+                mk.key.prefixlen = kKeyHdrBits + m;
                 mask_data(mk.key, m);
                 // A real entry with this key covers e, so it is on the stack.
                 const PolicyEntry* best = nullptr;

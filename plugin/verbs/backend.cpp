@@ -42,9 +42,19 @@ void unpin(const std::string& dir, const char* name, Problems& errors) {
 }
 
 void unpin_all(const std::string& dir, Problems& errors) {
-    // Links first: unpinning the last reference detaches them.
-    for (const char* n :
-         {layout::kLinkEgress, layout::kLinkIngress, layout::kStubEgress, layout::kStubIngress})
+    // Links first, each detached before its unpin: the kernel frees an
+    // unpinned link later, so the stub could still run when teardown clears
+    // the slot.
+    for (const char* n : {layout::kLinkEgress, layout::kLinkIngress}) {
+        try {
+            bpf::detach_link(layout::pin_path(dir, n));
+        } catch (const Error& e) {
+            errors.add(e.what());
+            continue; // keep the pin: a later DEL or GC retries
+        }
+        unpin(dir, n, errors);
+    }
+    for (const char* n : {layout::kStubEgress, layout::kStubIngress})
         unpin(dir, n, errors);
 }
 

@@ -30,8 +30,11 @@ Output del(const cni::Env& env, const cni::NetConf& conf) {
     bpf::StateStore store(root);
     auto rec = store.find(env.container_id, env.ifname);
     if (!rec) {
+        // A killed ADD (or DEL) can leave the directory without its record.
+        const bool orphan = store.remove_orphan(env.container_id, env.ifname);
         log::info("DEL container " + env.container_id + " ifname " + env.ifname +
-                  ": no attachment, nothing to do");
+                  (orphan ? ": removed an attachment directory without a record (left by a killed verb)"
+                          : ": no attachment, nothing to do"));
         return std::nullopt;
     }
     Problems left;

@@ -76,6 +76,15 @@ Output gc(const cni::Env&, const cni::NetConf& conf) {
                   (valid_list ? "" : " (the request lists none)"));
         if (teardown(store, rec, errors)) ++removed;
     }
+    // Directories without a record (a verb killed mid-way) hold nothing
+    // enforced and name no network: whichever GC runs first removes them.
+    try {
+        for (const auto& dir : store.remove_orphans())
+            log::info("GC: removed attachment directory " + dir +
+                      " without a record (left by a killed verb)");
+    } catch (const Error& e) {
+        errors.add(e.what());
+    }
     collect_datapaths(root, store.list(), errors);
     log::info("GC: removed " + std::to_string(removed) + " attachment(s), " + std::to_string(errors.size()) +
               " error(s)");

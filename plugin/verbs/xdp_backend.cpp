@@ -43,8 +43,8 @@ public:
     }
 
     void detach(const bpf::AttachmentRecord&, const std::string& dir, Problems& errors) const override {
-        // XDP links detach when unpinned; inside a netns that is gone there
-        // was nothing left to detach.
+        // Inside a netns that is gone there is nothing left to detach
+        // (ENOLINK, which detach_link accepts).
         unpin_all(dir, errors);
     }
 

@@ -33,7 +33,7 @@ const char* prog_name(Prog p) {
 
 Entry addr_entry(std::uint8_t dir, std::uint8_t family, const Addr& a, unsigned plen, std::uint32_t set) {
     Entry e;
-    e.key.prefixlen = PF_LPM_HDR_BITS + plen;
+    e.key.prefixlen = PF_KEY_HDR_BITS + plen;
     e.key.kind = PF_KIND_ADDR;
     e.key.dir = dir;
     e.key.family = family == 4 ? PF_FAMILY_V4 : PF_FAMILY_V6;
@@ -46,7 +46,7 @@ Entry port_entry(std::uint32_t set, int proto, int port, int port_plen, std::uin
     Entry e;
     e.key.kind = PF_KIND_PORT;
     e.key.set = set;
-    e.key.prefixlen = PF_LPM_HDR_BITS;
+    e.key.prefixlen = PF_KEY_HDR_BITS;
     if (proto > 0) {
         e.key.data[0] = static_cast<std::uint8_t>(proto);
         e.key.prefixlen += 8;

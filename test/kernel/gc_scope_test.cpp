@@ -3,6 +3,9 @@
 // recorded before records named their network.
 #include <doctest/doctest.h>
 
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <nlohmann/json.hpp>
 
@@ -80,4 +83,33 @@ TEST_CASE("GC: only the named network's stale attachments; records without a net
         }
         CHECK(cids(fs.path()) == std::vector<std::string>{"old"});
     }
+}
+
+// A verb killed between ADD's mkdir and its record pin (or during DEL's
+// unpinning) leaves an attachment directory without a record: DEL of that
+// pod and any GC remove it; a directory with a record is not touched.
+TEST_CASE("DEL and GC remove attachment directories left without a record") {
+    pftk::TempBpffs fs;
+    bpf::ensure_bpffs(fs.path());
+    bpf::StateStore st(fs.path());
+    st.create(record("kept", "net-a"));
+    const std::string orphan_a = st.dir_for("orphan-a", "eth0"), orphan_b = st.dir_for("orphan-b", "eth0");
+    for (const auto& d : {orphan_a, orphan_b})
+        REQUIRE(::mkdir(d.c_str(), 0700) == 0);
+
+    nlohmann::json c = {
+        {"cniVersion", "1.1.0"}, {"name", "net-x"}, {"type", "podfence"}, {"bpffsRoot", fs.path()}};
+    cni::Env del_env;
+    del_env.verb = cni::Verb::Del;
+    del_env.container_id = "orphan-a";
+    del_env.ifname = "eth0";
+    CHECK_NOTHROW(verbs::del(del_env, cni::parse_netconf(c.dump())));
+    CHECK(::access(orphan_a.c_str(), F_OK) != 0);
+    CHECK(::access(orphan_b.c_str(), F_OK) == 0);
+
+    // A GC of a network that has nothing here still removes the orphan.
+    const nlohmann::json none = nlohmann::json::array();
+    gc(fs.path(), "net-x", &none);
+    CHECK(::access(orphan_b.c_str(), F_OK) != 0);
+    CHECK(cids(fs.path()) == std::vector<std::string>{"kept"});
 }

@@ -134,7 +134,16 @@ Hooks hooks(const Pod& p) {
     return s;
 }
 
+std::string ids(const std::vector<std::uint32_t>& v) {
+    std::string s;
+    for (auto id : v)
+        s += std::to_string(id) + " ";
+    return s;
+}
+
 void expect_hooks(const Hooks& now, const Hooks& want) {
+    INFO("tcx ingress now: " << ids(now.tcx_in) << "want: " << ids(want.tcx_in));
+    INFO("tcx egress now: " << ids(now.tcx_out) << "want: " << ids(want.tcx_out));
     CHECK(now.tcx_in == want.tcx_in);
     CHECK(now.tcx_out == want.tcx_out);
     CHECK(now.cls_in == want.cls_in);

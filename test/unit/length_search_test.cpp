@@ -30,7 +30,7 @@ namespace {
 using Key = pf_policy_key;
 
 unsigned data_len(const Key& k) {
-    return k.prefixlen - PF_LPM_HDR_BITS;
+    return k.prefixlen - PF_KEY_HDR_BITS;
 }
 
 bool is_root(const Key& k) {
@@ -154,7 +154,7 @@ struct Gen {
             PolicyEntry e;
             e.key = hdr;
             const unsigned len = lens[uni(0, static_cast<unsigned>(lens.size() - 1))];
-            e.key.prefixlen = PF_LPM_HDR_BITS + len;
+            e.key.prefixlen = PF_KEY_HDR_BITS + len;
             if (coin(85)) {
                 std::memcpy(e.key.data, parents[uni(0, static_cast<unsigned>(parents.size() - 1))].data(),
                             16);
@@ -298,7 +298,7 @@ TEST_CASE("with_search: a marker answers like the longest real prefix covering i
     // a /16 marker, which must answer like 10.0.0.0/8 for 10.1.3.4.
     auto entry = [](unsigned len, std::array<std::uint8_t, 4> a, std::uint32_t set) {
         PolicyEntry e;
-        e.key.prefixlen = PF_LPM_HDR_BITS + len;
+        e.key.prefixlen = PF_KEY_HDR_BITS + len;
         e.key.kind = PF_KIND_ADDR;
         e.key.dir = PF_DIR_EGRESS;
         e.key.family = PF_FAMILY_V4;
@@ -350,7 +350,7 @@ TEST_CASE("with_search: lookups per search <= ceil(log2(distinct lengths + 1))")
         std::vector<PolicyEntry> plain;
         for (unsigned len = 0; len < n; ++len) {
             PolicyEntry e;
-            e.key.prefixlen = PF_LPM_HDR_BITS + len;
+            e.key.prefixlen = PF_KEY_HDR_BITS + len;
             e.key.kind = PF_KIND_ADDR;
             e.key.family = PF_FAMILY_V6;
             std::memcpy(e.key.data, a, 16);

@@ -241,7 +241,7 @@ Table table_of(const pf_policy_key& k) {
 }
 
 unsigned data_len(const pf_policy_key& k) {
-    return k.prefixlen - PF_LPM_HDR_BITS;
+    return k.prefixlen - PF_KEY_HDR_BITS;
 }
 
 // A rope lists lengths of its table, strictly decreasing (the leftmost path
@@ -275,7 +275,7 @@ std::string rope_problem(std::uint64_t rope, const std::set<unsigned>& lens, int
 std::string well_formed(const std::vector<PolicyEntry>& entries) {
     std::map<Table, std::set<unsigned>> lens;
     for (const PolicyEntry& e : entries)
-        if (!is_root(e.key) && e.key.prefixlen >= PF_LPM_HDR_BITS)
+        if (!is_root(e.key) && e.key.prefixlen >= PF_KEY_HDR_BITS)
             lens[table_of(e.key)].insert(data_len(e.key));
     std::map<std::pair<Table, unsigned>, std::uint64_t> rope_at;
     std::set<Table> roots;
@@ -285,17 +285,17 @@ std::string well_formed(const std::vector<PolicyEntry>& entries) {
         const std::string at = "entry " + std::to_string(i) + ": ";
         if (i > 0 && !(entries[i - 1] < e)) return at + "not sorted or a duplicate";
         if (i > 0 && !search_walk::key_less(entries[i - 1], e)) return at + "duplicate key";
-        if (e.key.pad != 0 || e.key.prefixlen < PF_LPM_HDR_BITS) return at + "bad pad or prefixlen";
+        if (e.key.pad != 0 || e.key.prefixlen < PF_KEY_HDR_BITS) return at + "bad pad or prefixlen";
         const bool fam_ok = e.key.family == PF_FAMILY_V4 || e.key.family == PF_FAMILY_V6;
         const bool zero_data =
             std::all_of(std::begin(e.key.data), std::end(e.key.data), [](std::uint8_t b) { return b == 0; });
         if (e.key.kind == PF_KIND_ADDR) {
             if (!fam_ok || e.key.set != 0 || e.val.rule != 0 ||
-                e.key.prefixlen > PF_LPM_HDR_BITS + family_bits(e.key.family))
+                e.key.prefixlen > PF_KEY_HDR_BITS + family_bits(e.key.family))
                 return at + "bad ADDR entry";
         } else if (e.key.kind == PF_KIND_PORT) {
             if (e.key.family != 0 || e.key.set == PF_SET_NONE ||
-                e.key.prefixlen > PF_LPM_HDR_BITS + PF_PORT_KEY_BITS || e.val.set != 0)
+                e.key.prefixlen > PF_KEY_HDR_BITS + PF_PORT_KEY_BITS || e.val.set != 0)
                 return at + "bad PORT entry";
         } else if (e.key.kind == PF_KIND_ADDR_ROOT) {
             if (!fam_ok || e.key.set != 0 || e.key.prefixlen != PF_ROOT_PREFIXLEN || !zero_data ||
@@ -353,7 +353,7 @@ std::vector<PolicyEntry> plain_of(const std::vector<PolicyEntry>& entries) {
         for (auto len = l.lower_bound(data_len(e.key)); len != l.begin();) {
             --len;
             pf_policy_key k = e.key;
-            k.prefixlen = PF_LPM_HDR_BITS + *len;
+            k.prefixlen = PF_KEY_HDR_BITS + *len;
             search_walk::keep_bits(k.data, *len);
             if (const PolicyEntry* s = search_walk::exact(entries, k)) {
                 shorter = answer_of(*s);
@@ -409,7 +409,7 @@ TEST_CASE("compile: not isolated => ADDR 0/0 and ::/0 -> one set with an any ent
             CHECK(e.val.rope == only_len0);
         } else if (e.key.kind == PF_KIND_ADDR) {
             ++addr_entries;
-            CHECK(e.key.prefixlen == PF_LPM_HDR_BITS);
+            CHECK(e.key.prefixlen == PF_KEY_HDR_BITS);
             CHECK(e.key.set == 0);
             CHECK(e.val.set == 1);
             CHECK(e.val.rule == 0);
@@ -417,7 +417,7 @@ TEST_CASE("compile: not isolated => ADDR 0/0 and ::/0 -> one set with an any ent
         } else {
             ++port_entries;
             CHECK(e.key.kind == PF_KIND_PORT);
-            CHECK(e.key.prefixlen == PF_LPM_HDR_BITS);
+            CHECK(e.key.prefixlen == PF_KEY_HDR_BITS);
             CHECK(e.key.family == 0);
             CHECK(e.key.set == 1);
             CHECK(e.val.rule == PF_RULE_DEFAULT);
@@ -735,13 +735,13 @@ TEST_CASE("compile: decisions follow the ropes (cutting one changes the answer)"
     // The /8 hit leads on to /16: without that the except is never tried and the /8 answers.
     const auto no_16 = cut(
         [](const PolicyEntry& e) {
-            return e.key.kind == PF_KIND_ADDR && e.key.prefixlen == PF_LPM_HDR_BITS + 8;
+            return e.key.kind == PF_KIND_ADDR && e.key.prefixlen == PF_KEY_HDR_BITS + 8;
         },
         PF_ROPE_EMPTY);
     CHECK(table_decide(no_16, denied).allowed);
     // TCP 8080 (/24) is reached through the /21 marker's rope.
     auto is_marker = [](const PolicyEntry& e) {
-        return e.key.kind == PF_KIND_PORT && e.key.prefixlen == PF_LPM_HDR_BITS + 21 && e.key.data[0] == 6;
+        return e.key.kind == PF_KIND_PORT && e.key.prefixlen == PF_KEY_HDR_BITS + 21 && e.key.data[0] == 6;
     };
     const auto marker_cut = cut(is_marker, PF_ROPE_EMPTY);
     CHECK_FALSE(table_decide(marker_cut, allowed).allowed);

@@ -65,7 +65,7 @@ inline Walk walk(const std::vector<PolicyEntry>& entries, pf_policy_key key) {
         const auto len = static_cast<unsigned>(rope & 0xff);
         if (len == PF_ROPE_END) break;
         rope = rope >> 8 | std::uint64_t{PF_ROPE_END} << 56;
-        key.prefixlen = PF_LPM_HDR_BITS + len;
+        key.prefixlen = PF_KEY_HDR_BITS + len;
         std::memcpy(key.data, full, sizeof full);
         keep_bits(key.data, len);
         ++w.lookups;
