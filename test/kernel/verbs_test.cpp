@@ -346,19 +346,19 @@ TEST_CASE("verbs: an ADD failing to attach rolls back all it did, the next ADD w
         expect_error(Code::Attach, says, [&] { p.add(); });
         expect_nothing_left(p, before);
     };
-    SUBCASE("xdp: another XDP program on the host veth") {
+    // Someone else's XDP program on interface `ifname` of netns `ns`.
+    auto xdp_taken = [&](const std::string& ns, const std::string& ifname, const std::string& says) {
         Pod p(kXdp);
-        attach_other_xdp(kHostNs, kHostIf);
-        expect_rollback(p, "host veth");
-        pftk::must("ip -n " + kHostNs + " link set dev " + kHostIf + " xdpdrv off");
+        attach_other_xdp(ns, ifname);
+        expect_rollback(p, says);
+        pftk::must("ip -n " + ns + " link set dev " + ifname + " xdpdrv off");
         expect_recovers(p, hooks(p));
+    };
+    SUBCASE("xdp: another XDP program on the host veth") {
+        xdp_taken(kHostNs, kHostIf, "host veth");
     }
     SUBCASE("xdp: another XDP program on the pod's interface, the host veth's attached first") {
-        Pod p(kXdp);
-        attach_other_xdp(kPodNs, kPodIf);
-        expect_rollback(p, "the pod's");
-        pftk::must("ip -n " + kPodNs + " link set dev " + kPodIf + " xdpdrv off");
-        expect_recovers(p, hooks(p));
+        xdp_taken(kPodNs, kPodIf, "the pod's");
     }
     SUBCASE("tc: tcx egress of the host veth full, tcx ingress attached first") {
         Pod p(kTc);
