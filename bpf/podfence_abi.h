@@ -25,7 +25,14 @@ typedef __u32 pf_u32;
 typedef __u64 pf_u64;
 #endif
 
+#ifndef PF_DATAPATH_VARIANT
 #define PF_ABI_VERSION 4
+#else
+/* Test builds only (CMake PODFENCE_DATAPATH_VARIANT): another ABI whose
+ * policy value is larger, so the upgrade test moves pods between two real
+ * layouts. */
+#define PF_ABI_VERSION 1004
+#endif
 
 /* ---- sizes --------------------------------------------------------------- */
 #define PF_MAX_SLOTS		 4096	 /* attachments (pod interfaces) per node */
@@ -132,6 +139,9 @@ struct pf_policy_val {
 	pf_u32 set;  /* ADDR: port-set id (PF_SET_NONE = deny); others: 0 */
 	pf_u32 rule; /* PORT: first admitting rule, PF_RULE_DEFAULT or PF_RULE_NONE; others: 0 */
 	pf_u64 rope; /* next lengths to try, byte i = bits 8i..8i+7; see above */
+#ifdef PF_DATAPATH_VARIANT
+	pf_u64 variant_pad;
+#endif
 };
 
 /* ---- per-slot state (pf_pods, array indexed by slot) ---------------------- */

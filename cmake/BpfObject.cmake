@@ -32,6 +32,7 @@ function(bpf_object name src)
     OUTPUT ${obj}
     COMMAND ${BPF_CLANG} -g -O2 -target bpf -D__TARGET_ARCH_${BPF_TARGET_ARCH} -Wall -Wextra
             $<$<BOOL:${PODFENCE_WERROR}>:-Werror>
+            $<$<BOOL:${PODFENCE_DATAPATH_VARIANT}>:-DPF_DATAPATH_VARIANT>
             -I${CMAKE_CURRENT_SOURCE_DIR} -I/usr/include/${CMAKE_LIBRARY_ARCHITECTURE}
             -c ${CMAKE_CURRENT_SOURCE_DIR}/${src} -o ${obj}
     DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/${src} ${ARG_DEPENDS}

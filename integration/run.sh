@@ -3,8 +3,10 @@
 # (integration/driver), chained after the real reference plugins (bridge,
 # host-local, bandwidth, macvlan/ipvlan), with real sockets between pod netns.
 #
-#   integration/run.sh [--plugin PATH] [--quick] [--mode "tc xdp tc-legacy"] [--case FN]...
+#   integration/run.sh [--plugin PATH] [--quick] [--mode "tc xdp tc-legacy"] [--case FN]... [--variant PATH]
 #
+# --variant PATH: a podfence built with -DPODFENCE_DATAPATH_VARIANT=ON, for
+# upgrade_case (also PFTI_VARIANT_PLUGIN); without it that case is skipped.
 # --case FN runs only that scenario group of integration/cases/*.sh (its
 # function name, e.g. gc_networks_case), in each mode.
 # Modes: tc (tcx, tcBackend auto), xdp (native on chain 1, generic on the
@@ -28,13 +30,14 @@ PREFIX=${PFTI_PREFIX:-pfti}
 # shellcheck source=integration/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-PLUGIN="" QUICK=0 MODES="" ONLY=""
+PLUGIN="" QUICK=0 MODES="" ONLY="" VARIANT=${PFTI_VARIANT_PLUGIN:-}
 while [ $# -gt 0 ]; do
 	case $1 in
 	--plugin) PLUGIN=$2; shift 2 ;;
 	--quick) QUICK=1; shift ;;
 	--mode) MODES=$2; shift 2 ;;
 	--case) ONLY+=" $2"; shift 2 ;;
+	--variant) VARIANT=$2; shift 2 ;;
 	-h | --help) sed -n '2,25p' "$0"; exit 0 ;;
 	*) echo "unknown argument: $1" >&2; exit 2 ;;
 	esac

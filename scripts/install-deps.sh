@@ -12,6 +12,8 @@ packages=(
   iproute2 socat netcat-openbsd iputils-ping util-linux jq
   # benchmarks
   iperf3 nftables iptables gnuplot-nox ethtool python3
+  # day-2 tests: crash sweep (strace fault injection), libFuzzer targets
+  strace libclang-rt-14-dev
 )
 
 missing=()

@@ -120,19 +120,20 @@ core_case() {
 	t "$mode: after GC a->c TCP 81 still denied (a's egress)" tcp_denied "$PREFIX-a" "$C4" 81
 	t "$mode: after GC c->b ping still allowed" ping_ok "$PREFIX-c" "$B4"
 
-	# CHECK after tampering: a link unpinned (=> detached); legacy tc: our
-	# cls_bpf filter deleted behind podfence's back
-	local link pref
-	link=$(find "$ATT/${POD_DIR[$ca]:-none}" -maxdepth 1 -name 'link_*' -printf '%f\n' 2>/dev/null | head -1 || true)
+	# CHECK after tampering. tcx/XDP: a stub's pin deleted: the device still
+	# holds the stub, so a stays filtered (fail closed), and CHECK says what
+	# is missing. Legacy tc: our cls_bpf filter deleted behind podfence's back.
+	local pref
 	if [ "$mode" = tc-legacy ]; then
 		pref=$(cls_bpf_prefs "${POD_VETH[$ca]}" ingress | cut -d' ' -f1)
 		in_ns "$PREFIX-node" tc filter del dev "${POD_VETH[$ca]}" ingress pref "${pref:-0}" 2>/dev/null || true
 		t "$mode: CHECK a fails 103 after its cls_bpf filter was deleted" check_fails_103 "$ca" 'filter|cls_bpf|tc'
-	elif [ -n "$link" ]; then
-		rm -f "$ATT/${POD_DIR[$ca]}/$link"
-		t "$mode: CHECK a fails 103 after $link was unpinned" check_fails_103 "$ca" 'link|detach|missing|pin'
+	elif [ -e "$ATT/${POD_DIR[$ca]:-none}/stub_egress" ]; then
+		rm -f "$ATT/${POD_DIR[$ca]}/stub_egress"
+		t "$mode: a->c TCP 81 still denied after stub_egress was unpinned" tcp_denied "$PREFIX-a" "$C4" 81
+		t "$mode: CHECK a fails 103 after stub_egress was unpinned" check_fails_103 "$ca" 'stub_egress.*missing'
 	else
-		t "$mode: CHECK a fails 103 after a link was unpinned" why "no link_* pin in ${POD_DIR[$ca]:-?}"
+		t "$mode: CHECK a fails 103 after stub_egress was unpinned" why "no stub_egress pin in ${POD_DIR[$ca]:-?}"
 	fi
 
 	# DEL
@@ -143,7 +144,7 @@ core_case() {
 	t "$mode: second DEL b succeeds" del_ok "$cb"
 	t "$mode: DEL b with empty CNI_NETNS and no prevResult succeeds" run_in_ok "$(podfence_conf "$conf1")" \
 		"$WORK/del3.out" pf_cni DEL "$cb" "" eth0
-	t "$mode: DEL a (one link unpinned before) succeeds" del_ok "$ca"
+	t "$mode: DEL a (a pin deleted before) succeeds" del_ok "$ca"
 	t "$mode: DEL a removed everything" nothing_attached "$ca"
 	t "$mode: DEL c after GC succeeds" del_ok "$cc"
 	t "$mode: no attachment left after DEL of all pods" empty_or_why "$(attach_dirs)"

@@ -11,6 +11,7 @@
 #include <sys/statfs.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -54,9 +55,9 @@ void set_engine(const EmbeddedObject& obj, Map map, int prog_fd) {
 }
 
 // Loads the embedded object and pins everything into `tmp` (which must not exist).
-void load_and_pin(const std::string& tmp) {
+void load_and_pin(const std::string& tmp, std::span<const std::pair<Map, int>> share) {
     detail::LibbpfCapture capture;
-    EmbeddedObject obj = EmbeddedObject::load();
+    EmbeddedObject obj = EmbeddedObject::load(share);
     if (!obj) {
         int e = errno;
         throw Error(Code::BpfLoad,
@@ -168,7 +169,30 @@ Datapath Datapath::open_dir(const std::string& dir) {
     return dp;
 }
 
-Datapath Datapath::open_or_load(const std::string& bpffs_root) {
+namespace {
+
+// The maps a new datapath takes over from one still in use, so that an
+// upgrade keeps established flows: conntrack and fragment state of every
+// slot (slots keep their number when pods move). The first pinned one of
+// another datapath directory is offered; EmbeddedObject::load checks layout.
+std::vector<std::pair<Map, UniqueFd>> shareable_maps(const std::string& bpffs_root, const std::string& skip) {
+    std::vector<std::pair<Map, UniqueFd>> out;
+    const std::string base = layout::podfence_dir(bpffs_root);
+    for (Map m : kSharedMaps) {
+        for (const auto& n : detail::list_dir(base)) {
+            if (!layout::is_datapath_name(n) || n == skip) continue;
+            int fd = bpf_obj_get(layout::map_pin(layout::pin_path(base, n), m).c_str());
+            if (fd < 0) continue;
+            out.emplace_back(m, UniqueFd(fd));
+            break;
+        }
+    }
+    return out;
+}
+
+} // namespace
+
+Datapath Datapath::open_or_load(const std::string& bpffs_root, std::vector<std::pair<Map, UniqueFd>> share) {
     const std::string base = layout::podfence_dir(bpffs_root);
     const std::string name = embedded_datapath_name();
     const std::string dir = layout::datapath_dir(bpffs_root, name);
@@ -191,7 +215,13 @@ Datapath Datapath::open_or_load(const std::string& bpffs_root) {
 
     const std::string tmp = layout::tmp_datapath_dir(bpffs_root, name, ::getpid());
     try {
-        load_and_pin(tmp);
+        for (auto& c : shareable_maps(bpffs_root, name))
+            share.push_back(std::move(c));
+        std::vector<std::pair<Map, int>> fds;
+        for (const auto& [m, fd] : share)
+            if (std::none_of(fds.begin(), fds.end(), [&](const auto& f) { return f.first == m; }))
+                fds.emplace_back(m, fd.get());
+        load_and_pin(tmp, fds);
         // All pins appear at once: a crash before this line leaves only a
         // tmp- dir that the next verb discards.
         if (::rename(tmp.c_str(), dir.c_str()) != 0)

@@ -10,6 +10,8 @@
 #include <array>
 #include <chrono>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "../common/fd.hpp"
 #include "layout.hpp"
@@ -45,7 +47,12 @@ public:
     // Opens the pinned datapath of this binary's BPF object, loading and
     // pinning it first if absent. Call with the NodeLock held.
     // Throws Error(Code::BpfLoad) naming the libbpf call and object.
-    static Datapath open_or_load(const std::string& bpffs_root);
+    // A new load takes over the conntrack and fragment state (kSharedMaps) of
+    // another datapath on the node, or of the maps in `share` (which come
+    // first; `podfence repair` finds them through the kernel), so an upgrade
+    // keeps established flows.
+    static Datapath open_or_load(const std::string& bpffs_root,
+                                 std::vector<std::pair<Map, UniqueFd>> share = {});
     // Opens whatever is pinned in `dir` (an existing datapath-* directory,
     // maybe of an older binary): used by DEL/GC/CHECK/CLI.
     static Datapath open_dir(const std::string& dir);

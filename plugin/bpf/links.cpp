@@ -4,6 +4,7 @@
 #include "links.hpp"
 
 #include <bpf/bpf.h>
+#include <bpf/libbpf.h>
 #include <linux/bpf.h>
 #include <linux/if_link.h>
 #include <linux/pkt_cls.h>
@@ -125,6 +126,99 @@ UniqueFd attach_xdp(int prog_fd, int ifindex, XdpMode mode, XdpMode* used) {
     return UniqueFd(fd);
 }
 
+void tcx_attach(int prog_fd, int ifindex, Hook hook, int replace_fd) {
+    LIBBPF_OPTS(bpf_prog_attach_opts, opts);
+    if (replace_fd >= 0) {
+        opts.flags = BPF_F_REPLACE;
+        opts.replace_prog_fd = replace_fd;
+    }
+    // tcx takes the ifindex where cgroup attach types take a target fd.
+    if (bpf_prog_attach_opts(prog_fd, ifindex, static_cast<bpf_attach_type>(tcx_type(hook)), &opts) != 0)
+        throw errno_error(Code::Attach, replace_fd >= 0 ? "BPF_PROG_ATTACH(replace)" : "BPF_PROG_ATTACH",
+                          std::string(hook_name(hook)) + " on " + on_dev(ifindex), errno);
+}
+
+bool tcx_detach(int prog_fd, int ifindex, Hook hook) {
+    if (bpf_prog_detach2(prog_fd, ifindex, static_cast<bpf_attach_type>(tcx_type(hook))) == 0) return true;
+    // ENOENT: not attached there; ENODEV: the device is gone, and with it the hook.
+    if (errno == ENOENT || errno == ENODEV) return false;
+    throw errno_error(Code::Attach, "BPF_PROG_DETACH",
+                      std::string(hook_name(hook)) + " on " + on_dev(ifindex), errno);
+}
+
+namespace {
+
+// Which XDP mode holds prog_id on ifindex: XDP_FLAGS_DRV_MODE,
+// XDP_FLAGS_SKB_MODE, or 0 when neither does.
+std::uint32_t xdp_mode_of(int ifindex, std::uint32_t prog_id) {
+    LIBBPF_OPTS(bpf_xdp_query_opts, q);
+    if (bpf_xdp_query(ifindex, 0, &q) != 0) {
+        if (errno == ENODEV) return 0;
+        throw errno_error(Code::Attach, "bpf_xdp_query", on_dev(ifindex), errno);
+    }
+    if (q.drv_prog_id == prog_id) return XDP_FLAGS_DRV_MODE;
+    if (q.skb_prog_id == prog_id) return XDP_FLAGS_SKB_MODE;
+    return 0;
+}
+
+} // namespace
+
+void xdp_attach(int prog_fd, int ifindex, XdpMode mode, XdpMode* used, int replace_fd) {
+    std::uint32_t how = XDP_FLAGS_UPDATE_IF_NOEXIST;
+    LIBBPF_OPTS(bpf_xdp_attach_opts, opts);
+    if (replace_fd >= 0) {
+        // The mode is the old program's: a replace cannot change it.
+        std::uint32_t old_mode = xdp_mode_of(ifindex, prog_id(replace_fd));
+        if (old_mode == 0)
+            throw Error(Code::Attach, "xdp on " + on_dev(ifindex) + ": the program to replace (id " +
+                                          std::to_string(prog_id(replace_fd)) + ") is not attached there");
+        opts.old_prog_fd = replace_fd;
+        if (bpf_xdp_attach(ifindex, prog_fd, XDP_FLAGS_REPLACE | old_mode, &opts) != 0)
+            throw errno_error(Code::Attach, "bpf_xdp_attach(replace)", "xdp on " + on_dev(ifindex), errno);
+        if (used) *used = old_mode == XDP_FLAGS_DRV_MODE ? XdpMode::Native : XdpMode::Generic;
+        return;
+    }
+    if (mode == XdpMode::Native) {
+        if (bpf_xdp_attach(ifindex, prog_fd, how | XDP_FLAGS_DRV_MODE, &opts) == 0) {
+            if (used) *used = XdpMode::Native;
+            return;
+        }
+        log::warn(failed("bpf_xdp_attach", "xdp native on " + on_dev(ifindex), errno) +
+                  "; falling back to generic XDP");
+    }
+    if (bpf_xdp_attach(ifindex, prog_fd, how | XDP_FLAGS_SKB_MODE, &opts) != 0)
+        throw errno_error(Code::Attach, "bpf_xdp_attach", "xdp generic on " + on_dev(ifindex), errno);
+    if (used) *used = XdpMode::Generic;
+}
+
+bool xdp_detach(int prog_fd, int ifindex) {
+    std::uint32_t mode = xdp_mode_of(ifindex, prog_id(prog_fd));
+    if (mode == 0) return false;
+    // REPLACE with the expected program: never removes someone else's.
+    LIBBPF_OPTS(bpf_xdp_attach_opts, opts);
+    opts.old_prog_fd = prog_fd;
+    if (bpf_xdp_attach(ifindex, -1, XDP_FLAGS_REPLACE | mode, &opts) == 0) return true;
+    if (errno == ENODEV) return false;
+    throw errno_error(Code::Attach, "bpf_xdp_detach", "xdp on " + on_dev(ifindex), errno);
+}
+
+std::uint32_t xdp_prog_id(int ifindex) {
+    LIBBPF_OPTS(bpf_xdp_query_opts, q);
+    if (bpf_xdp_query(ifindex, 0, &q) != 0) {
+        if (errno == ENODEV) return 0;
+        throw errno_error(Code::Attach, "bpf_xdp_query", on_dev(ifindex), errno);
+    }
+    return q.prog_id;
+}
+
+void update_link(int link_fd, int prog_fd, int old_fd) {
+    LIBBPF_OPTS(bpf_link_update_opts, opts);
+    opts.flags = BPF_F_REPLACE;
+    opts.old_prog_fd = static_cast<std::uint32_t>(old_fd);
+    if (bpf_link_update(link_fd, prog_fd, &opts) != 0)
+        throw errno_error(Code::Attach, "BPF_LINK_UPDATE", "link fd " + std::to_string(link_fd), errno);
+}
+
 LinkState link_state(int link_fd) {
     bpf_link_info info{};
     info_len_check(link_fd, &info, sizeof info, "link");
@@ -160,9 +254,37 @@ std::vector<std::uint32_t> tcx_prog_ids(int ifindex, Hook hook) {
             ids.resize(attr.count);
             continue;
         }
+        if (errno == ENODEV) return {}; // the device, and its hooks, are gone
         throw errno_error(Code::Attach, "BPF_PROG_QUERY",
                           std::string(hook_name(hook)) + " on " + on_dev(ifindex), errno);
     }
+}
+
+UniqueFd prog_by_id(std::uint32_t id) {
+    int fd = bpf_prog_get_fd_by_id(id);
+    if (fd < 0) {
+        if (errno == ENOENT) return UniqueFd();
+        throw errno_error(Code::Attach, "bpf_prog_get_fd_by_id", "program id " + std::to_string(id), errno);
+    }
+    return UniqueFd(fd);
+}
+
+bool is_stub(int prog_fd) {
+    bpf_prog_info info{};
+    info_len_check(prog_fd, &info, sizeof info, "prog");
+    return std::strncmp(info.name, "pf_stub", 7) == 0;
+}
+
+UniqueFd stub_at(int ifindex, Hook hook) {
+    std::vector<std::uint32_t> ids;
+    if (hook == Hook::Xdp) {
+        if (std::uint32_t id = xdp_prog_id(ifindex)) ids.push_back(id);
+    } else {
+        ids = tcx_prog_ids(ifindex, hook);
+    }
+    for (std::uint32_t id : ids)
+        if (UniqueFd fd = prog_by_id(id); fd && is_stub(fd.get())) return fd;
+    return UniqueFd();
 }
 
 std::uint32_t prog_id(int prog_fd) {

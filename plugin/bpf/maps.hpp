@@ -45,6 +45,10 @@ inline constexpr std::array<MapInfo, 12> kMaps = {{
 }};
 static_assert(static_cast<std::size_t>(Map::Frags) + 1 == kMaps.size(), "kMaps lists every Map");
 
+// State keyed by slot that a new datapath takes over from the one its pods
+// move from (Datapath::open_or_load), when the layout is the same.
+inline constexpr Map kSharedMaps[] = {Map::Conntrack, Map::Frags};
+
 constexpr const MapInfo& map_info(Map m) {
     return kMaps[static_cast<std::size_t>(m)];
 }

@@ -4,7 +4,10 @@
 
 #include <string>
 
+#include <bpf/bpf.h>
+
 #include "common/error.hpp"
+#include "common/log.hpp"
 #include "pf_datapath.skel.h"
 
 namespace podfence::bpf {
@@ -16,6 +19,39 @@ void EmbeddedObject::Deleter::operator()(pf_datapath* s) const {
 EmbeddedObject EmbeddedObject::load() {
     EmbeddedObject o;
     o.skel_.reset(pf_datapath::open_and_load());
+    return o;
+}
+
+EmbeddedObject EmbeddedObject::load(std::span<const std::pair<Map, int>> reuse) {
+    EmbeddedObject o;
+    o.skel_.reset(pf_datapath::open());
+    if (!o.skel_) return o;
+    for (const auto& [m, fd] : reuse) {
+        bpf_map* map = bpf_object__find_map_by_name(o.skel_->obj, map_info(m).name);
+        bpf_map_info info{};
+        std::uint32_t len = sizeof info;
+        if (!map || bpf_obj_get_info_by_fd(fd, &info, &len) != 0) continue;
+        // libbpf does not check a reused fd: a layout the programs do not
+        // expect would only show as verifier errors, or worse.
+        if (info.type != bpf_map__type(map) || info.key_size != bpf_map__key_size(map) ||
+            info.value_size != bpf_map__value_size(map) || info.max_entries != bpf_map__max_entries(map) ||
+            info.map_flags != bpf_map__map_flags(map)) {
+            log::info(std::string("not sharing ") + map_info(m).name + " (id " + std::to_string(info.id) +
+                      "): its layout differs from this datapath's");
+            continue;
+        }
+        if (bpf_map__reuse_fd(map, fd) != 0) {
+            log::warn(failed("bpf_map__reuse_fd", map_info(m).name, errno));
+            continue;
+        }
+        log::info(std::string("sharing ") + map_info(m).name + " (map id " + std::to_string(info.id) +
+                  ") with the previous datapath");
+    }
+    if (pf_datapath::load(o.skel_.get()) != 0) {
+        int e = errno;
+        o.skel_.reset();
+        errno = e;
+    }
     return o;
 }
 

@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <memory>
 #include <span>
+#include <utility>
 
 #include "maps.hpp"
 
@@ -18,6 +19,11 @@ public:
     // pf_datapath__open_and_load(). On failure the object is empty (false)
     // and errno is set.
     static EmbeddedObject load();
+    // Same, but each (map, fd) in `reuse` is used instead of creating that
+    // map, when its type, key, value, size and flags match the object's
+    // (a mismatched one is skipped and logged). For state that must survive
+    // a datapath upgrade: conntrack, fragment state.
+    static EmbeddedObject load(std::span<const std::pair<Map, int>> reuse);
     // The ELF the skeleton embeds (its hash names the datapath directory).
     static std::span<const std::byte> elf();
 

@@ -153,7 +153,8 @@ void require_same_abi(const Datapath& dp) {
 
 } // namespace
 
-std::uint32_t PolicyStore::replace(std::uint32_t slot, const std::vector<PolicyEntry>& entries) {
+std::uint32_t PolicyStore::replace(std::uint32_t slot, const std::vector<PolicyEntry>& entries,
+                                   std::uint32_t min_rev) {
     check_slot(slot);
     require_same_abi(dp_);
     validate(slot, entries);
@@ -169,6 +170,7 @@ std::uint32_t PolicyStore::replace(std::uint32_t slot, const std::vector<PolicyE
     const std::vector<pf_pod> pods = read_pods(dp_.pods_map());
     for (const pf_pod& p : pods)
         rev = std::max(rev, p.rev);
+    rev = std::max(rev, min_rev);
     if (++rev == 0) rev = 1; // wrapped after 4 billion replaces: 0 means "never set"
 
     std::uint32_t inner_fd = static_cast<std::uint32_t>(inner.get());
@@ -224,7 +226,19 @@ std::vector<PolicyEntry> PolicyStore::read(std::uint32_t slot) const {
     return out;
 }
 
-void PolicyStore::clear(std::uint32_t slot) {
+namespace {
+
+bool same_map(int a, int b) {
+    if (a < 0 || b < 0) return false;
+    bpf_map_info ia{}, ib{};
+    std::uint32_t la = sizeof ia, lb = sizeof ib;
+    return bpf_obj_get_info_by_fd(a, &ia, &la) == 0 && bpf_obj_get_info_by_fd(b, &ib, &lb) == 0 &&
+           ia.id == ib.id;
+}
+
+} // namespace
+
+void PolicyStore::clear(std::uint32_t slot, const Datapath* moved_to) {
     check_slot(slot);
     // Policy first: from here on the engine finds no policy map and denies, so no
     // new conntrack entries appear for this slot while we sweep.
@@ -248,11 +262,14 @@ void PolicyStore::clear(std::uint32_t slot) {
     // Per-CPU values come as one 8-byte-aligned slot per possible CPU.
     delete_slot_keys<pf_rule_key>(dp_.rule_hits_map(), slot,
                                   sizeof(std::uint64_t) * static_cast<std::size_t>(ncpu), "pf_rule_hits");
-    delete_slot_keys<pf_ct_key>(dp_.conntrack_map(), slot, sizeof(pf_ct_val), "pf_conntrack");
+    // A pod that moved to a datapath sharing these maps keeps its flows there.
+    auto shared = [&](Map m) { return moved_to && same_map(dp_.map(m), moved_to->map(m)); };
+    if (!shared(Map::Conntrack))
+        delete_slot_keys<pf_ct_key>(dp_.conntrack_map(), slot, sizeof(pf_ct_val), "pf_conntrack");
     if (dp_.sources_map() >= 0)
         delete_slot_keys<pf_src_key>(dp_.sources_map(), slot, sizeof(std::uint8_t), "pf_sources");
     // A new pod on this slot must not inherit admitted datagrams.
-    if (dp_.frags_map() >= 0)
+    if (dp_.frags_map() >= 0 && !shared(Map::Frags))
         delete_slot_keys<pf_frag_key>(dp_.frags_map(), slot, sizeof(pf_frag_val), "pf_frags");
 }
 
@@ -315,12 +332,20 @@ policy::PodSources PolicyStore::read_sources(std::uint32_t slot) const {
     return out;
 }
 
-std::uint32_t PolicyStore::allocate_slot() const {
+std::uint32_t PolicyStore::allocate_slot(const std::set<std::uint32_t>& also_taken) const {
     auto pods = read_pods(dp_.pods_map());
     for (std::uint32_t s = 0; s < PF_MAX_SLOTS; ++s)
-        if (pods[s].flags == 0) return s;
+        if (pods[s].flags == 0 && !also_taken.count(s)) return s;
     throw Error(Code::MapSeed, "no free slot in pf_pods: " + std::to_string(PF_MAX_SLOTS) +
                                    " pod interfaces already attached on this node (run GC?)");
+}
+
+std::set<std::uint32_t> PolicyStore::used_slots() const {
+    std::set<std::uint32_t> out;
+    auto pods = read_pods(dp_.pods_map());
+    for (std::uint32_t s = 0; s < PF_MAX_SLOTS; ++s)
+        if (pods[s].flags != 0) out.insert(s);
+    return out;
 }
 
 std::optional<pf_pod> PolicyStore::pod(std::uint32_t slot) const {

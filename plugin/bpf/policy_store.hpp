@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -25,7 +26,10 @@ public:
     // Marks the slot active, keeping its PF_POD_SRC_CHECK. Returns the new revision.
     // Throws Error(Code::MapSeed) (E2BIG etc. named) and leaves the old policy in place,
     // also when the datapath reads another policy-map ABI (Datapath::abi()).
-    std::uint32_t replace(std::uint32_t slot, const std::vector<policy::PolicyEntry>& entries);
+    // min_rev: the new revision is above it too (a pod moving from another
+    // datapath passes its old revision, whose conntrack entries it shares).
+    std::uint32_t replace(std::uint32_t slot, const std::vector<policy::PolicyEntry>& entries,
+                          std::uint32_t min_rev = 0);
 
     // Entries currently in pf_policy[slot], sorted (empty if none). Hash
     // iteration order is arbitrary: the sort makes it comparable to compile().
@@ -43,11 +47,16 @@ public:
     policy::PodSources read_sources(std::uint32_t slot) const;
 
     // Removes the slot's policy, pod record, counters, rule hits, conntrack
-    // and pf_sources entries. No error if already clear.
-    void clear(std::uint32_t slot);
+    // and pf_sources entries. No error if already clear. moved_to: the
+    // datapath the slot's pod moved to; state shared with it is kept.
+    void clear(std::uint32_t slot, const Datapath* moved_to = nullptr);
 
     // A slot no attachment uses (pf_pods flags == 0). Throws Error(Code::MapSeed) when full.
-    std::uint32_t allocate_slot() const;
+    // also_taken: slots of pods on other datapaths of the node, which share
+    // conntrack with this one (kSharedMaps) until they move here.
+    std::uint32_t allocate_slot(const std::set<std::uint32_t>& also_taken = {}) const;
+    // Slots marked in use in pf_pods.
+    std::set<std::uint32_t> used_slots() const;
 
     std::uint32_t revision(std::uint32_t slot) const;
     // pf_pods[slot]; nullopt when the kernel has no such entry.

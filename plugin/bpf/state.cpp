@@ -40,6 +40,9 @@ template <typename Record, typename Field> void record_fields(Record& r, Field&&
     field("legacyQdiscCreated", r.legacy_qdisc_created, Key::Required);
     field("sourceCheck", r.source_check, Key::Optional); // since the source check
     field("sources", r.sources, Key::Optional);
+    // Set while the pod moves to another datapath (verbs/upgrade.cpp).
+    field("previousDatapathDir", r.previous_datapath_dir, Key::Optional);
+    field("previousSlot", r.previous_slot, Key::Optional);
 }
 
 // The hook as the keys "mode", "tcBackend" and "xdpMode" spell it, which

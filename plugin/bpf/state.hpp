@@ -43,6 +43,10 @@ struct AttachmentRecord {
     std::string policy_json;           // canonical policy (policy::to_json)
     bool source_check = false;         // PF_POD_SRC_CHECK set (netconf sourceCheck)
     std::vector<std::string> sources;  // the pod's pf_sources addresses (empty when the check is off)
+    // A move to datapath_dir under way (upgrade): the slot the pod held in
+    // this datapath is cleared once its stubs run on the new one. "" when none.
+    std::string previous_datapath_dir;
+    std::uint32_t previous_slot = 0;
 };
 
 // The record's one JSON form: pinned by StateStore, printed by `inspect --json`.
@@ -54,6 +58,7 @@ AttachmentRecord record_from_json(const nlohmann::json& j);
 class StateStore {
 public:
     explicit StateStore(std::string bpffs_root); // <root>/podfence/attachments is created on demand
+    const std::string& root() const { return root_; }
 
     // Absolute directory for (container_id, ifname) (layout::attachment_dir).
     std::string dir_for(const std::string& container_id, const std::string& ifname) const;

@@ -25,6 +25,8 @@ commands:
                                       replace a live pod's policy atomically (same JSON as the
                                       podfence.io/policy annotation; - reads stdin)
   events [--count N]                  print denied packets as they happen until Ctrl-C (or N events)
+  upgrade [--json]                    move every pod onto this binary's datapath in place (also done by
+                                      any verb); policies recompiled, established flows kept
   help                                this text
 
 --bpffs-root DIR   the netconf's bpffsRoot (default /sys/fs/bpf)
@@ -87,6 +89,7 @@ int run(int argc, char** argv) {
         // name -> handler, max positional arguments
         {"version", {cmd_version, 0}},   {"help", {cmd_help, 0}},     {"inspect", {cmd_inspect, 1}},
         {"counters", {cmd_counters, 1}}, {"update", {cmd_update, 3}}, {"events", {cmd_events, 0}},
+        {"upgrade", {cmd_upgrade, 0}},
     };
     try {
         Args a = parse_args(std::vector<std::string>(argv + (argc > 0 ? 1 : 0), argv + argc));

@@ -27,5 +27,6 @@ void cmd_inspect(const Args& a);
 void cmd_counters(const Args& a);
 void cmd_update(const Args& a);
 void cmd_events(const Args& a);
+void cmd_upgrade(const Args& a);
 
 } // namespace podfence::cli

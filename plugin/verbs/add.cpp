@@ -9,6 +9,7 @@
 #include "backend.hpp"
 #include "prepare.hpp"
 #include "teardown.hpp"
+#include "upgrade.hpp"
 #include "verbs.hpp"
 #include "veth.hpp"
 
@@ -75,6 +76,7 @@ Output add(const cni::Env& env, const cni::NetConf& conf) {
     const std::string& root = conf.bpffs_root;
     bpf::ensure_bpffs(root);
     bpf::NodeLock lock(root, std::chrono::seconds(conf.lock_timeout_seconds));
+    upgrade_if_needed(root); // pods of an earlier podfence move to this binary's datapath
     bpf::StateStore store(root);
     if (auto old = store.find(env.container_id, env.ifname)) {
         log::info("re-ADD: removing the previous attachment first");
@@ -85,7 +87,7 @@ Output add(const cni::Env& env, const cni::NetConf& conf) {
     bpf::Datapath dp = bpf::Datapath::open_or_load(root);
     bpf::PolicyStore policies(dp);
     rec.datapath_dir = dp.dir();
-    rec.slot = policies.allocate_slot();
+    rec.slot = policies.allocate_slot(slots_elsewhere(root, dp.dir()));
 
     Rollback rollback(store, rec);
     // The record first: a crash from here on leaves something DEL/GC can find.

@@ -10,6 +10,7 @@
 
 #include "../bpf/datapath.hpp"
 #include "../bpf/layout.hpp"
+#include "../bpf/links.hpp"
 #include "../bpf/state.hpp"
 #include "../cni/netconf.hpp"
 #include "../common/error.hpp"
@@ -34,6 +35,11 @@ public:
     virtual void attach(AttachRequest& req) const = 0;
     // Removes what attach() created. Never throws: failures are appended.
     virtual void detach(const bpf::AttachmentRecord& rec, const std::string& dir, Problems& errors) const = 0;
+    // Moves the attachment to req.dp (an upgrade or a repair): loads stubs
+    // for it and swaps each hook's podfence program for its new stub in one
+    // step (never detach + attach: no packet passes unfiltered), then pins
+    // the new stubs. A hook that lost its stub gets the new one. Throws.
+    virtual void move(AttachRequest& req) const = 0;
     // Appends one message per way the live attachment differs from rec.
     virtual void verify(const bpf::AttachmentRecord& rec, const std::string& dir,
                         Problems& problems) const = 0;
@@ -58,14 +64,23 @@ template <typename F> void with_context(const std::string& context, F&& f) {
     }
 }
 
+// The host veth is still the one ADD saw (not a reused ifindex).
+bool same_host_link(const bpf::AttachmentRecord& rec);
 // unlink(dir/name); a missing pin is fine. Appends failures.
 void unpin(const std::string& dir, const char* name, Problems& errors);
-void unpin_all(const std::string& dir, Problems& errors); // links first, then stubs
+// Detaches and unpins the bpf_links that earlier versions pinned.
+void unpin_links(const std::string& dir, Problems& errors);
+void unpin_stubs(const std::string& dir, Problems& errors);
+// Pins fd at dir/name, replacing what is pinned there in one rename.
+void repin(int fd, const std::string& dir, const char* name);
+// Swaps whatever podfence program runs at the hook for `stub`: through the
+// link earlier versions pinned at dir/link if there is one, else in place
+// (BPF_F_REPLACE, XDP_FLAGS_REPLACE), else attaches it.
+void swap_stub(int stub, int ifindex, bpf::Hook hook, const std::string& dir, const char* link,
+               bpf::XdpMode xdp_mode = bpf::XdpMode::Native);
+void unpin_all(const std::string& dir,
+               Problems& errors); // links, then stubs: only unpins, detaches nothing else
 // Pinned stub's program id; 0 (and a problem) if the pin is missing.
 std::uint32_t pinned_prog_id(const std::string& dir, const char* stub, Problems& problems);
-// Checks a pinned BPF link: present, attached to want_ifindex, running the
-// pinned stub. `where` names the hook for messages. Returns the stub's prog id.
-std::uint32_t verify_pinned_link(const std::string& dir, const char* link, const char* stub,
-                                 std::uint32_t want_ifindex, const std::string& where, Problems& problems);
 
 } // namespace podfence::verbs

@@ -13,6 +13,7 @@
 #include "../netlink/netns.hpp"
 #include "backend.hpp"
 #include "prepare.hpp"
+#include "upgrade.hpp"
 #include "verbs.hpp"
 
 namespace podfence::verbs {
@@ -113,6 +114,7 @@ Output check(const cni::Env& env, const cni::NetConf& conf) {
     if (!bpf::has_state(root))
         throw Error(Code::CheckMismatch, context(env) + ": no podfence state under " + root);
     bpf::NodeLock lock(root, std::chrono::seconds(conf.lock_timeout_seconds));
+    upgrade_if_needed(root);
     bpf::StateStore store(root);
     auto rec = store.find(env.container_id, env.ifname);
     if (!rec) throw Error(Code::CheckMismatch, context(env) + ": no podfence attachment recorded");

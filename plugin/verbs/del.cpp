@@ -6,6 +6,7 @@
 #include "../cni/result.hpp"
 #include "../common/log.hpp"
 #include "teardown.hpp"
+#include "upgrade.hpp"
 #include "verbs.hpp"
 
 namespace podfence::verbs {
@@ -27,6 +28,7 @@ Output del(const cni::Env& env, const cni::NetConf& conf) {
         return std::nullopt;
     }
     bpf::NodeLock lock(root, std::chrono::seconds(conf.lock_timeout_seconds));
+    upgrade_if_needed(root);
     bpf::StateStore store(root);
     auto rec = store.find(env.container_id, env.ifname);
     if (!rec) {

@@ -1,7 +1,6 @@
 // GC: remove attachments the runtime no longer knows, then datapaths that
 // nothing uses any more (left by older binaries).
 #include <algorithm>
-#include <filesystem>
 #include <optional>
 #include <set>
 
@@ -12,37 +11,10 @@
 #include "../bpf/layout.hpp"
 #include "prepare.hpp"
 #include "teardown.hpp"
+#include "upgrade.hpp"
 #include "verbs.hpp"
 
 namespace podfence::verbs {
-namespace {
-
-namespace fs = std::filesystem;
-
-// datapath-* directories that no record references and that are not this
-// binary's. The NodeLock is held, so no load is half done in there.
-void collect_datapaths(const std::string& root, const std::vector<bpf::AttachmentRecord>& records,
-                       Problems& errors) {
-    std::set<std::string> used;
-    for (const auto& r : records)
-        used.insert(fs::path(r.datapath_dir).filename().string());
-    std::string current = bpf::embedded_datapath_name();
-    std::error_code ec;
-    const std::string base = bpf::layout::podfence_dir(root);
-    for (const auto& entry : fs::directory_iterator(base, ec)) {
-        std::string name = entry.path().filename().string();
-        if (!bpf::layout::is_datapath_name(name) || name == current || used.count(name)) continue;
-        std::error_code rm;
-        fs::remove_all(entry.path(), rm);
-        if (rm)
-            errors.add("removing unused datapath " + entry.path().string() + ": " + rm.message());
-        else
-            log::info("GC: removed unused datapath " + entry.path().string());
-    }
-    if (ec) errors.add("listing " + base + ": " + ec.message());
-}
-
-} // namespace
 
 Output gc(const cni::Env&, const cni::NetConf& conf) {
     require_verb_version(cni::Verb::Gc, conf);
@@ -59,6 +31,7 @@ Output gc(const cni::Env&, const cni::NetConf& conf) {
     const std::string& root = conf.bpffs_root;
     if (!bpf::has_state(root)) return std::nullopt;
     bpf::NodeLock lock(root, std::chrono::seconds(conf.lock_timeout_seconds));
+    upgrade_if_needed(root);
     bpf::StateStore store(root);
     Problems errors;
     std::size_t removed = 0;
@@ -85,7 +58,7 @@ Output gc(const cni::Env&, const cni::NetConf& conf) {
     } catch (const Error& e) {
         errors.add(e.what());
     }
-    collect_datapaths(root, store.list(), errors);
+    remove_unused_datapaths(root, store.list(), errors);
     log::info("GC: removed " + std::to_string(removed) + " attachment(s), " + std::to_string(errors.size()) +
               " error(s)");
     errors.raise(Code::Io, "GC could not remove everything");

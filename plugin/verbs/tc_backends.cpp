@@ -33,39 +33,64 @@ std::string where(const bpf::AttachmentRecord& rec, const TcHook& h, const char*
 class TcxBackend final : public Backend {
 public:
     void attach(AttachRequest& req) const override {
+        int ifindex = static_cast<int>(req.rec.host_ifindex);
         for (const TcHook& h : kTcHooks) {
             with_context("attaching " + where(req.rec, h, "tcx"), [&] {
                 UniqueFd stub = bpf::load_tc_stub(req.dp, req.rec.slot, h.dir);
                 bpf::pin(stub.get(), layout::pin_path(req.dir, h.stub));
-                UniqueFd link = bpf::attach_tcx(stub.get(), static_cast<int>(req.rec.host_ifindex), h.hook);
-                // Pinned right away: if this throws, closing the fd detaches it.
-                bpf::pin(link.get(), layout::pin_path(req.dir, h.link));
+                // A stub left by an ADD that was killed is swapped, not stacked.
+                UniqueFd stale = bpf::stub_at(ifindex, h.hook);
+                bpf::tcx_attach(stub.get(), ifindex, h.hook, stale ? stale.get() : -1);
             });
         }
     }
 
-    void detach(const bpf::AttachmentRecord&, const std::string& dir, Problems& errors) const override {
-        unpin_all(dir, errors); // a tcx link that nothing holds detaches
+    void detach(const bpf::AttachmentRecord& rec, const std::string& dir, Problems& errors) const override {
+        unpin_links(dir, errors); // attachments of earlier versions
+        int ifindex = static_cast<int>(rec.host_ifindex);
+        for (const TcHook& h : kTcHooks) {
+            try {
+                if (UniqueFd stub = stub_of(rec, dir, h.stub, h.hook))
+                    bpf::tcx_detach(stub.get(), ifindex, h.hook);
+            } catch (const std::exception& e) {
+                errors.add(std::string("detaching ") + where(rec, h, "tcx") + ": " + e.what());
+                return; // keep the stub pins: a later DEL or GC retries
+            }
+        }
+        unpin_stubs(dir, errors);
+    }
+
+    void move(AttachRequest& req) const override {
+        int ifindex = static_cast<int>(req.rec.host_ifindex);
+        for (const TcHook& h : kTcHooks) {
+            with_context("moving " + where(req.rec, h, "tcx"), [&] {
+                UniqueFd stub = bpf::load_tc_stub(req.dp, req.rec.slot, h.dir);
+                swap_stub(stub.get(), ifindex, h.hook, req.dir, h.link);
+                repin(stub.get(), req.dir, h.stub);
+            });
+        }
     }
 
     void verify(const bpf::AttachmentRecord& rec, const std::string& dir, Problems& problems) const override {
         for (const TcHook& h : kTcHooks) {
-            std::uint32_t id =
-                verify_pinned_link(dir, h.link, h.stub, rec.host_ifindex, where(rec, h, "tcx"), problems);
-            if (id == 0) continue;
+            std::uint32_t id = pinned_prog_id(dir, h.stub, problems);
             auto ids = bpf::tcx_prog_ids(static_cast<int>(rec.host_ifindex), h.hook);
-            if (std::find(ids.begin(), ids.end(), id) == ids.end())
+            if (id != 0 && std::find(ids.begin(), ids.end(), id) == ids.end())
                 problems.add(std::string(h.stub) + " (program id " + std::to_string(id) +
-                             ") is not among the programs at " + where(rec, h, "tcx"));
+                             ") is not among the programs at " + where(rec, h, "tcx") + " (not enforced)");
         }
     }
-};
 
-// The host veth is still the one ADD saw (not a reused ifindex).
-bool same_host_link(const bpf::AttachmentRecord& rec) {
-    auto l = netlink::get_link(static_cast<int>(rec.host_ifindex));
-    return l && l->name == rec.host_ifname;
-}
+private:
+    // The pinned stub, or (pins lost) the podfence stub the kernel has at
+    // the hook, if the veth is still the pod's.
+    static UniqueFd stub_of(const bpf::AttachmentRecord& rec, const std::string& dir, const char* stub,
+                            bpf::Hook hook) {
+        if (UniqueFd fd = bpf::obj_get(layout::pin_path(dir, stub))) return fd;
+        if (!same_host_link(rec)) return UniqueFd();
+        return bpf::stub_at(static_cast<int>(rec.host_ifindex), hook);
+    }
+};
 
 class LegacyTcBackend final : public Backend {
 public:
@@ -104,6 +129,18 @@ public:
             errors.add(std::string("legacy tc on ") + rec.host_ifname + ": " + e.what());
         }
         unpin_all(dir, errors);
+    }
+
+    void move(AttachRequest& req) const override {
+        int ifindex = static_cast<int>(req.rec.host_ifindex);
+        for (const TcHook& h : kTcHooks) {
+            with_context("moving " + where(req.rec, h, "tc"), [&] {
+                UniqueFd stub = bpf::load_tc_stub(req.dp, req.rec.slot, h.dir);
+                // Same handle and priority: the kernel swaps the program in place.
+                netlink::add_bpf_filter(ifindex, h.tc_ingress, stub.get(), "pf_stub_tc");
+                repin(stub.get(), req.dir, h.stub);
+            });
+        }
     }
 
     void verify(const bpf::AttachmentRecord& rec, const std::string& dir, Problems& problems) const override {

@@ -15,18 +15,24 @@ bool dir_exists(const std::string& path) {
     return ::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
 }
 
-void clear_slot(const bpf::AttachmentRecord& rec, Problems& errors) {
-    if (rec.datapath_dir.empty() || !dir_exists(rec.datapath_dir)) {
-        log::info("teardown: datapath " + rec.datapath_dir + " is gone; slot " + std::to_string(rec.slot) +
+void clear_slot(const std::string& datapath_dir, std::uint32_t slot, Problems& errors) {
+    if (datapath_dir.empty() || !dir_exists(datapath_dir)) {
+        log::info("teardown: datapath " + datapath_dir + " is gone; slot " + std::to_string(slot) +
                   " has nothing to clear");
         return;
     }
     try {
-        bpf::Datapath dp = bpf::Datapath::open_dir(rec.datapath_dir);
-        bpf::PolicyStore(dp).clear(rec.slot);
+        bpf::Datapath dp = bpf::Datapath::open_dir(datapath_dir);
+        bpf::PolicyStore(dp).clear(slot);
     } catch (const std::exception& e) {
-        errors.add("clearing slot " + std::to_string(rec.slot) + " in " + rec.datapath_dir + ": " + e.what());
+        errors.add("clearing slot " + std::to_string(slot) + " in " + datapath_dir + ": " + e.what());
     }
+}
+
+void clear_slot(const bpf::AttachmentRecord& rec, Problems& errors) {
+    clear_slot(rec.datapath_dir, rec.slot, errors);
+    // A move to another datapath that did not finish holds a slot there too.
+    if (!rec.previous_datapath_dir.empty()) clear_slot(rec.previous_datapath_dir, rec.previous_slot, errors);
 }
 
 } // namespace
