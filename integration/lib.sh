@@ -115,6 +115,11 @@ release_work() {
 	wait 2>/dev/null
 	del_prefixed_ns "$PREFIX"
 	[ -z "${BPFFS:-}" ] || ! mountpoint -q "$BPFFS" || umount "$BPFFS"
+	# podfence's record copies and backup pins for this bpffs (layout::mirror_dir)
+	if [ -n "${BPFFS:-}" ]; then
+		while umount "/run/podfence/${BPFFS//\//_}/bpffs" 2>/dev/null; do :; done
+		rm -rf "/run/podfence/${BPFFS//\//_}"
+	fi
 	if [ -n "${WORK:-}" ]; then
 		if [ "${KEEP:-}" = always ] || { [ "$rc" != 0 ] && [ -n "${KEEP:-}" ]; }; then
 			echo "# kept $WORK" >&2

@@ -150,6 +150,87 @@ NodeLock::NodeLock(const std::string& bpffs_root, std::chrono::milliseconds time
     }
 }
 
+namespace {
+
+std::vector<std::uint32_t> prog_map_ids(int prog_fd) {
+    bpf_prog_info info{};
+    std::uint32_t len = sizeof info;
+    if (bpf_obj_get_info_by_fd(prog_fd, &info, &len) != 0)
+        throw errno_error(Code::Io, "bpf_obj_get_info_by_fd", "program", errno);
+    std::vector<std::uint32_t> ids(info.nr_map_ids);
+    bpf_prog_info again{};
+    again.nr_map_ids = static_cast<std::uint32_t>(ids.size());
+    again.map_ids = reinterpret_cast<std::uintptr_t>(ids.data());
+    len = sizeof again;
+    if (bpf_obj_get_info_by_fd(prog_fd, &again, &len) != 0)
+        throw errno_error(Code::Io, "bpf_obj_get_info_by_fd", "program maps", errno);
+    ids.resize(std::min<std::size_t>(ids.size(), again.nr_map_ids));
+    return ids;
+}
+
+// (map name, fd) of a program's maps.
+std::vector<std::pair<std::string, UniqueFd>> prog_maps(int prog_fd) {
+    std::vector<std::pair<std::string, UniqueFd>> out;
+    for (std::uint32_t id : prog_map_ids(prog_fd)) {
+        UniqueFd fd(bpf_map_get_fd_by_id(id));
+        bpf_map_info info{};
+        std::uint32_t len = sizeof info;
+        if (!fd || bpf_obj_get_info_by_fd(fd.get(), &info, &len) != 0) continue;
+        out.emplace_back(info.name, std::move(fd));
+    }
+    return out;
+}
+
+} // namespace
+
+std::vector<std::pair<Map, UniqueFd>> maps_behind_stub(int stub_fd) {
+    std::vector<std::pair<Map, UniqueFd>> out;
+    for (auto& [name, fd] : prog_maps(stub_fd)) {
+        if (name != map_info(Map::TcEngine).name && name != map_info(Map::XdpEngine).name) continue;
+        std::uint32_t key = 0, engine_id = 0; // a prog array yields the program's id
+        if (bpf_map_lookup_elem(fd.get(), &key, &engine_id) != 0) continue;
+        UniqueFd engine(bpf_prog_get_fd_by_id(engine_id));
+        if (!engine) continue;
+        for (auto& [ename, efd] : prog_maps(engine.get()))
+            for (Map m : kSharedMaps)
+                if (ename == map_info(m).name) out.emplace_back(m, std::move(efd));
+        break;
+    }
+    return out;
+}
+
+void backup_engine_pins(const std::string& root, const Datapath& dp) {
+    const std::string name = dp.dir().substr(dp.dir().find_last_of('/') + 1);
+    try {
+        const std::string dir = layout::backup_bpffs(root);
+        if (!is_bpffs(dir)) {
+            detail::mkdir_p(dir);
+            if (::mount("bpf", dir.c_str(), "bpf", 0, "mode=0700") != 0)
+                throw errno_error(Code::Io, "mount -t bpf", dir, errno);
+        }
+        for (Map m : {Map::TcEngine, Map::XdpEngine}) {
+            const std::string pin = layout::backup_pin(root, name, m);
+            if (!detail::exists(pin) && bpf_obj_pin(dp.map(m), pin.c_str()) != 0)
+                throw errno_error(Code::Io, "bpf_obj_pin", pin, errno);
+        }
+    } catch (const std::exception& e) {
+        log::warn(std::string("backup pins of the engine arrays (traffic through a lost bpffs): ") +
+                  e.what());
+    }
+}
+
+void remove_backup_pins(const std::string& root, const std::vector<std::string>& keep) {
+    const std::string dir = layout::backup_bpffs(root);
+    if (!is_bpffs(dir)) return;
+    for (const auto& n : detail::list_dir(dir)) {
+        const bool kept = std::any_of(keep.begin(), keep.end(), [&](const std::string& k) {
+            return n.size() > k.size() && n.compare(0, k.size(), k) == 0 && n[k.size()] == '_';
+        });
+        const std::string pin = dir + "/" + n;
+        if (!kept && ::unlink(pin.c_str()) != 0 && errno != ENOENT) log::warn(failed("unlink", pin, errno));
+    }
+}
+
 std::string embedded_datapath_name() {
     const auto elf = EmbeddedObject::elf();
     return layout::datapath_name(PF_ABI_VERSION, detail::fnv1a64(elf.data(), elf.size()));
@@ -196,7 +277,11 @@ Datapath Datapath::open_or_load(const std::string& bpffs_root, std::vector<std::
     const std::string base = layout::podfence_dir(bpffs_root);
     const std::string name = embedded_datapath_name();
     const std::string dir = layout::datapath_dir(bpffs_root, name);
-    if (has_all_pins(dir)) return open_dir(dir);
+    if (has_all_pins(dir)) {
+        Datapath dp = open_dir(dir);
+        backup_engine_pins(bpffs_root, dp); // stats only, once they exist
+        return dp;
+    }
 
     // Leftovers of a verb that died mid-load: never trusted, removed (we hold
     // the NodeLock, so no one else is building one right now).
@@ -235,7 +320,18 @@ Datapath Datapath::open_or_load(const std::string& bpffs_root, std::vector<std::
         throw;
     }
     log::info("loaded datapath " + dir);
-    return open_dir(dir);
+    Datapath dp = open_dir(dir);
+    // A datapath of the same name that was lost with its bpffs left backup
+    // pins, which its live stubs still need until `repair` moves them: set
+    // aside, removed with the unused datapaths.
+    for (Map m : {Map::TcEngine, Map::XdpEngine}) {
+        const std::string pin = layout::backup_pin(bpffs_root, name, m);
+        const std::string aside = layout::backup_pin(bpffs_root, name + "-lost", m);
+        if (detail::exists(pin) && ::rename(pin.c_str(), aside.c_str()) != 0)
+            log::warn(failed("rename", pin + " -> " + aside, errno));
+    }
+    backup_engine_pins(bpffs_root, dp);
+    return dp;
 }
 
 } // namespace podfence::bpf

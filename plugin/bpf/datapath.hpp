@@ -82,6 +82,18 @@ private:
     std::array<UniqueFd, kMaps.size()> maps_;
 };
 
+// The shareable maps (kSharedMaps) of the datapath a live stub tail-calls
+// into, found through the kernel: the stub's maps, its engine array's
+// program, that program's maps. After a lost bpffs nothing else leads there.
+std::vector<std::pair<Map, UniqueFd>> maps_behind_stub(int stub_fd);
+
+// Pins the engine arrays of the datapath in `dir` a second time, in the
+// backup bpffs (layout::backup_bpffs, mounted if needed), unless they are
+// there. Failures are logged: the pod is enforced without them.
+void backup_engine_pins(const std::string& bpffs_root, const Datapath& dp);
+// Removes the backup pins of datapaths not named in `keep`.
+void remove_backup_pins(const std::string& bpffs_root, const std::vector<std::string>& keep);
+
 // Name of the datapath directory for the BPF object embedded in this binary.
 std::string embedded_datapath_name();
 

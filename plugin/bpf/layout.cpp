@@ -124,4 +124,25 @@ std::string record_tmp_pin(const std::string& attachment_dir) {
     return pin_path(attachment_dir, "record-new");
 }
 
+std::string mirror_dir(const std::string& bpffs_root) {
+    std::string name = bpffs_root;
+    for (char& c : name)
+        if (c == '/') c = '_';
+    return "/run/podfence/" + name;
+}
+
+std::string backup_bpffs(const std::string& bpffs_root) {
+    return mirror_dir(bpffs_root) + "/bpffs";
+}
+
+std::string backup_pin(const std::string& bpffs_root, const std::string& datapath_name, Map m) {
+    return backup_bpffs(bpffs_root) + "/" + datapath_name + "_" + map_info(m).name;
+}
+
+std::string record_mirror(const std::string& bpffs_root, const std::string& attachment_dir) {
+    const auto slash = attachment_dir.find_last_of('/');
+    return mirror_dir(bpffs_root) + "/" + attachment_dir.substr(slash == std::string::npos ? 0 : slash + 1) +
+           ".json";
+}
+
 } // namespace podfence::bpf::layout

@@ -48,4 +48,19 @@ std::string attachment_dir(const std::string& bpffs_root, const std::string& con
 std::string record_pin(const std::string& attachment_dir);
 std::string record_tmp_pin(const std::string& attachment_dir); // the next record, renamed over record_pin()
 
+// ---- record copies outside bpffs ----
+// /run/podfence/<root, '/' as '_'>/: a JSON copy of every record, so that a
+// lost bpffs (unmounted, pins deleted) can be repaired (`podfence repair`).
+// /run is a tmpfs: the copies live exactly as long as the kernel state.
+std::string mirror_dir(const std::string& bpffs_root);
+// <mirror_dir>/bpffs: a second bpffs instance holding a second pin of each
+// datapath's engine arrays (pf_tc_engine, pf_xdp_engine). The kernel empties
+// a program array once no pin or fd holds it, and every stub tail-calls
+// through one: with only the main pins, a lost bpffs would drop all traffic.
+std::string backup_bpffs(const std::string& bpffs_root);
+// <backup_bpffs>/<datapath name>_<map name>
+std::string backup_pin(const std::string& bpffs_root, const std::string& datapath_name, Map m);
+// <mirror_dir>/<attachment dir name>.json
+std::string record_mirror(const std::string& bpffs_root, const std::string& attachment_dir);
+
 } // namespace podfence::bpf::layout

@@ -8,6 +8,8 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
+#include <fstream>
 #include <nlohmann/json.hpp>
 
 #include "common/error.hpp"
@@ -128,6 +130,35 @@ void pin_record(const AttachmentRecord& rec, const std::string& path) {
     if (bpf_obj_pin(fd.get(), path.c_str()) != 0) throw errno_error(Code::Io, "bpf_obj_pin", path, errno);
 }
 
+// The record's copy outside bpffs (layout::record_mirror), written aside
+// and renamed. A failure is logged, not raised: the pod is enforced without
+// it; only a repair after a lost bpffs would miss it.
+void write_mirror(const std::string& root, const std::string& dir, const AttachmentRecord& rec) {
+    const std::string path = layout::record_mirror(root, dir), tmp = path + ".tmp";
+    try {
+        detail::mkdir_p(layout::mirror_dir(root));
+        {
+            std::ofstream out(tmp, std::ios::trunc);
+            out << to_json(rec).dump() << "\n";
+            if (!out.flush()) throw errno_error(Code::Io, "write", tmp, errno);
+        }
+        if (::rename(tmp.c_str(), path.c_str()) != 0) throw errno_error(Code::Io, "rename", tmp, errno);
+    } catch (const std::exception& e) {
+        log::warn(std::string("record copy for repairs: ") + e.what());
+    }
+}
+
+std::optional<AttachmentRecord> read_mirror(const std::string& path) {
+    std::ifstream in(path);
+    if (!in) return std::nullopt;
+    try {
+        return record_from_json(json::parse(in));
+    } catch (const json::exception& e) {
+        log::warn("record copy " + path + " is unreadable: " + e.what());
+        return std::nullopt;
+    }
+}
+
 AttachmentRecord read_record(const std::string& path) {
     UniqueFd fd(bpf_obj_get(path.c_str()));
     if (!fd) throw errno_error(Code::Io, "bpf_obj_get", path, errno);
@@ -166,6 +197,7 @@ std::string StateStore::create(const AttachmentRecord& rec) {
         return dir;
     }
     pin_record(rec, path);
+    write_mirror(root_, dir, rec);
     return dir;
 }
 
@@ -184,6 +216,7 @@ void StateStore::update(const AttachmentRecord& rec) {
         (void)::unlink(tmp.c_str()); // best effort: the rename's error is the one to report
         throw errno_error(Code::Io, "rename", tmp + " -> " + path, e);
     }
+    write_mirror(root_, dir, rec);
 }
 
 std::optional<AttachmentRecord> StateStore::find(const std::string& container_id,
@@ -232,7 +265,39 @@ bool is_orphan(const std::string& dir) {
 } // namespace
 
 void StateStore::remove(const std::string& container_id, const std::string& ifname) {
-    remove_dir(dir_for(container_id, ifname));
+    const std::string dir = dir_for(container_id, ifname);
+    if (detail::exists(dir)) remove_dir(dir);
+    const std::string mirror = layout::record_mirror(root_, dir);
+    if (::unlink(mirror.c_str()) != 0 && errno != ENOENT)
+        throw errno_error(Code::Io, "unlink", mirror, errno);
+}
+
+std::optional<AttachmentRecord> StateStore::find_lost(const std::string& container_id,
+                                                      const std::string& ifname) const {
+    const std::string dir = dir_for(container_id, ifname);
+    if (detail::exists(layout::record_pin(dir))) return std::nullopt;
+    auto rec = read_mirror(layout::record_mirror(root_, dir));
+    if (rec && (rec->container_id != container_id || rec->ifname != ifname)) return std::nullopt;
+    return rec;
+}
+
+bool StateStore::has_copies() const {
+    std::error_code ec;
+    for (const auto& e : std::filesystem::directory_iterator(layout::mirror_dir(root_), ec))
+        if (e.path().extension() == ".json") return true;
+    return false;
+}
+
+std::vector<AttachmentRecord> StateStore::list_lost() const {
+    std::vector<AttachmentRecord> out;
+    std::error_code ec;
+    for (const auto& e : std::filesystem::directory_iterator(layout::mirror_dir(root_), ec)) {
+        if (e.path().extension() != ".json") continue;
+        auto rec = read_mirror(e.path().string());
+        if (rec && !detail::exists(layout::record_pin(dir_for(rec->container_id, rec->ifname))))
+            out.push_back(std::move(*rec));
+    }
+    return out;
 }
 
 bool StateStore::remove_orphan(const std::string& container_id, const std::string& ifname) {

@@ -68,8 +68,18 @@ public:
     void update(const AttachmentRecord& rec); // rewrite the record
     std::optional<AttachmentRecord> find(const std::string& container_id, const std::string& ifname) const;
     std::vector<AttachmentRecord> list() const; // skips (and logs) unreadable dirs
-    // Unpins everything in the directory and removes it. No error if absent.
+    // Unpins everything in the directory and removes it, and the record's
+    // copy (layout::record_mirror). No error if absent.
     void remove(const std::string& container_id, const std::string& ifname);
+
+    // Records whose copy outside bpffs survives but whose pinned record is
+    // gone (a lost bpffs, deleted pins): `podfence repair` restores them.
+    std::optional<AttachmentRecord> find_lost(const std::string& container_id,
+                                              const std::string& ifname) const;
+    std::vector<AttachmentRecord> list_lost() const;
+    // Any record copy at all (one readdir): after the bpffs was mounted anew,
+    // there is something to repair.
+    bool has_copies() const;
 
     // A directory without a record is what a verb killed between ADD's mkdir
     // and its record pin (or during DEL's unpinning) leaves: nothing in it is

@@ -27,6 +27,8 @@ commands:
   events [--count N]                  print denied packets as they happen until Ctrl-C (or N events)
   upgrade [--json]                    move every pod onto this binary's datapath in place (also done by
                                       any verb); policies recompiled, established flows kept
+  repair [--json]                     after the bpffs was lost or pins deleted: restore every pod's pins
+                                      from the kernel and the record copies in /run/podfence
   help                                this text
 
 --bpffs-root DIR   the netconf's bpffsRoot (default /sys/fs/bpf)
@@ -89,7 +91,7 @@ int run(int argc, char** argv) {
         // name -> handler, max positional arguments
         {"version", {cmd_version, 0}},   {"help", {cmd_help, 0}},     {"inspect", {cmd_inspect, 1}},
         {"counters", {cmd_counters, 1}}, {"update", {cmd_update, 3}}, {"events", {cmd_events, 0}},
-        {"upgrade", {cmd_upgrade, 0}},
+        {"upgrade", {cmd_upgrade, 0}},   {"repair", {cmd_repair, 0}},
     };
     try {
         Args a = parse_args(std::vector<std::string>(argv + (argc > 0 ? 1 : 0), argv + argc));

@@ -28,5 +28,6 @@ void cmd_counters(const Args& a);
 void cmd_update(const Args& a);
 void cmd_events(const Args& a);
 void cmd_upgrade(const Args& a);
+void cmd_repair(const Args& a);
 
 } // namespace podfence::cli

@@ -48,4 +48,21 @@ void cmd_upgrade(const Args& a) {
                 " attachment(s) are on a newer datapath ABI than this podfence's; a downgrade is refused");
 }
 
+// `podfence repair`: after the bpffs was lost (unmounted, pins deleted),
+// restore every pod's pins from the kernel and the record copies.
+void cmd_repair(const Args& a) {
+    bpf::ensure_bpffs(a.bpffs_root); // mounts a new one where it was lost
+    bpf::NodeLock lock(a.bpffs_root);
+    bpf::StateStore store(a.bpffs_root);
+    verbs::RepairReport r = verbs::repair_all(store, a.bpffs_root);
+    if (a.json) {
+        std::cout << nlohmann::json{{"repaired", r.repaired}, {"errors", r.errors.list()}}.dump(2) << "\n";
+    } else {
+        std::cout << "repaired " << r.repaired.size() << " attachment(s)\n";
+        for (const auto& e : r.errors.list())
+            std::cout << "failed: " << e << "\n";
+    }
+    r.errors.raise(Code::Io, "repair: some attachments could not be restored");
+}
+
 } // namespace podfence::cli

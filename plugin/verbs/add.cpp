@@ -74,10 +74,12 @@ Output add(const cni::Env& env, const cni::NetConf& conf) {
 
     // 2. The system.
     const std::string& root = conf.bpffs_root;
+    const bool lost = !bpf::has_state(root); // a first ADD, or the bpffs was lost
     bpf::ensure_bpffs(root);
     bpf::NodeLock lock(root, std::chrono::seconds(conf.lock_timeout_seconds));
-    upgrade_if_needed(root); // pods of an earlier podfence move to this binary's datapath
     bpf::StateStore store(root);
+    if (lost && store.has_copies()) repair_if_needed(store, root);
+    upgrade_if_needed(root); // pods of an earlier podfence move to this binary's datapath
     if (auto old = store.find(env.container_id, env.ifname)) {
         log::info("re-ADD: removing the previous attachment first");
         Problems left;

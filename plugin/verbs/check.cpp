@@ -103,6 +103,29 @@ void check_sources(const cni::Env& env, const cni::NetConf& conf, const bpf::Dat
                      ", the pod's recorded addresses are " + join(recorded));
 }
 
+// What the kernel still enforces for a pod whose pins are gone.
+std::string kernel_side(const bpf::AttachmentRecord& rec) {
+    const int host = static_cast<int>(rec.host_ifindex);
+    bool held = false;
+    try {
+        switch (rec.mode) {
+        case bpf::AttachMode::Tcx:
+            held = bpf::stub_at(host, bpf::Hook::TcxIngress) && bpf::stub_at(host, bpf::Hook::TcxEgress);
+            break;
+        case bpf::AttachMode::TcLegacy:
+            held = netlink::bpf_filter_prog_id(host, true) && netlink::bpf_filter_prog_id(host, false);
+            break;
+        case bpf::AttachMode::XdpNative:
+        case bpf::AttachMode::XdpGeneric: held = static_cast<bool>(bpf::stub_at(host, bpf::Hook::Xdp)); break;
+        case bpf::AttachMode::Unknown: break;
+        }
+    } catch (const std::exception& e) {
+        return std::string("; what the kernel has on ") + rec.host_ifname + " is unknown: " + e.what();
+    }
+    return held ? "; the kernel still runs its stubs on " + rec.host_ifname + ", so it stays filtered"
+                : "; NO podfence program is left on " + rec.host_ifname;
+}
+
 } // namespace
 
 Output check(const cni::Env& env, const cni::NetConf& conf) {
@@ -111,6 +134,12 @@ Output check(const cni::Env& env, const cni::NetConf& conf) {
     PolicyPlan plan = plan_policy(conf);
 
     const std::string& root = conf.bpffs_root;
+    if (auto lost = bpf::StateStore(root).find_lost(env.container_id, env.ifname))
+        throw Error(Code::CheckMismatch,
+                    context(env) + ": its pins under " + root +
+                        " are gone (bpffs unmounted or pins deleted), its record survives in " +
+                        bpf::layout::mirror_dir(root) + kernel_side(*lost) +
+                        "; run podfence repair --bpffs-root " + root);
     if (!bpf::has_state(root))
         throw Error(Code::CheckMismatch, context(env) + ": no podfence state under " + root);
     bpf::NodeLock lock(root, std::chrono::seconds(conf.lock_timeout_seconds));

@@ -1,6 +1,7 @@
 // DEL: idempotent. Runtimes send it twice (the second time with no netns
 // and no prevResult) and after failed ADDs; nothing there is success.
 #include "../bpf/datapath.hpp"
+#include "../bpf/layout.hpp"
 #include "../bpf/state.hpp"
 #include "../common/error.hpp"
 #include "../cni/result.hpp"
@@ -22,15 +23,22 @@ Output del(const cni::Env& env, const cni::NetConf& conf) {
         }
     }
     const std::string& root = conf.bpffs_root;
+    bpf::StateStore store(root);
     if (!bpf::has_state(root)) {
-        log::info("DEL container " + env.container_id + " ifname " + env.ifname +
-                  ": no podfence state under " + root + ", nothing to do");
-        return std::nullopt;
+        if (!store.find_lost(env.container_id, env.ifname)) {
+            log::info("DEL container " + env.container_id + " ifname " + env.ifname +
+                      ": no podfence state under " + root + ", nothing to do");
+            return std::nullopt;
+        }
+        bpf::ensure_bpffs(root); // lost: its stubs may still be attached
     }
     bpf::NodeLock lock(root, std::chrono::seconds(conf.lock_timeout_seconds));
     upgrade_if_needed(root);
-    bpf::StateStore store(root);
     auto rec = store.find(env.container_id, env.ifname);
+    if (!rec && (rec = store.find_lost(env.container_id, env.ifname)))
+        log::warn("DEL container " + env.container_id + " ifname " + env.ifname +
+                  ": its pins are gone (lost bpffs?); removing it from its record's copy " +
+                  bpf::layout::record_mirror(root, store.dir_for(env.container_id, env.ifname)));
     if (!rec) {
         // A killed ADD (or DEL) can leave the directory without its record.
         const bool orphan = store.remove_orphan(env.container_id, env.ifname);

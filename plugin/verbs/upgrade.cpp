@@ -8,11 +8,13 @@
 
 #include "../../bpf/podfence_abi.h"
 #include "../bpf/layout.hpp"
+#include "../bpf/pins.hpp"
 #include "../bpf/policy_store.hpp"
 #include "../common/log.hpp"
 #include "../policy/compile.hpp"
 #include "../policy/policy.hpp"
 #include "../policy/sources.hpp"
+#include "../netlink/netlink.hpp"
 #include "backend.hpp"
 
 namespace podfence::verbs {
@@ -73,10 +75,12 @@ std::set<std::uint32_t> slots_elsewhere(const std::string& root, const std::stri
     return out;
 }
 
-void move_attachment(bpf::StateStore& store, bpf::AttachmentRecord& rec, const bpf::Datapath& dp) {
+void move_attachment(bpf::StateStore& store, bpf::AttachmentRecord& rec, const bpf::Datapath& dp,
+                     bool repair) {
     const bool resuming = !rec.previous_datapath_dir.empty();
-    if (rec.datapath_dir == dp.dir() && !resuming) return;
-    const std::string from_dir = resuming ? rec.previous_datapath_dir : rec.datapath_dir;
+    if (rec.datapath_dir == dp.dir() && !resuming && !repair) return;
+    std::string from_dir = resuming ? rec.previous_datapath_dir : rec.datapath_dir;
+    if (from_dir == dp.dir()) from_dir.clear(); // a repair in place: no other slot to clear
     const std::uint32_t from_slot = resuming ? rec.previous_slot : rec.slot;
     // Everything that can fail without touching the system, first.
     const policy::Policy pol = policy::parse_policy(rec.policy_json);
@@ -129,6 +133,9 @@ void remove_unused_datapaths(const std::string& root, const std::vector<bpf::Att
             used.insert(fs::path(r.previous_datapath_dir).filename().string());
     }
     const std::string current = bpf::embedded_datapath_name();
+    std::vector<std::string> keep(used.begin(), used.end());
+    keep.push_back(current);
+    bpf::remove_backup_pins(root, keep);
     for (const auto& name : datapath_names(root)) {
         if (name == current || used.count(name)) continue;
         const std::string path = bpf::layout::datapath_dir(root, name);
@@ -171,6 +178,79 @@ UpgradeReport upgrade_all(bpf::StateStore& store, const std::string& root) {
     }
     remove_unused_datapaths(root, store.list(), report.errors);
     return report;
+}
+
+namespace {
+
+// The podfence stub the kernel runs for rec on its host veth, if any.
+UniqueFd live_stub(const bpf::AttachmentRecord& rec) {
+    const int host = static_cast<int>(rec.host_ifindex);
+    switch (rec.mode) {
+    case bpf::AttachMode::Tcx: return bpf::stub_at(host, bpf::Hook::TcxIngress);
+    case bpf::AttachMode::XdpNative:
+    case bpf::AttachMode::XdpGeneric: return bpf::stub_at(host, bpf::Hook::Xdp);
+    case bpf::AttachMode::TcLegacy:
+        if (auto id = netlink::bpf_filter_prog_id(host, true)) return bpf::prog_by_id(*id);
+        break;
+    case bpf::AttachMode::Unknown: break;
+    }
+    return UniqueFd();
+}
+
+} // namespace
+
+RepairReport repair_all(bpf::StateStore& store, const std::string& root) {
+    RepairReport report;
+    std::vector<bpf::AttachmentRecord> lost = store.list_lost();
+    // Pinned records whose stub pins or datapath were deleted.
+    for (auto& rec : store.list()) {
+        const std::string dir = store.dir_for(rec.container_id, rec.ifname);
+        if (!dir_exists(rec.datapath_dir) ||
+            !bpf::obj_get(bpf::layout::pin_path(dir, bpf::layout::kStubEgress)) ||
+            !bpf::obj_get(bpf::layout::pin_path(dir, bpf::layout::kStubIngress)))
+            lost.push_back(std::move(rec));
+    }
+    if (lost.empty()) return report;
+    std::vector<std::pair<bpf::Map, UniqueFd>> share;
+    for (const auto& rec : lost) {
+        try {
+            if (UniqueFd stub = live_stub(rec); stub && same_host_link(rec))
+                share = bpf::maps_behind_stub(stub.get());
+        } catch (const std::exception& e) {
+            log::warn("repair: the maps behind " + who(rec) + "'s stub: " + e.what());
+        }
+        if (!share.empty()) break;
+    }
+    bpf::Datapath dp = bpf::Datapath::open_or_load(root, std::move(share));
+    for (auto& rec : lost) {
+        try {
+            if (!same_host_link(rec))
+                throw Error(Code::UnknownContainer,
+                            "its host veth " + rec.host_ifname + " (ifindex " +
+                                std::to_string(rec.host_ifindex) +
+                                ") is gone: the pod was deleted; its DEL removes the copy");
+            store.create(rec);
+            move_attachment(store, rec, dp, true);
+            report.repaired.push_back(who(rec));
+        } catch (const std::exception& e) {
+            report.errors.add("repairing " + who(rec) + ": " + e.what());
+        }
+    }
+    remove_unused_datapaths(root, store.list(), report.errors);
+    return report;
+}
+
+void repair_if_needed(bpf::StateStore& store, const std::string& root) {
+    try {
+        RepairReport r = repair_all(store, root);
+        if (!r.repaired.empty())
+            log::warn("the bpffs at " + root + " was lost: restored " + std::to_string(r.repaired.size()) +
+                      " attachment(s) from the kernel and their record copies");
+        for (const auto& e : r.errors.list())
+            log::error("repair: " + e);
+    } catch (const std::exception& e) {
+        log::error(std::string("repair: ") + e.what() + " (run podfence repair)");
+    }
 }
 
 void upgrade_if_needed(const std::string& root) {

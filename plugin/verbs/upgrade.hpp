@@ -41,7 +41,24 @@ void upgrade_if_needed(const std::string& bpffs_root);
 // Moves one attachment onto dp; resumes a move a killed verb left half done
 // (rec.previous_datapath_dir). Throws; the pod keeps a podfence stub on
 // every hook whatever step fails.
-void move_attachment(bpf::StateStore& store, bpf::AttachmentRecord& rec, const bpf::Datapath& dp);
+// repair: the pod's pins were lost; re-seed and re-pin even if its record
+// names dp already.
+void move_attachment(bpf::StateStore& store, bpf::AttachmentRecord& rec, const bpf::Datapath& dp,
+                     bool repair = false);
+
+struct RepairReport {
+    std::vector<std::string> repaired; // "<container>/<ifname>"
+    Problems errors;
+};
+// Restores the pods whose pins are gone (a lost bpffs, deleted pins) from
+// their record copies (StateStore::list_lost): pins the record again, loads
+// this binary's datapath if needed (taking over the conntrack of the one the
+// live stubs still run, found through the kernel) and moves each pod onto
+// it; its stubs are swapped in place, a hook without one gets it. Call with
+// the NodeLock held.
+RepairReport repair_all(bpf::StateStore& store, const std::string& bpffs_root);
+// For ADD on a bpffs that was mounted anew: repair_all, failures logged.
+void repair_if_needed(bpf::StateStore& store, const std::string& bpffs_root);
 
 // Slots in use on the node's datapaths other than `except_dir`: a new pod
 // must not take one (they share conntrack until those pods move).

@@ -9,8 +9,11 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <stdexcept>
 #include <string>
+
+#include "bpf/layout.hpp"
 
 namespace pftk {
 
@@ -49,6 +52,12 @@ public:
         while (::umount2(path_.c_str(), MNT_DETACH) == 0) {
         }
         ::rmdir(path_.c_str());
+        // and the record copies and backup pins podfence keeps for repairs
+        const std::string backup = podfence::bpf::layout::backup_bpffs(path_);
+        while (::umount2(backup.c_str(), MNT_DETACH) == 0) {
+        }
+        std::error_code ec;
+        std::filesystem::remove_all(podfence::bpf::layout::mirror_dir(path_), ec);
     }
     TempBpffs(const TempBpffs&) = delete;
     TempBpffs& operator=(const TempBpffs&) = delete;
