@@ -34,5 +34,9 @@ DESTDIR=$stage cmake --install build --strip
 env -u CNI_COMMAND "$stage/opt/cni/bin/podfence" version
 
 bench/suite/run.sh --quick --out build/bench-quick
+# The upgrade test's "other binary": another datapath ABI and policy layout.
+cmake -S . -B build/variant -DCMAKE_BUILD_TYPE=Release -DPODFENCE_WERROR=ON -DPODFENCE_DATAPATH_VARIANT=ON \
+  -DPODFENCE_TESTS=OFF >/dev/null
+cmake --build build/variant -j"$jobs" --target podfence
 # The sanitizer tree ran the other layers; the Release tree is the shipped binary.
-(cd build && ctest --output-on-failure -L '^integration$')
+(cd build && PFTI_VARIANT_PLUGIN=$PWD/variant/plugin/podfence ctest --output-on-failure -L '^integration$')

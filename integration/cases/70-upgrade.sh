@@ -11,6 +11,9 @@
 # shellcheck shell=bash
 
 VARIANT=${VARIANT:-${PFTI_VARIANT_PLUGIN:-}}
+# PFTI_UPGRADE_PODS=N: N more pods (host-local addresses, default policy)
+# move too, for the time an upgrade of a full node takes (0 in CI).
+UPGRADE_PODS=${PFTI_UPGRADE_PODS:-0}
 
 # up_traffic_ok FILE-CONN FILE-PROBE: the measurements of longconn.py.
 up_traffic_ok() {
@@ -52,6 +55,13 @@ upgrade_case() {
 	t "$mode: ADD server s (old binary)" add_pod "$conf" "$s" "$PREFIX-ups" "$(caps "$S4/24" fd99::80/64 "$pol")"
 	t "$mode: ADD client c (old binary)" add_pod "$conf" "$c" "$PREFIX-upc" "$(caps "$C4/24" fd99::81/64)"
 	t "$mode: ADD prober p (old binary)" add_pod "$conf" "$p" "$PREFIX-upp" "$(caps "$P4/24" fd99::82/64)"
+	local i extra=()
+	for ((i = 0; i < UPGRADE_PODS; i++)); do
+		new_ns "$PREFIX-upx$i"
+		extra+=("$PREFIX-$mode-upx$i")
+		add_pod "$conf" "${extra[-1]}" "$PREFIX-upx$i" '{}' || { t "$mode: ADD extra pod $i" false; break; }
+	done
+	local total=$((3 + ${#extra[@]}))
 	t "$mode: c->s 8080 allowed, p->s 8080 denied before" eval 'tcp_ok "$PREFIX-upc" "$S4" 8080 && tcp_denied "$PREFIX-upp" "$S4" 8080'
 
 	nsenter --net="/run/netns/$PREFIX-upc" python3 "$INTEG_DIR/tools/longconn.py" conn "$S4" 8080 5 >"$WORK/up-conn.json" &
@@ -62,8 +72,8 @@ upgrade_case() {
 	ln -sf "$(readlink -f "$VARIANT")" "$CNIBIN/podfence" # the node's binary is replaced
 	PLUGIN=$VARIANT
 	if [ "$mode" = tc ]; then
-		t "$mode: podfence upgrade (new binary) moves all 3 pods" eval \
-			'in_ns "$PREFIX-node" env -u CNI_COMMAND "$PLUGIN" upgrade --bpffs-root "$BPFFS" --json >"$WORK/up.json" && [ "$(jq ".moved | length" "$WORK/up.json")" = 3 ] || why "$(cat "$WORK/up.json")"'
+		t "$mode: podfence upgrade (new binary) moves all $total pods" eval \
+			'in_ns "$PREFIX-node" env -u CNI_COMMAND "$PLUGIN" upgrade --bpffs-root "$BPFFS" --json >"$WORK/up.json" && [ "$(jq ".moved | length" "$WORK/up.json")" = "$total" ] || why "$(cat "$WORK/up.json")"'
 		log "podfence upgrade: $(jq -c '{moved: (.moved | length), milliseconds}' "$WORK/up.json" 2>/dev/null)"
 	else
 		t "$mode: the new binary's first verb (CHECK s) moves the pods and passes" check_ok "$s"
@@ -81,11 +91,13 @@ upgrade_case() {
 		'! in_ns "$PREFIX-node" env -u CNI_COMMAND "$old" upgrade --bpffs-root "$BPFFS" >"$WORK/down.out" 2>&1 && grep -q "downgrad" "$WORK/down.out" || why "$(cat "$WORK/down.out")"'
 	t "$mode: pods still on ABI $vabi after the refused downgrade" up_on_datapath "$vabi"
 	for cid in "$s" "$c" "$p"; do t "$mode: DEL $cid (new binary)" del_ok "$cid"; done
+	for cid in "${extra[@]}"; do del_ok "$cid" || t "$mode: DEL $cid" false; done
 	t "$mode: nothing left after DEL" eval 'empty_or_why "$(attach_dirs)"'
 	# The next groups run the binary under test again; its datapath loads anew.
 	ln -sf "$(readlink -f "$old")" "$CNIBIN/podfence"
 	PLUGIN=$old
 	rm -rf "$BPFFS"/podfence/datapath-abi"$vabi"-*
 	for n in ups upc upp; do ip netns del "$PREFIX-$n" 2>/dev/null || true; done
+	for ((i = 0; i < UPGRADE_PODS; i++)); do ip netns del "$PREFIX-upx$i" 2>/dev/null || true; done
 }
 MODE_CASES+=(upgrade_case)
