@@ -7,6 +7,7 @@
 #   datapath    the BPF programs via BPF_PROG_TEST_RUN, incl. the
 #               differential check against the reference evaluator      ASan+UBSan
 #   kernel      netlink/attach plumbing, the verbs in process           ASan+UBSan
+#   fuzz        libFuzzer targets, 60 s each (scripts/fuzz.sh)                 ASan+UBSan
 #   integration real libcni driver, real reference plugins, real traffic in netns,
 #               with the installed Release binary
 # plus the benchmark suite in --quick mode (every configuration once, no speed
@@ -23,6 +24,9 @@ cmake -S . -B build/asan -DCMAKE_BUILD_TYPE=Debug -DPODFENCE_SANITIZE=ON -DPODFE
 cmake --build build/asan -j"$jobs" --target podfence_unit_tests podfence_kernel_tests
 (cd build/asan && ctest --output-on-failure -L '^(unit|datapath|kernel)$')
 scripts/tidy.sh build/asan
+# libFuzzer targets (clang): the CNI stdin, the policy annotation (compiled
+# entries against the reference evaluator) and `podfence update`'s input.
+scripts/fuzz.sh --seconds "${PODFENCE_FUZZ_SECONDS:-60}"
 
 # The README's Install commands as written (Release, every target), then the
 # install step into a staging directory instead of the node's /opt/cni/bin.

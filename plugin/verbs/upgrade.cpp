@@ -22,7 +22,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-bool dir_exists(const std::string& path) {
+bool datapath_exists(const std::string& path) {
     struct stat st {};
     return ::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
 }
@@ -88,7 +88,7 @@ void move_attachment(bpf::StateStore& store, bpf::AttachmentRecord& rec, const b
     const policy::PodSources sources = sources_of(rec);
 
     std::optional<bpf::Datapath> from; // absent when its pins were lost (repair)
-    if (dir_exists(from_dir)) from.emplace(bpf::Datapath::open_dir(from_dir));
+    if (datapath_exists(from_dir)) from.emplace(bpf::Datapath::open_dir(from_dir));
     bpf::PolicyStore to(dp);
     std::uint32_t slot = rec.slot;
     if (rec.datapath_dir != dp.dir()) {
@@ -205,7 +205,7 @@ RepairReport repair_all(bpf::StateStore& store, const std::string& root) {
     // Pinned records whose stub pins or datapath were deleted.
     for (auto& rec : store.list()) {
         const std::string dir = store.dir_for(rec.container_id, rec.ifname);
-        if (!dir_exists(rec.datapath_dir) ||
+        if (!datapath_exists(rec.datapath_dir) ||
             !bpf::obj_get(bpf::layout::pin_path(dir, bpf::layout::kStubEgress)) ||
             !bpf::obj_get(bpf::layout::pin_path(dir, bpf::layout::kStubIngress)))
             lost.push_back(std::move(rec));
