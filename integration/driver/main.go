@@ -5,6 +5,7 @@
 //
 //	driver add|check|del <conflist> <containerID> <netns-path> [ifname]
 //	driver tcx-progs <ifname> ingress|egress   (see tcxquery.go)
+//	driver churn <conflist> [flags]            (see churn.go)
 //
 // Environment:
 //
@@ -111,6 +112,10 @@ func fail(err error) {
 func main() {
 	if len(os.Args) >= 2 && os.Args[1] == "tcx-progs" {
 		tcxProgsMain(os.Args[2:])
+		return
+	}
+	if len(os.Args) >= 2 && os.Args[1] == "churn" {
+		churnMain(os.Args[2:])
 		return
 	}
 	if len(os.Args) < 5 || len(os.Args) > 6 {

@@ -1,9 +1,6 @@
 // `podfence update <containerID> <ifname> <policy.json|->`: replace a live
 // pod's policy (annotations are read only at sandbox creation).
-#include <fstream>
 #include <iostream>
-#include <iterator>
-#include <sstream>
 
 #include "../bpf/policy_store.hpp"
 #include "../bpf/state.hpp"
@@ -12,21 +9,11 @@
 #include "../policy/compile.hpp"
 #include "../policy/policy.hpp"
 #include "../bpf/datapath.hpp"
+#include "../verbs/upgrade.hpp"
 #include "cli.hpp"
+#include "policy_input.hpp"
 
 namespace podfence::cli {
-namespace {
-
-std::string read_source(const std::string& src) {
-    if (src == "-") return {std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>()};
-    std::ifstream in(src);
-    if (!in) throw Error(Code::Io, "cannot open policy file " + src);
-    std::ostringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
-}
-
-} // namespace
 
 void cmd_update(const Args& a) {
     if (a.positional.size() != 3)
@@ -34,13 +21,15 @@ void cmd_update(const Args& a) {
     const std::string& cid = a.positional[0];
     const std::string& ifname = a.positional[1];
     // Parse and compile before taking the lock or touching the kernel.
-    policy::Policy pol = policy::parse_policy(read_source(a.positional[2]));
-    auto entries = policy::compile(pol);
+    PolicyInput in = parse_policy_input(read_policy_source(a.positional[2]));
+    const policy::Policy& pol = in.policy;
+    const auto& entries = in.entries;
 
     if (!bpf::has_state(a.bpffs_root))
         throw Error(Code::UnknownContainer,
                     "no podfence state under " + a.bpffs_root + " (wrong --bpffs-root?)");
     bpf::NodeLock lock(a.bpffs_root);
+    verbs::upgrade_if_needed(a.bpffs_root); // a pod on an older datapath moves first
     bpf::StateStore store(a.bpffs_root);
     auto rec = store.find(cid, ifname);
     if (!rec)

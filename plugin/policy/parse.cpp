@@ -313,7 +313,9 @@ Policy parse_policy(std::string_view text) {
     json doc;
     try {
         doc = json::parse(text.begin(), text.end());
-    } catch (const json::parse_error& e) {
+    } catch (const json::exception& e) {
+        // Not only parse_error: a number too large for a double (1e999) is
+        // out_of_range, and must fail as a bad policy (104), not as I/O.
         throw Error(Code::InvalidPolicy, std::string(kPrefix) + "not valid JSON: " + e.what());
     }
     return Parser().parse(doc);
