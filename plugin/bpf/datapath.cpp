@@ -191,9 +191,11 @@ std::vector<std::pair<Map, UniqueFd>> maps_behind_stub(int stub_fd) {
         if (bpf_map_lookup_elem(fd.get(), &key, &engine_id) != 0) continue;
         UniqueFd engine(bpf_prog_get_fd_by_id(engine_id));
         if (!engine) continue;
-        for (auto& [ename, efd] : prog_maps(engine.get()))
-            for (Map m : kSharedMaps)
-                if (ename == map_info(m).name) out.emplace_back(m, std::move(efd));
+        for (auto& emap : prog_maps(engine.get())) {
+            auto m = std::find_if(std::begin(kSharedMaps), std::end(kSharedMaps),
+                                  [&](Map s) { return emap.first == map_info(s).name; });
+            if (m != std::end(kSharedMaps)) out.emplace_back(*m, std::move(emap.second));
+        }
         break;
     }
     return out;
@@ -273,6 +275,17 @@ std::vector<std::pair<Map, UniqueFd>> shareable_maps(const std::string& bpffs_ro
 
 } // namespace
 
+std::vector<std::string> remove_unfinished_builds(const std::string& bpffs_root) {
+    const std::string base = layout::podfence_dir(bpffs_root);
+    std::vector<std::string> removed;
+    for (const auto& n : detail::list_dir(base)) {
+        if (!layout::is_tmp_datapath_name(n)) continue;
+        detail::remove_pin_dir(layout::pin_path(base, n));
+        removed.push_back(n);
+    }
+    return removed;
+}
+
 Datapath Datapath::open_or_load(const std::string& bpffs_root, std::vector<std::pair<Map, UniqueFd>> share) {
     const std::string base = layout::podfence_dir(bpffs_root);
     const std::string name = embedded_datapath_name();
@@ -285,12 +298,8 @@ Datapath Datapath::open_or_load(const std::string& bpffs_root, std::vector<std::
 
     // Leftovers of a verb that died mid-load: never trusted, removed (we hold
     // the NodeLock, so no one else is building one right now).
-    for (const auto& n : detail::list_dir(base)) {
-        if (layout::is_tmp_datapath_name(n)) {
-            log::warn("removing incomplete datapath build " + layout::pin_path(base, n));
-            detail::remove_pin_dir(layout::pin_path(base, n));
-        }
-    }
+    for (const auto& n : remove_unfinished_builds(bpffs_root))
+        log::warn("removed incomplete datapath build " + layout::pin_path(base, n));
     if (detail::exists(dir)) {
         // Only rename() creates `dir`, so a partial one means someone removed
         // pins by hand: its maps are unusable as a whole anyway.
@@ -303,9 +312,10 @@ Datapath Datapath::open_or_load(const std::string& bpffs_root, std::vector<std::
         for (auto& c : shareable_maps(bpffs_root, name))
             share.push_back(std::move(c));
         std::vector<std::pair<Map, int>> fds;
-        for (const auto& [m, fd] : share)
-            if (std::none_of(fds.begin(), fds.end(), [&](const auto& f) { return f.first == m; }))
-                fds.emplace_back(m, fd.get());
+        for (const auto& candidate : share) // the first one of each map wins
+            if (std::none_of(fds.begin(), fds.end(),
+                             [&](const auto& f) { return f.first == candidate.first; }))
+                fds.emplace_back(candidate.first, candidate.second.get());
         load_and_pin(tmp, fds);
         // All pins appear at once: a crash before this line leaves only a
         // tmp- dir that the next verb discards.

@@ -97,4 +97,9 @@ void remove_backup_pins(const std::string& bpffs_root, const std::vector<std::st
 // Name of the datapath directory for the BPF object embedded in this binary.
 std::string embedded_datapath_name();
 
+// Removes the tmp-* datapath builds a verb killed mid-load left (maps and
+// programs pinned, never used); returns their names. Call with the NodeLock
+// held, so none is being built. Throws Error(Code::Io).
+std::vector<std::string> remove_unfinished_builds(const std::string& bpffs_root);
+
 } // namespace podfence::bpf

@@ -59,6 +59,14 @@ Output gc(const cni::Env&, const cni::NetConf& conf) {
         errors.add(e.what());
     }
     remove_unused_datapaths(root, store.list(), errors);
+    // A first ADD killed while loading the datapath leaves its build: only
+    // the next load would remove it, and it holds every map of a datapath.
+    try {
+        for (const auto& n : bpf::remove_unfinished_builds(root))
+            log::info("GC: removed unfinished datapath build " + n + " (left by a killed verb)");
+    } catch (const Error& e) {
+        errors.add(e.what());
+    }
     log::info("GC: removed " + std::to_string(removed) + " attachment(s), " + std::to_string(errors.size()) +
               " error(s)");
     errors.raise(Code::Io, "GC could not remove everything");

@@ -97,9 +97,16 @@ public:
     void attach(AttachRequest& req) const override {
         int ifindex = static_cast<int>(req.rec.host_ifindex);
         with_context("adding a clsact qdisc to " + req.rec.host_ifname, [&] {
-            if (netlink::ensure_clsact(ifindex)) {
+            // Recorded BEFORE the qdisc exists: a verb killed right after
+            // creating it leaves a record that still says it is ours. (DEL
+            // removes it only if present and without filters.)
+            if (!netlink::has_clsact(ifindex)) {
                 req.rec.legacy_qdisc_created = true;
-                req.save(); // so a DEL after a crash knows the qdisc is ours
+                req.save();
+            }
+            if (!netlink::ensure_clsact(ifindex) && req.rec.legacy_qdisc_created) {
+                req.rec.legacy_qdisc_created = false; // someone else's appeared meanwhile
+                req.save();
             }
         });
         for (const TcHook& h : kTcHooks) {
