@@ -26,12 +26,12 @@ typedef __u64 pf_u64;
 #endif
 
 #ifndef PF_DATAPATH_VARIANT
-#define PF_ABI_VERSION 4
+#define PF_ABI_VERSION 5
 #else
 /* Test builds only (CMake PODFENCE_DATAPATH_VARIANT): another ABI whose
  * policy value is larger, so the upgrade test moves pods between two real
  * layouts. */
-#define PF_ABI_VERSION 1004
+#define PF_ABI_VERSION 1005
 #endif
 
 /* ---- sizes --------------------------------------------------------------- */
@@ -147,6 +147,12 @@ struct pf_policy_val {
 /* ---- per-slot state (pf_pods, array indexed by slot) ---------------------- */
 #define PF_POD_ACTIVE	 1u
 #define PF_POD_SRC_CHECK 2u /* egress IP packets only from the pod's sources (pf_sources) */
+/* Audit (ABI 5): the policy decides as usual, but a packet it denies passes.
+ * Such packets are counted in would_deny_*, and a flow they open is tracked
+ * with PF_CT_F_AUDIT and reported once (PF_EVENT_AUDIT). The source check is
+ * not policy and stays enforced. Setting or clearing the flag bumps rev, so
+ * audited flows are revalidated (cut) at their next packet. */
+#define PF_POD_AUDIT 4u
 
 struct pf_pod {
 	pf_u32 rev;   /* policy revision; node-unique, bumped on every replace */
@@ -202,6 +208,7 @@ struct pf_ct_key {
 };
 
 #define PF_CT_F_CLOSING 1u /* TCP FIN or RST seen: short timeout */
+#define PF_CT_F_AUDIT	2u /* admitted only because the pod audits: its packets are would-deny */
 
 struct pf_ct_val {
 	pf_u64 last_seen_ns; /* bpf_ktime_get_coarse_ns() */
@@ -258,6 +265,10 @@ struct pf_counter {
 	pf_u64 denied_bytes;
 	pf_u64 spoofed_packets; /* egress from a source not the pod's: not in denied_* */
 	pf_u64 spoofed_bytes;
+	pf_u64 would_deny_packets; /* audit: what enforce would have dropped, passed (not in allowed_*) */
+	pf_u64 would_deny_bytes;
+	pf_u64 events_lost; /* pf_events records not written: the ring buffer was full */
+	pf_u64 pad;
 };
 
 struct pf_rule_key {
@@ -271,6 +282,7 @@ struct pf_rule_key {
 
 #define PF_DROP_POLICY	0 /* pf_event.reason: denied by policy (or malformed) */
 #define PF_DROP_SPOOFED 1 /* a source the pod does not own (source check) */
+#define PF_EVENT_AUDIT	2 /* not a drop: the first packet of a flow the policy denies, passed (audit) */
 
 struct pf_config {
 	pf_u32 flags;

@@ -44,3 +44,7 @@ cmake -S . -B build/variant -DCMAKE_BUILD_TYPE=Release -DPODFENCE_WERROR=ON -DPO
 cmake --build build/variant -j"$jobs" --target podfence
 # The sanitizer tree ran the other layers; the Release tree is the shipped binary.
 (cd build && PFTI_VARIANT_PLUGIN=$PWD/variant/plugin/podfence ctest --output-on-failure -L '^integration$')
+# Crash sweep: the installed binary killed (SIGKILL) at each syscall of ADD and
+# DEL in mode tc, then DEL/GC/ADD must recover (integration/crash_sweep.sh;
+# --long covers every verb and mode).
+integration/crash_sweep.sh --plugin "$stage/opt/cni/bin/podfence"

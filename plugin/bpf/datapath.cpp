@@ -225,6 +225,9 @@ void remove_backup_pins(const std::string& root, const std::vector<std::string>&
     const std::string dir = layout::backup_bpffs(root);
     if (!is_bpffs(dir)) return;
     for (const auto& n : detail::list_dir(dir)) {
+        // Ours are all "<datapath>_<map>"; the kernel's own entries of a
+        // bpffs instance (progs.debug, maps.debug) are not.
+        if (n.find('_') == std::string::npos) continue;
         const bool kept = std::any_of(keep.begin(), keep.end(), [&](const std::string& k) {
             return n.size() > k.size() && n.compare(0, k.size(), k) == 0 && n[k.size()] == '_';
         });

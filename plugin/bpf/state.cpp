@@ -45,6 +45,10 @@ template <typename Record, typename Field> void record_fields(Record& r, Field&&
     // Set while the pod moves to another datapath (verbs/upgrade.cpp).
     field("previousDatapathDir", r.previous_datapath_dir, Key::Optional);
     field("previousSlot", r.previous_slot, Key::Optional);
+    field("podNamespace", r.pod_namespace, Key::Optional); // since pod identity
+    field("podName", r.pod_name, Key::Optional);
+    field("podUID", r.pod_uid, Key::Optional);
+    field("enforcement", r.enforcement, Key::Optional); // since audit mode
 }
 
 // The hook as the keys "mode", "tcBackend" and "xdpMode" spell it, which
@@ -130,11 +134,16 @@ void pin_record(const AttachmentRecord& rec, const std::string& path) {
     if (bpf_obj_pin(fd.get(), path.c_str()) != 0) throw errno_error(Code::Io, "bpf_obj_pin", path, errno);
 }
 
+// Where a copy is written before its rename over `path`.
+std::string mirror_tmp(const std::string& path) {
+    return path + ".tmp";
+}
+
 // The record's copy outside bpffs (layout::record_mirror), written aside
 // and renamed. A failure is logged, not raised: the pod is enforced without
 // it; only a repair after a lost bpffs would miss it.
 void write_mirror(const std::string& root, const std::string& dir, const AttachmentRecord& rec) {
-    const std::string path = layout::record_mirror(root, dir), tmp = path + ".tmp";
+    const std::string path = layout::record_mirror(root, dir), tmp = mirror_tmp(path);
     try {
         detail::mkdir_p(layout::mirror_dir(root));
         {
@@ -268,8 +277,10 @@ void StateStore::remove(const std::string& container_id, const std::string& ifna
     const std::string dir = dir_for(container_id, ifname);
     if (detail::exists(dir)) remove_dir(dir);
     const std::string mirror = layout::record_mirror(root_, dir);
-    if (::unlink(mirror.c_str()) != 0 && errno != ENOENT)
-        throw errno_error(Code::Io, "unlink", mirror, errno);
+    // Also the copy a verb killed while writing it left aside.
+    for (const std::string& path : {mirror, mirror_tmp(mirror)})
+        if (::unlink(path.c_str()) != 0 && errno != ENOENT)
+            throw errno_error(Code::Io, "unlink", path, errno);
 }
 
 std::optional<AttachmentRecord> StateStore::find_lost(const std::string& container_id,

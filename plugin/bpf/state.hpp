@@ -47,6 +47,12 @@ struct AttachmentRecord {
     // this datapath is cleared once its stubs run on the new one. "" when none.
     std::string previous_datapath_dir;
     std::uint32_t previous_slot = 0;
+    // The Kubernetes pod, from CNI_ARGS K8S_POD_NAMESPACE/NAME/UID ("" outside Kubernetes).
+    std::string pod_namespace;
+    std::string pod_name;
+    std::string pod_uid;
+    // "enforce" or "audit" (PF_POD_AUDIT). Records before audit mode: enforce.
+    std::string enforcement = "enforce";
 };
 
 // The record's one JSON form: pinned by StateStore, printed by `inspect --json`.

@@ -1,9 +1,11 @@
 #include "env.hpp"
 
+#include <algorithm>
 #include <cctype>
 #include <cstdlib>
 
 #include "../common/error.hpp"
+#include "../common/log.hpp"
 
 namespace podfence::cni {
 namespace {
@@ -118,7 +120,30 @@ Env read_env(const EnvLookup& lookup) {
     if (n.container_id) validate_container_id(env.container_id);
     if (n.ifname) validate_ifname(env.ifname);
     env.arg_pairs = split_args(env.args);
+    env.pod = pod_identity(env.arg_pairs);
     return env;
+}
+
+std::string PodIdentity::qualified() const {
+    return namespace_.empty() || name.empty() ? std::string() : namespace_ + "/" + name;
+}
+
+PodIdentity pod_identity(const std::vector<std::pair<std::string, std::string>>& arg_pairs) {
+    PodIdentity id;
+    const std::pair<const char*, std::string*> keys[] = {
+        {"K8S_POD_NAMESPACE", &id.namespace_}, {"K8S_POD_NAME", &id.name}, {"K8S_POD_UID", &id.uid}};
+    for (const auto& [key, value] : arg_pairs)
+        for (const auto& [name, field] : keys) {
+            if (key != name) continue;
+            const bool usable = value.size() <= 253 && std::none_of(value.begin(), value.end(), [](char c) {
+                                    return c == '/' || static_cast<unsigned char>(c) < 0x20 || c == 0x7f;
+                                });
+            if (usable)
+                *field = value;
+            else
+                log::warn(std::string("CNI_ARGS ") + name + " is not a Kubernetes name; ignored");
+        }
+    return id;
 }
 
 } // namespace podfence::cni

@@ -58,6 +58,9 @@ Output add(const cni::Env& env, const cni::NetConf& conf) {
     rec.ifname = env.ifname;
     rec.network = conf.name;
     rec.netns = env.netns;
+    rec.pod_namespace = env.pod.namespace_;
+    rec.pod_name = env.pod.name;
+    rec.pod_uid = env.pod.uid;
     rec.mode = attach_mode_for(conf);
     rec.host_ifname = veth.host.name;
     rec.host_ifindex = static_cast<std::uint32_t>(veth.host.ifindex);
@@ -66,7 +69,8 @@ Output add(const cni::Env& env, const cni::NetConf& conf) {
     rec.source_check = sources.check;
     for (const auto& a : sources.addrs)
         rec.sources.push_back(policy::format_source(a));
-    log::info("ADD container " + env.container_id + " ifname " + env.ifname + ": host veth " +
+    log::info("ADD container " + env.container_id + " ifname " + env.ifname +
+              (env.pod.qualified().empty() ? "" : " (pod " + env.pod.qualified() + ")") + ": host veth " +
               rec.host_ifname + ", mode " + std::string(bpf::to_string(rec.mode)) + ", policy " +
               (plan.from_annotation ? "from annotation" : "defaultPolicy") + " (" +
               std::to_string(plan.entries.size()) + " policy map entries), source check " +

@@ -35,7 +35,13 @@ Output gc(const cni::Env&, const cni::NetConf& conf) {
     bpf::StateStore store(root);
     Problems errors;
     std::size_t removed = 0;
-    for (const auto& rec : store.list()) {
+    // Also records whose pins are gone but whose copy is left (a DEL killed
+    // after unpinning, or a lost bpffs): the same rules, removed from the
+    // copy as DEL does.
+    auto records = store.list();
+    for (auto& lost : store.list_lost())
+        records.push_back(std::move(lost));
+    for (const auto& rec : records) {
         const std::string who = "container " + rec.container_id + " ifname " + rec.ifname;
         if (rec.network.empty()) {
             // Written before records named their network: it may belong to

@@ -137,7 +137,7 @@ TEST_CASE("policy_store: clear removes the slot's state and only that") {
         pf_rule_key rk{slot, PF_DIR_INGRESS, 0};
         std::vector<std::uint64_t> hits(ncpu, 3);
         REQUIRE(bpf_map_update_elem(l.dp.rule_hits_map(), &rk, hits.data(), BPF_ANY) == 0);
-        std::vector<pf_counter> ctr(ncpu, pf_counter{1, 2, 3, 4, 5, 6});
+        std::vector<pf_counter> ctr(ncpu, pf_counter{1, 2, 3, 4, 5, 6, 7, 8, 9, 0});
         std::uint32_t idx = slot * PF_NUM_DIRS + PF_DIR_EGRESS;
         REQUIRE(bpf_map_update_elem(l.dp.counters_map(), &idx, ctr.data(), BPF_ANY) == 0);
     }

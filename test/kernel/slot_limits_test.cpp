@@ -90,7 +90,7 @@ struct Pod {
                            {"ips", {{{"address", addr + "/24"}, {"interface", 1}}}}};
         return cni::parse_netconf(c.dump());
     }
-    cni::Env env(cni::Verb v) const { return {v, cid, ns.path(), pod_if, "", {}, "/opt/cni/bin"}; }
+    cni::Env env(cni::Verb v) const { return {v, cid, ns.path(), pod_if, "", {}, "/opt/cni/bin", {}}; }
     verbs::Output add() const { return verbs::add(env(cni::Verb::Add), conf()); }
     verbs::Output check() const { return verbs::check(env(cni::Verb::Check), conf()); }
     verbs::Output del() const { return verbs::del(env(cni::Verb::Del), conf()); }

@@ -90,7 +90,7 @@ struct Pod {
         return cni::parse_netconf(c.dump());
     }
     cni::Env env(cni::Verb v, std::string netns) const {
-        return {v, kCid, std::move(netns), ifname, "", {}, "/opt/cni/bin"};
+        return {v, kCid, std::move(netns), ifname, "", {}, "/opt/cni/bin", {}};
     }
     verbs::Output add() const { return verbs::add(env(cni::Verb::Add, ns.path()), conf()); }
     verbs::Output check() const { return verbs::check(env(cni::Verb::Check, ns.path()), conf()); }
