@@ -265,7 +265,8 @@ struct pf_counter {
 	pf_u64 denied_bytes;
 	pf_u64 spoofed_packets; /* egress from a source not the pod's: not in denied_* */
 	pf_u64 spoofed_bytes;
-	pf_u64 would_deny_packets; /* audit: what enforce would have dropped, passed (not in allowed_*) */
+	pf_u64 would_deny_packets; /* audit: what enforce would have dropped, passed (not in
+				      allowed_*) */
 	pf_u64 would_deny_bytes;
 	pf_u64 events_lost; /* pf_events records not written: the ring buffer was full */
 	pf_u64 pad;
@@ -282,7 +283,8 @@ struct pf_rule_key {
 
 #define PF_DROP_POLICY	0 /* pf_event.reason: denied by policy (or malformed) */
 #define PF_DROP_SPOOFED 1 /* a source the pod does not own (source check) */
-#define PF_EVENT_AUDIT	2 /* not a drop: the first packet of a flow the policy denies, passed (audit) */
+#define PF_EVENT_AUDIT                                                                             \
+	2 /* not a drop: the first packet of a flow the policy denies, passed (audit) */
 
 struct pf_config {
 	pf_u32 flags;
