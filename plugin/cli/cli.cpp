@@ -1,5 +1,6 @@
 #include "cli.hpp"
 
+#include <algorithm>
 #include <charconv>
 #include <iostream>
 #include <map>
@@ -52,55 +53,98 @@ std::uint64_t parse_count(const std::string& s) {
     return n;
 }
 
+// Options any command may name, and whether each takes a value.
+struct OptionSpec {
+    const char* name;
+    bool takes_value;
+};
+constexpr OptionSpec kOptions[] = {
+    {"--bpffs-root", true}, {"--json", false},  {"--count", true},       {"--direction", true},
+    {"--peer", true},       {"--proto", true},  {"--port", true},        {"--textfile", true},
+    {"--listen", true},     {"--ifname", true}, {"--enforcement", true},
+};
+
+struct Command {
+    void (*run)(const Args&);
+    std::size_t max_positional;
+    std::vector<std::string> options; // besides --bpffs-root, which every command takes
+};
+
+const std::map<std::string, Command>& commands() {
+    static const std::map<std::string, Command> table = {
+        {"version", {cmd_version, 0, {}}},
+        {"help", {cmd_help, 0, {}}},
+        {"inspect", {cmd_inspect, 1, {"--json"}}},
+        {"counters", {cmd_counters, 1, {"--json"}}},
+        {"update", {cmd_update, 3, {"--enforcement"}}},
+        {"events", {cmd_events, 1, {"--count", "--json"}}},
+        {"upgrade", {cmd_upgrade, 0, {"--json"}}},
+        {"repair", {cmd_repair, 0, {"--json"}}},
+        {"explain", {cmd_explain, 1, {"--direction", "--peer", "--proto", "--port", "--ifname", "--json"}}},
+        {"metrics", {cmd_metrics, 0, {"--textfile", "--listen"}}},
+    };
+    return table;
+}
+
 } // namespace
+
+std::optional<std::string> Args::option(const std::string& name) const {
+    auto it = options.find(name);
+    if (it == options.end()) return std::nullopt;
+    return it->second;
+}
 
 Args parse_args(const std::vector<std::string>& argv) {
     Args a;
+    bool help = false;
     for (std::size_t i = 0; i < argv.size(); ++i) {
         const std::string& s = argv[i];
-        auto value = [&](const char* opt) -> const std::string& {
-            if (i + 1 >= argv.size()) throw Error(Code::InvalidConfig, std::string(opt) + " needs a value");
-            return argv[++i];
-        };
-        if (s == "--bpffs-root") {
-            a.bpffs_root = value("--bpffs-root");
-            if (a.bpffs_root.empty() || a.bpffs_root[0] != '/')
-                throw Error(Code::InvalidConfig,
-                            "--bpffs-root: \"" + a.bpffs_root + "\" must be an absolute path");
-        } else if (s == "--json") {
-            a.json = true;
-        } else if (s == "--count") {
-            a.count = parse_count(value("--count"));
-        } else if (s == "-h" || s == "--help") {
-            a.command = "help";
-        } else if (s.size() > 1 && s[0] == '-' && s != "-") {
-            throw Error(Code::InvalidConfig, "unknown option " + s + " (see podfence help)");
-        } else if (a.command.empty()) {
-            a.command = s;
-        } else {
-            a.positional.push_back(s);
+        if (s == "-h" || s == "--help") {
+            help = true;
+            continue;
         }
+        if (s.size() < 2 || s[0] != '-' || s == "-") {
+            (a.command.empty() ? a.command : a.positional.emplace_back()) = s;
+            continue;
+        }
+        const OptionSpec* spec = nullptr;
+        for (const auto& o : kOptions)
+            if (s == o.name) spec = &o;
+        if (!spec) throw Error(Code::InvalidConfig, "unknown option " + s + " (see podfence help)");
+        std::string value;
+        if (spec->takes_value) {
+            if (i + 1 >= argv.size()) throw Error(Code::InvalidConfig, s + " needs a value");
+            value = argv[++i];
+        }
+        if (!a.options.emplace(s, value).second) throw Error(Code::InvalidConfig, s + " is given twice");
     }
-    if (a.command.empty()) a.command = "help";
+    if (help || a.command.empty()) a.command = "help";
+    auto cmd = commands().find(a.command);
+    if (cmd == commands().end())
+        throw Error(Code::InvalidConfig, "unknown command \"" + a.command + "\" (see podfence help)");
+    for (const auto& [name, value] : a.options) {
+        const auto& allowed = cmd->second.options;
+        if (name != "--bpffs-root" && a.command != "help" &&
+            std::find(allowed.begin(), allowed.end(), name) == allowed.end())
+            throw Error(Code::InvalidConfig, a.command + " does not take " + name + " (see podfence help)");
+    }
+    if (a.positional.size() > cmd->second.max_positional)
+        throw Error(Code::InvalidConfig, a.command + ": too many arguments (see podfence help)");
+    if (auto root = a.option("--bpffs-root")) {
+        a.bpffs_root = *root;
+        if (a.bpffs_root.empty() || a.bpffs_root[0] != '/')
+            throw Error(Code::InvalidConfig,
+                        "--bpffs-root: \"" + a.bpffs_root + "\" must be an absolute path");
+    }
+    a.json = a.options.count("--json") != 0;
+    if (auto n = a.option("--count")) a.count = parse_count(*n);
     return a;
 }
 
 int run(int argc, char** argv) {
-    using Command = void (*)(const Args&);
-    static const std::map<std::string, std::pair<Command, std::size_t>> commands = {
-        // name -> handler, max positional arguments
-        {"version", {cmd_version, 0}},   {"help", {cmd_help, 0}},     {"inspect", {cmd_inspect, 1}},
-        {"counters", {cmd_counters, 1}}, {"update", {cmd_update, 3}}, {"events", {cmd_events, 0}},
-        {"upgrade", {cmd_upgrade, 0}},   {"repair", {cmd_repair, 0}},
-    };
     try {
         Args a = parse_args(std::vector<std::string>(argv + (argc > 0 ? 1 : 0), argv + argc));
-        auto it = commands.find(a.command);
-        if (it == commands.end())
-            throw Error(Code::InvalidConfig, "unknown command \"" + a.command + "\" (see podfence help)");
-        if (a.positional.size() > it->second.second)
-            throw Error(Code::InvalidConfig, a.command + ": too many arguments (see podfence help)");
-        it->second.first(a);
+        commands().at(a.command).run(a);
         return 0;
     } catch (const Error& e) {
         // Exit status = the error code (README "Error codes"), as for the verbs.

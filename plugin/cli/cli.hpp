@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -15,9 +16,14 @@ struct Args {
     std::string bpffs_root = "/sys/fs/bpf";
     bool json = false;
     std::optional<std::uint64_t> count; // events --count N
+    // Every other option given, "--name" -> value ("" for a flag). Which
+    // options a command takes is in cli.cpp's command table.
+    std::map<std::string, std::string> options;
+    std::optional<std::string> option(const std::string& name) const;
 };
 
-// Throws Error(InvalidConfig) naming the bad option.
+// Throws Error(InvalidConfig) naming the bad option: unknown, missing its
+// value, or not one the command takes.
 Args parse_args(const std::vector<std::string>& argv);
 
 int run(int argc, char** argv);
@@ -29,5 +35,7 @@ void cmd_update(const Args& a);
 void cmd_events(const Args& a);
 void cmd_upgrade(const Args& a);
 void cmd_repair(const Args& a);
+void cmd_explain(const Args& a);
+void cmd_metrics(const Args& a);
 
 } // namespace podfence::cli

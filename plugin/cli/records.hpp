@@ -13,10 +13,22 @@
 
 namespace podfence::cli {
 
-// Records whose containerID equals or starts with `prefix` (all if nullopt),
-// sorted by container and ifname. Throws Error(Io) when --bpffs-root is not
-// a bpffs (the usual mistake); empty when podfence never ran there.
-std::vector<bpf::AttachmentRecord> load_records(const Args& a, const std::optional<std::string>& prefix);
+// A pod as the operator names it: "namespace/name" (the K8S_POD_* CNI_ARGS
+// the record keeps), or a container ID or a prefix of one.
+bool matches_pod(const bpf::AttachmentRecord& r, const std::string& selector);
+// "namespace/name" or "" when the record has no Kubernetes identity.
+std::string pod_name(const bpf::AttachmentRecord& r);
+
+// Records matching `selector` (all if nullopt), sorted by container and
+// ifname. Throws Error(Io) when --bpffs-root is not a bpffs (the usual
+// mistake); empty when podfence never ran there.
+std::vector<bpf::AttachmentRecord> load_records(const Args& a, const std::optional<std::string>& selector);
+
+// The one attachment `selector` names (and `ifname`, when given). Throws
+// Error(UnknownContainer) when none matches and Error(InvalidConfig) listing
+// the candidates when several do.
+bpf::AttachmentRecord find_one(const Args& a, const std::string& selector,
+                               const std::optional<std::string>& ifname = std::nullopt);
 
 // Opens each datapath directory once.
 class DatapathCache {
