@@ -14,6 +14,9 @@ packages=(
   iperf3 nftables iptables gnuplot-nox ethtool python3
   # day-2 tests: crash sweep (strace fault injection), libFuzzer targets
   strace libclang-rt-14-dev
+  # operating features: metrics through a real node_exporter, promtool
+  # (package prometheus), the .deb checked by lintian
+  prometheus-node-exporter prometheus lintian
 )
 
 missing=()
@@ -23,6 +26,14 @@ done
 if ((${#missing[@]})); then
   echo "install-deps: installing ${missing[*]}" >&2
   export DEBIAN_FRONTEND=noninteractive
+  # prometheus and prometheus-node-exporter are daemons: the tests start
+  # node_exporter on loopback themselves, so no service may start on install
+  # (the same policy-rc.d as Debian's container images carry).
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
+    chmod 755 /usr/sbin/policy-rc.d
+    trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+  fi
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi

@@ -32,6 +32,9 @@ SlotCounters read_counters(const Datapath& dp, std::uint32_t slot) {
             out[d].total.denied_bytes += c.denied_bytes;
             out[d].total.spoofed_packets += c.spoofed_packets;
             out[d].total.spoofed_bytes += c.spoofed_bytes;
+            out[d].total.would_deny_packets += c.would_deny_packets;
+            out[d].total.would_deny_bytes += c.would_deny_bytes;
+            out[d].total.events_lost += c.events_lost;
         }
     }
     pf_rule_key key{}, next{};

@@ -13,7 +13,8 @@ namespace podfence::bpf {
 
 struct DirCounters {
     pf_counter total{};
-    std::map<std::uint32_t, std::uint64_t> rule_hits; // rule index -> new flows admitted
+    std::map<std::uint32_t, std::uint64_t>
+        rule_hits; // rule index -> new flows admitted (PF_RULE_NONE: would-deny flows of an audit pod)
 };
 using SlotCounters = std::array<DirCounters, PF_NUM_DIRS>; // indexed by PF_DIR_*
 
