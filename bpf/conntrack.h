@@ -72,16 +72,17 @@ static __always_inline __u16 pf_ct_origin_dport(const struct pf_ct_key *k, __u8 
 	return origin == PF_DIR_INGRESS ? k->pod_port : k->peer_port;
 }
 
-/* Records a flow the policy admitted. A full table (update failure) must
- * never block the flow, so the result is ignored. */
+/* Records a flow the policy admitted, or (audit = PF_CT_F_AUDIT) one it
+ * denies that passes because the pod audits. A full table (update failure)
+ * must never block the flow, so the result is ignored. */
 static __always_inline void pf_ct_create(const struct pf_ct_key *k, __u8 origin, __u32 rev,
-					 __u64 now, __u8 fin_rst)
+					 __u64 now, __u8 fin_rst, __u8 audit)
 {
 	struct pf_ct_val v = {
 		.last_seen_ns = now,
 		.rev = rev,
 		.origin = origin,
-		.flags = fin_rst ? PF_CT_F_CLOSING : 0,
+		.flags = (fin_rst ? PF_CT_F_CLOSING : 0) | audit,
 	};
 
 	bpf_map_update_elem(&pf_conntrack, k, &v, BPF_ANY);

@@ -9,6 +9,13 @@
 #include "maps.h"
 #include "parse.h"
 
+/* Verdicts inside the engine, beyond podfence_abi.h's DENY and ALLOW; the
+ * entry points only ever see those two (both of these pass). AUDIT: the
+ * policy denies but the pod audits; AUDIT_NEW: the same, and the packet is
+ * reported (the first of its flow, or a packet with no flow to remember). */
+#define PF_VERDICT_AUDIT     2
+#define PF_VERDICT_AUDIT_NEW 3
+
 /* Per-CPU values: plain increments, no atomics needed. */
 static __always_inline void pf_count_packet(__u32 slot, __u32 dir, int verdict, __u32 len)
 {
@@ -20,10 +27,24 @@ static __always_inline void pf_count_packet(__u32 slot, __u32 dir, int verdict, 
 	if (verdict == PF_VERDICT_ALLOW) {
 		c->allowed_packets++;
 		c->allowed_bytes += len;
-	} else {
+	} else if (verdict == PF_VERDICT_DENY) {
 		c->denied_packets++;
 		c->denied_bytes += len;
+	} else {
+		c->would_deny_packets++;
+		c->would_deny_bytes += len;
 	}
+}
+
+/* A record the ring buffer had no room for: the verdict stands, the loss
+ * is counted so `podfence events` readers know they missed some. */
+static __always_inline void pf_count_event_lost(__u32 slot, __u32 dir)
+{
+	__u32 idx = slot * PF_NUM_DIRS + dir;
+	struct pf_counter *c = bpf_map_lookup_elem(&pf_counters, &idx);
+
+	if (c)
+		c->events_lost++;
 }
 
 /* One more NEW flow admitted by `rule`: lookup, else insert 1. */
@@ -45,8 +66,8 @@ static __always_inline void pf_count_rule_hit(__u32 slot, __u32 dir, __u32 rule)
 		*v += 1;
 }
 
-/* Drop event, only while events are switched on (one array lookup
- * otherwise). A full ring loses the event, never the verdict. */
+/* Drop (or audit) event, only while events are switched on (one array
+ * lookup otherwise). A full ring loses the event, never the verdict. */
 static __always_inline void pf_emit_drop_reason(__u32 slot, __u32 dir, const struct pf_pkt *p,
 						__u32 len, __u8 reason)
 {
@@ -57,8 +78,10 @@ static __always_inline void pf_emit_drop_reason(__u32 slot, __u32 dir, const str
 	if (!cfg || !(cfg->flags & PF_CFG_EVENTS))
 		return;
 	e = bpf_ringbuf_reserve(&pf_events, sizeof(*e), 0);
-	if (!e)
+	if (!e) {
+		pf_count_event_lost(slot, dir);
 		return;
+	}
 	e->ts_ns = bpf_ktime_get_ns(); /* CLOCK_MONOTONIC */
 	e->slot = slot;
 	e->dir = dir;

@@ -32,22 +32,33 @@ static __always_inline __u16 pf_policy_dport(const struct pf_pkt *p)
 
 /* Stateful decision for an IP packet of pod `slot` in direction `dir`:
  *   1. Conntrack hit, not expired:
- *      a. stamped with the current revision -> ALLOW (the short path: no
- *         policy lookup, at most one write per second);
+ *      a. stamped with the current revision -> ALLOW, or AUDIT for a flow
+ *         tracked as would-deny (the short path: no policy lookup, at most
+ *         one write per second);
  *      b. older revision -> re-validate as a new flow of the entry's ORIGIN
- *         direction; admitted -> restamp, ALLOW; else delete, go on to 2.
+ *         direction; admitted -> restamp (no longer audited), ALLOW; else
+ *         go on to 2.
  *      An expired entry counts as absent (overwritten or deleted below).
  *   2. New flow in direction `dir`: admitted -> record it (a full table still
- *      allows), count a hit for the admitting rule, ALLOW; else DROP.
- * A missing policy map for an active pod fails closed (the policy decision
- * denies; a stale entry is then deleted like any flow the policy refuses). */
-static __always_inline int pf_decide(__u32 slot, __u8 dir, __u32 rev, const struct pf_pkt *p)
+ *      allows), count a hit for the admitting rule, ALLOW.
+ *   3. Denied, pod enforces -> delete a stale entry, DROP.
+ *   4. Denied, pod audits (`audit`) -> the same decision, but tracked with
+ *      PF_CT_F_AUDIT so the flow is reported once (AUDIT_NEW) and its later
+ *      packets pass as AUDIT. A live entry of 1b keeps its origin and is
+ *      reported only if it was not audited before. New ones count a hit for
+ *      PF_RULE_NONE: no rule admitted them. The mode switch bumps the
+ *      revision, so enforce cuts these flows at 1b/3.
+ * A missing policy map for an active pod fails closed, also in audit (the
+ * policy decision denies; a stale entry is then deleted like any flow the
+ * policy refuses). */
+static __always_inline int pf_decide(__u32 slot, __u8 dir, __u32 rev, int audit,
+				     const struct pf_pkt *p)
 {
 	struct pf_ct_key key;
 	struct pf_ct_val *ct;
 	__u32 rule = PF_RULE_DEFAULT;
 	__u64 now = bpf_ktime_get_coarse_ns();
-	int stale = 0;
+	int stale = 0, live = 0;
 
 	pf_ct_key_init(&key, slot, dir, p);
 	ct = bpf_map_lookup_elem(&pf_conntrack, &key);
@@ -56,48 +67,73 @@ static __always_inline int pf_decide(__u32 slot, __u8 dir, __u32 rev, const stru
 			stale = 1;
 		} else if (ct->rev == rev) {
 			pf_ct_touch(ct, now, p->fin_rst);
-			return PF_VERDICT_ALLOW;
+			return (ct->flags & PF_CT_F_AUDIT) ? PF_VERDICT_AUDIT : PF_VERDICT_ALLOW;
 		} else {
 			__u8 origin = ct->origin;
 
 			if (pf_policy_allows(slot, origin, key.family, key.peer_addr, key.proto,
 					     pf_ct_origin_dport(&key, origin), &rule)) {
 				ct->rev = rev;
+				ct->flags &= ~PF_CT_F_AUDIT;
 				pf_ct_touch(ct, now, p->fin_rst);
 				return PF_VERDICT_ALLOW;
 			}
 			stale = 1;
+			live = 1;
 		}
 	}
 
 	if (!pf_policy_allows(slot, dir, p->family, pf_peer_addr(p, dir), p->proto,
 			      pf_policy_dport(p), &rule)) {
+		if (audit && pf_policy_present(slot)) {
+			if (live && ct) { /* ct: for the verifier, live implies it */
+				int reported = ct->flags & PF_CT_F_AUDIT;
+
+				ct->rev = rev;
+				ct->flags |= PF_CT_F_AUDIT;
+				pf_ct_touch(ct, now, p->fin_rst);
+				return reported ? PF_VERDICT_AUDIT : PF_VERDICT_AUDIT_NEW;
+			}
+			pf_ct_create(&key, dir, rev, now, p->fin_rst, PF_CT_F_AUDIT);
+			pf_count_rule_hit(slot, dir, PF_RULE_NONE);
+			return PF_VERDICT_AUDIT_NEW;
+		}
 		if (stale)
 			bpf_map_delete_elem(&pf_conntrack, &key);
 		return PF_VERDICT_DENY;
 	}
-	pf_ct_create(&key, dir, rev, now, p->fin_rst);
+	pf_ct_create(&key, dir, rev, now, p->fin_rst, 0);
 	pf_count_rule_hit(slot, dir, rule);
 	return PF_VERDICT_ALLOW;
 }
 
 /* Packets that open no flow of their own: non-first fragments (no ports)
  * and ICMP errors. Their datagram's first fragment (frag.h) or the flow
- * they quote (icmp_error.h) admits them; otherwise the policy alone judges
- * them as a new flow with port 0 (so they pass where every port of their
- * protocol from that peer would), leaving no conntrack entry. */
-static __always_inline int pf_decide_related(__u32 slot, __u8 dir, __u32 rev,
+ * they quote (icmp_error.h) admits them (ALLOW), or passes them as
+ * would-deny (AUDIT) when that one passed only because the pod audits;
+ * otherwise the policy alone judges them as a new flow with port 0 (so
+ * they pass where every port of their protocol from that peer would),
+ * leaving no conntrack entry. With no flow to remember, an audit pod
+ * reports each such would-deny packet, as enforce reports each drop. */
+static __always_inline int pf_decide_related(__u32 slot, __u8 dir, __u32 rev, int audit,
 					     const struct pf_pkt *p, void *data, void *data_end)
 {
 	__u32 rule = PF_RULE_DEFAULT;
+	int v = p->frag ? pf_frag_admitted(slot, dir, audit, p)
+			: pf_icmp_error_related(slot, dir, rev, audit, p, data, data_end);
 
-	if (p->frag ? pf_frag_admitted(slot, dir, p)
-		    : pf_icmp_error_related(slot, dir, rev, p, data, data_end))
-		return PF_VERDICT_ALLOW;
-	if (!pf_policy_allows(slot, dir, p->family, pf_peer_addr(p, dir), p->proto, 0, &rule))
-		return PF_VERDICT_DENY;
+	if (v != PF_VERDICT_DENY)
+		return v;
+	if (!pf_policy_allows(slot, dir, p->family, pf_peer_addr(p, dir), p->proto, 0, &rule)) {
+		if (!audit || !pf_policy_present(slot))
+			return PF_VERDICT_DENY;
+		rule = PF_RULE_NONE;
+		v = PF_VERDICT_AUDIT_NEW;
+	} else {
+		v = PF_VERDICT_ALLOW;
+	}
 	pf_count_rule_hit(slot, dir, rule);
-	return PF_VERDICT_ALLOW;
+	return v;
 }
 
 /* The whole engine for one frame. Fails closed on anything it cannot
@@ -111,8 +147,8 @@ static __always_inline int pf_engine(void *data, void *data_end, __u32 len)
 	struct pf_pkt pkt = {};
 	struct pf_scratch *sc;
 	struct pf_pod *pod;
-	__u32 zero = 0, slot, dir;
-	int verdict, rc;
+	__u32 zero = 0, slot, dir, rev;
+	int verdict, rc, audit;
 
 	sc = bpf_map_lookup_elem(&pf_scratch, &zero);
 	if (!sc)
@@ -124,6 +160,11 @@ static __always_inline int pf_engine(void *data, void *data_end, __u32 len)
 	pod = bpf_map_lookup_elem(&pf_pods, &slot); /* NULL when slot >= PF_MAX_SLOTS */
 	if (!pod || !(pod->flags & PF_POD_ACTIVE))
 		return PF_VERDICT_DENY;
+	/* Read once: one (revision, mode) pair decides the packet. A switch
+	 * to enforce clears the flag before it bumps rev (policy_store.cpp), so
+	 * no packet stamps an audited flow with the new revision. */
+	rev = pod->rev;
+	audit = !!(pod->flags & PF_POD_AUDIT);
 
 	rc = pf_parse_frame(data, data_end, &pkt);
 	if (pf_source_spoofed(slot, dir, pod->flags, &pkt, len))
@@ -131,11 +172,11 @@ static __always_inline int pf_engine(void *data, void *data_end, __u32 len)
 	switch (rc) {
 	case PF_PARSE_OK:
 		if (pkt.frag || pkt.icmp_err)
-			verdict = pf_decide_related(slot, dir, pod->rev, &pkt, data, data_end);
+			verdict = pf_decide_related(slot, dir, rev, audit, &pkt, data, data_end);
 		else
-			verdict = pf_decide(slot, dir, pod->rev, &pkt);
-		if (verdict == PF_VERDICT_ALLOW && pkt.first_frag)
-			pf_frag_record(slot, dir, &pkt);
+			verdict = pf_decide(slot, dir, rev, audit, &pkt);
+		if (verdict != PF_VERDICT_DENY && pkt.first_frag)
+			pf_frag_record(slot, dir, &pkt, verdict != PF_VERDICT_ALLOW);
 		break;
 	case PF_PARSE_NOT_IP:
 	case PF_PARSE_NEIGH:
@@ -147,9 +188,13 @@ static __always_inline int pf_engine(void *data, void *data_end, __u32 len)
 	}
 
 	pf_count_packet(slot, dir, verdict, len);
-	if (verdict != PF_VERDICT_ALLOW)
+	if (verdict == PF_VERDICT_DENY) {
 		pf_emit_drop(slot, dir, &pkt, len);
-	return verdict;
+		return PF_VERDICT_DENY;
+	}
+	if (verdict == PF_VERDICT_AUDIT_NEW)
+		pf_emit_drop_reason(slot, dir, &pkt, len, PF_EVENT_AUDIT);
+	return PF_VERDICT_ALLOW; /* AUDIT and AUDIT_NEW pass */
 }
 
 #endif /* PODFENCE_ENGINE_H */

@@ -18,6 +18,7 @@
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
 
+#include "counters.h"
 #include "maps.h"
 #include "parse.h"
 
@@ -37,11 +38,15 @@ static __always_inline void pf_frag_key_init(struct pf_frag_key *k, __u32 slot, 
 }
 
 /* The first fragment of a datagram passed: admit the rest. A full table
- * evicts the least recently used datagram, long complete in practice. */
-static __always_inline void pf_frag_record(__u32 slot, __u8 dir, const struct pf_pkt *p)
+ * evicts the least recently used datagram, long complete in practice.
+ * audit: it passed as would-deny (PF_FRAG_AUDIT). */
+static __always_inline void pf_frag_record(__u32 slot, __u8 dir, const struct pf_pkt *p, int audit)
 {
 	struct pf_frag_key k;
-	struct pf_frag_val v = {.first_seen_ns = bpf_ktime_get_coarse_ns()};
+	struct pf_frag_val v = {
+		.first_seen_ns =
+			(bpf_ktime_get_coarse_ns() & ~PF_FRAG_AUDIT) | (audit ? PF_FRAG_AUDIT : 0),
+	};
 
 	pf_frag_key_init(&k, slot, dir, p);
 	bpf_map_update_elem(&pf_frags, &k, &v, BPF_ANY);
@@ -49,15 +54,25 @@ static __always_inline void pf_frag_record(__u32 slot, __u8 dir, const struct pf
 
 /* Was this non-first fragment's datagram admitted, recently? Read only: a
  * datagram's fragments arrive within milliseconds, a stream of them never
- * keeps an old record alive. */
-static __always_inline int pf_frag_admitted(__u32 slot, __u8 dir, const struct pf_pkt *p)
+ * keeps an old record alive. PF_VERDICT_ALLOW, PF_VERDICT_AUDIT (its first
+ * fragment passed as would-deny and the pod still audits), or
+ * PF_VERDICT_DENY: not known, judge it without ports. */
+static __always_inline int pf_frag_admitted(__u32 slot, __u8 dir, int audit, const struct pf_pkt *p)
 {
 	struct pf_frag_key k;
 	struct pf_frag_val *v;
+	__u64 seen;
 
 	pf_frag_key_init(&k, slot, dir, p);
 	v = bpf_map_lookup_elem(&pf_frags, &k);
-	return v && (__s64)(bpf_ktime_get_coarse_ns() - v->first_seen_ns) <= (__s64)PF_FRAG_TIMEOUT;
+	if (!v)
+		return PF_VERDICT_DENY;
+	seen = v->first_seen_ns;
+	if ((__s64)(bpf_ktime_get_coarse_ns() - seen) > (__s64)PF_FRAG_TIMEOUT)
+		return PF_VERDICT_DENY;
+	if (!(seen & PF_FRAG_AUDIT))
+		return PF_VERDICT_ALLOW;
+	return audit ? PF_VERDICT_AUDIT : PF_VERDICT_DENY;
 }
 
 #endif /* PODFENCE_FRAG_H */

@@ -18,6 +18,7 @@
 #include <bpf/bpf_helpers.h>
 
 #include "conntrack.h"
+#include "counters.h"
 #include "maps.h"
 #include "parse.h"
 #include "policy.h"
@@ -84,11 +85,13 @@ static __always_inline int pf_addr_eq(const __u8 *a, const __u8 *b)
 	return a0 == b0 && a1 == b1;
 }
 
-/* 1 when the ICMP error p (direction dir of pod slot) is about a live flow
- * of the pod. A flow stamped with an older policy revision counts when the
- * current policy still admits it in its origin direction; the flow's own
- * next packet restamps or cuts it, not the error. */
-static __always_inline int pf_icmp_error_related(__u32 slot, __u8 dir, __u32 rev,
+/* PF_VERDICT_ALLOW when the ICMP error p (direction dir of pod slot) is
+ * about a live flow of the pod, PF_VERDICT_AUDIT when that flow passes only
+ * because the pod audits, PF_VERDICT_DENY when it is about nothing this
+ * pod may keep. A flow stamped with an older policy revision counts when
+ * the current policy still admits it in its origin direction (or the pod
+ * audits); the flow's own next packet restamps or cuts it, not the error. */
+static __always_inline int pf_icmp_error_related(__u32 slot, __u8 dir, __u32 rev, int audit,
 						 const struct pf_pkt *p, void *data, void *data_end)
 {
 	struct pf_pkt q = {};
@@ -106,11 +109,14 @@ static __always_inline int pf_icmp_error_related(__u32 slot, __u8 dir, __u32 rev
 		return 0;
 	ct = bpf_map_lookup_elem(&pf_conntrack, &key);
 	if (!ct || pf_ct_expired(ct, key.proto, bpf_ktime_get_coarse_ns()))
-		return 0;
+		return PF_VERDICT_DENY;
+	/* Same revision: the AUDIT flag is current (switching mode bumps rev). */
 	if (ct->rev == rev)
-		return 1;
-	return pf_policy_allows(slot, ct->origin, key.family, key.peer_addr, key.proto,
-				pf_ct_origin_dport(&key, ct->origin), &rule);
+		return (ct->flags & PF_CT_F_AUDIT) ? PF_VERDICT_AUDIT : PF_VERDICT_ALLOW;
+	if (pf_policy_allows(slot, ct->origin, key.family, key.peer_addr, key.proto,
+			     pf_ct_origin_dport(&key, ct->origin), &rule))
+		return PF_VERDICT_ALLOW;
+	return audit && pf_policy_present(slot) ? PF_VERDICT_AUDIT : PF_VERDICT_DENY;
 }
 
 #endif /* PODFENCE_ICMP_ERROR_H */

@@ -250,6 +250,11 @@ struct pf_frag_key {
 struct pf_frag_val {
 	pf_u64 first_seen_ns; /* bpf_ktime_get_coarse_ns() of the first fragment */
 };
+/* Bit 0 of first_seen_ns (a nanosecond off the coarse clock's jiffy): the
+ * first fragment passed only because the pod audits. Its later fragments
+ * pass as would-deny while the pod still audits, and are judged like
+ * unknown fragments once it enforces. */
+#define PF_FRAG_AUDIT 1ull
 
 /* ---- counters ---------------------------------------------------------------
  * pf_counters: per-CPU array indexed slot * PF_NUM_DIRS + dir.

@@ -186,4 +186,12 @@ static __always_inline int pf_policy_allows(__u32 slot, __u8 dir, __u8 family, c
 	return PF_VERDICT_ALLOW;
 }
 
+/* Audit passes what the policy denies, but not a pod without a policy map
+ * (DEL clearing the slot, a broken replace): that still fails closed. Only
+ * asked on the would-deny path. */
+static __always_inline int pf_policy_present(__u32 slot)
+{
+	return bpf_map_lookup_elem(&pf_policy, &slot) != NULL;
+}
+
 #endif /* PODFENCE_POLICY_H */

@@ -263,6 +263,7 @@ nothing_left() {
 	done
 	[ "${S[clsact]:-}" != yes ] || why "$when: a clsact qdisc is left on $HOSTIF"
 	[ -n "$builds_ok" ] || [ -z "${S[tmp]:-}" ] || why "$when: unfinished datapath build left: ${S[tmp]}"
+	[ -z "${S[partial]:-}" ] || why "$when: half-removed datapath left: ${S[partial]}"
 	[ -z "$WHY" ]
 }
 
@@ -296,6 +297,7 @@ attached() {
 			[ -z "$v" ] || why "$when: $k: $v (mode $mode attaches nothing there)"
 		fi
 	done
+	[ -z "${S[partial]:-}" ] || why "$when: half-removed datapath left: ${S[partial]}"
 	[ "$mode" != tc-legacy ] || [ "${S[clsact]:-}" = yes ] || why "$when: no clsact on $HOSTIF"
 	# "stub" values come in pairs: DIR/PIN ID:NAME
 	for x in ${S[stub]:-}; do [[ $x != */* ]] && stubs+=" ${x%%:*}"; done

@@ -83,7 +83,9 @@ run_driver() {
 	ip=$([ "$2" = web ] && echo $WEB || echo $CLIENT)
 	caps=$(jq -cn --arg ip "$ip/24" --arg p "$([ "$2" = web ] && echo "$POLICY")" \
 		'{ips: [$ip]} + (if $p == "" then {} else {"io.kubernetes.cri.pod-annotations": {"podfence.io/policy": $p}} end)')
+	# The pod's identity, as containerd and CRI-O pass it.
 	in_ns "$PREFIX-node" env CNI_PATH="$WORK/cni-bin" CNI_CACHE_DIR="$WORK/cache" CAP_ARGS="$caps" \
+		CNI_ARGS="IgnoreUnknown=1;K8S_POD_NAMESPACE=demo;K8S_POD_NAME=$2;K8S_POD_UID=00000000-0000-4000-8000-0000000000$([ "$2" = web ] && echo 01 || echo 02)" \
 		"$WORK/driver" "$1" "$CONF" "$PREFIX-$2" "/run/netns/$PREFIX-$2" eth0
 }
 
@@ -122,3 +124,15 @@ show "podfence inspect --bpffs-root $BPFFS"
 step "podfence counters"
 show "podfence counters --bpffs-root $BPFFS"
 "$PLUGIN" counters --bpffs-root "$BPFFS"
+step "podfence explain: why a flow is allowed or denied"
+show "podfence explain demo/web --direction ingress --peer $CLIENT --proto TCP --port 8080"
+"$PLUGIN" explain demo/web --direction ingress --peer "$CLIENT" --proto TCP --port 8080 --bpffs-root "$BPFFS"
+show "podfence explain demo/web --direction ingress --peer $CLIENT --proto TCP --port 9090"
+"$PLUGIN" explain demo/web --direction ingress --peer "$CLIENT" --proto TCP --port 9090 --bpffs-root "$BPFFS"
+step "podfence events --json (one JSON object per line, for log shippers)"
+show "podfence events demo/web --json --count 1   # while the client tries port 9090 again"
+timeout 10 "$PLUGIN" events demo/web --json --count 1 --bpffs-root "$BPFFS" 2>/dev/null &
+EVPID=$!
+sleep 0.5
+in_ns "$PREFIX-client" timeout 3 socat -T1 - TCP:$WEB:9090,connect-timeout=1 </dev/null >/dev/null 2>&1 || true
+wait "$EVPID" || true

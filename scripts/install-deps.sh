@@ -12,12 +12,15 @@ packages=(
   iproute2 socat netcat-openbsd iputils-ping util-linux jq
   # benchmarks
   iperf3 nftables iptables gnuplot-nox ethtool python3
+  # the .deb check (scripts/package-test.sh)
+  file
   # day-2 tests: crash sweep (strace fault injection), libFuzzer targets
   strace libclang-rt-14-dev
-  # operating features: metrics through a real node_exporter, promtool
-  # (package prometheus), the .deb checked by lintian
-  prometheus-node-exporter prometheus lintian
 )
+# Not yet listed: prometheus-node-exporter, prometheus (promtool) and lintian,
+# which the metrics case and scripts/package-test.sh use when present (they
+# report a SKIP without them). They join this list once those checks have run
+# against them.
 
 missing=()
 for p in "${packages[@]}"; do

@@ -32,6 +32,8 @@ scripts/fuzz.sh --seconds "${PODFENCE_FUZZ_SECONDS:-60}"
 # install step into a staging directory instead of the node's /opt/cni/bin.
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DPODFENCE_WERROR=ON >/dev/null
 cmake --build build -j"$jobs"
+# The .deb from that tree (cpack), its fields, contents and extracted binary.
+scripts/package-test.sh build
 stage=$(mktemp -d /tmp/podfence-stage.XXXXXX)
 trap 'rm -rf "$stage"' EXIT
 DESTDIR=$stage cmake --install build --strip

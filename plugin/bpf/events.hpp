@@ -2,6 +2,7 @@
 // pf_config and the pf_events ring buffers, read as one stream.
 #pragma once
 
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <vector>
@@ -15,6 +16,11 @@ namespace podfence::bpf {
 
 // Sets or clears PF_CFG_EVENTS in dp's pf_config. Throws Error(Code::Io).
 void set_events_flag(const Datapath& dp, bool on);
+
+// The slot's pf_counters events_lost, both directions, summed over CPUs:
+// what `events` polls every second, without the rule-hit walk of
+// read_counters. Throws Error(Code::MapSeed).
+std::uint64_t events_lost(const Datapath& dp, std::uint32_t slot);
 
 class EventStream {
 public:

@@ -151,36 +151,71 @@ void require_same_abi(const Datapath& dp) {
                     "re-created (its new ADD attaches it to this binary's datapath)");
 }
 
+// Revision: max over all slots + 1. It only has to differ from every
+// revision this slot's conntrack entries can carry; max+1 is strictly
+// greater than the slot's current one, needs no extra state outside the
+// ABI's maps, and is unique node-wide because callers hold the NodeLock.
+// (A clock would repeat within its resolution or wrap within weeks.)
+std::uint32_t next_rev(const std::vector<pf_pod>& pods, std::uint32_t min_rev) {
+    std::uint32_t rev = min_rev;
+    for (const pf_pod& p : pods)
+        rev = std::max(rev, p.rev);
+    if (++rev == 0) rev = 1; // wrapped after 4 billion replaces: 0 means "never set"
+    return rev;
+}
+
+void put_pod(int fd, std::uint32_t slot, const pf_pod& pod) {
+    if (bpf_map_update_elem(fd, &slot, &pod, BPF_ANY) != 0)
+        throw errno_error(Code::MapSeed, "bpf_map_update_elem", "pf_pods[" + std::to_string(slot) + "]",
+                          errno);
+}
+
+// pf_pods[slot] from `was` to `now`. The engine reads rev and flags as two
+// words while this update may land between them. Leaving audit therefore
+// takes two writes, the flag first at the old revision: no packet can see
+// the new revision with PF_POD_AUDIT still set and stamp a would-deny flow
+// as valid under it. Every other mix only delays or repeats a revalidation.
+void write_pod(int fd, std::uint32_t slot, const pf_pod& was, const pf_pod& now) {
+    if ((was.flags & PF_POD_AUDIT) && !(now.flags & PF_POD_AUDIT) && was.rev != 0)
+        put_pod(fd, slot, pf_pod{was.rev, now.flags});
+    put_pod(fd, slot, now);
+}
+
 } // namespace
 
+std::uint32_t PolicyStore::set_audit(std::uint32_t slot, bool audit) {
+    check_slot(slot);
+    const std::vector<pf_pod> pods = read_pods(dp_.pods_map());
+    const pf_pod was = pods[slot];
+    if (!(was.flags & PF_POD_ACTIVE))
+        throw Error(Code::MapSeed, "pf_pods[" + std::to_string(slot) + "] is not active: no pod to switch");
+    if (((was.flags & PF_POD_AUDIT) != 0) == audit) return was.rev;
+    const pf_pod now{next_rev(pods, 0), audit ? (was.flags | PF_POD_AUDIT) : (was.flags & ~PF_POD_AUDIT)};
+    write_pod(dp_.pods_map(), slot, was, now);
+    log::debug(slot_name(slot) + (audit ? " audits" : " enforces") + ", rev " + std::to_string(now.rev));
+    return now.rev;
+}
+
 std::uint32_t PolicyStore::replace(std::uint32_t slot, const std::vector<PolicyEntry>& entries,
-                                   std::uint32_t min_rev) {
+                                   std::uint32_t min_rev, std::optional<bool> audit) {
     check_slot(slot);
     require_same_abi(dp_);
     validate(slot, entries);
     UniqueFd inner = create_inner(slot, entries.size());
     fill(inner.get(), slot, entries);
 
-    // Revision: max over all slots + 1. It only has to differ from every
-    // revision this slot's conntrack entries can carry; max+1 is strictly
-    // greater than the slot's current one, needs no extra state outside the
-    // ABI's maps, and is unique node-wide because callers hold the NodeLock.
-    // (A clock would repeat within its resolution or wrap within weeks.)
-    std::uint32_t rev = 0;
     const std::vector<pf_pod> pods = read_pods(dp_.pods_map());
-    for (const pf_pod& p : pods)
-        rev = std::max(rev, p.rev);
-    rev = std::max(rev, min_rev);
-    if (++rev == 0) rev = 1; // wrapped after 4 billion replaces: 0 means "never set"
+    const std::uint32_t rev = next_rev(pods, min_rev);
 
     std::uint32_t inner_fd = static_cast<std::uint32_t>(inner.get());
     if (bpf_map_update_elem(dp_.policy_map(), &slot, &inner_fd, BPF_ANY) != 0)
         throw errno_error(Code::MapSeed, "bpf_map_update_elem", "pf_policy[" + std::to_string(slot) + "]",
                           errno);
-    pf_pod pod{rev, PF_POD_ACTIVE | (pods[slot].flags & PF_POD_SRC_CHECK)};
-    if (bpf_map_update_elem(dp_.pods_map(), &slot, &pod, BPF_ANY) != 0)
-        throw errno_error(Code::MapSeed, "bpf_map_update_elem", "pf_pods[" + std::to_string(slot) + "]",
-                          errno);
+    const bool audits = audit.value_or((pods[slot].flags & PF_POD_AUDIT) != 0);
+    // Activation and mode in one write: an ADD's pod is never briefly in the other mode.
+    const pf_pod pod{rev,
+                     PF_POD_ACTIVE | (pods[slot].flags & PF_POD_SRC_CHECK) | (audits ? PF_POD_AUDIT : 0u)};
+    write_pod(dp_.pods_map(), slot, pods[slot], pod);
     log::debug("policy of " + slot_name(slot) + " replaced: " + std::to_string(entries.size()) +
                " entries, rev " + std::to_string(rev));
     return rev;

@@ -28,8 +28,17 @@ public:
     // also when the datapath reads another policy-map ABI (Datapath::abi()).
     // min_rev: the new revision is above it too (a pod moving from another
     // datapath passes its old revision, whose conntrack entries it shares).
+    // audit: sets PF_POD_AUDIT in the same step (ADD, a move to another
+    // datapath, `update --enforcement`); nullopt keeps the slot's.
     std::uint32_t replace(std::uint32_t slot, const std::vector<policy::PolicyEntry>& entries,
-                          std::uint32_t min_rev = 0);
+                          std::uint32_t min_rev = 0, std::optional<bool> audit = std::nullopt);
+
+    // Switches an active slot between enforce and audit (PF_POD_AUDIT) with a
+    // new node-unique revision, so flows admitted only by audit are cut at
+    // their next packet when it enforces. Its policy map stays. Returns the
+    // revision (the current one, unchanged, when the flag already is `audit`).
+    // Throws Error(Code::MapSeed) when the slot is not active.
+    std::uint32_t set_audit(std::uint32_t slot, bool audit);
 
     // Entries currently in pf_policy[slot], sorted (empty if none). Hash
     // iteration order is arbitrary: the sort makes it comparable to compile().

@@ -327,6 +327,12 @@ std::vector<std::string> StateStore::remove_orphans() {
         remove_dir(dir);
         removed.push_back(n);
     }
+    // A record copy's write aside (write_mirror) that a kill interrupted:
+    // every writer holds the NodeLock, as the caller does, so none is live.
+    std::error_code ec;
+    for (const auto& e : std::filesystem::directory_iterator(layout::mirror_dir(root_), ec))
+        if (e.path().extension() == ".tmp" && ::unlink(e.path().c_str()) == 0)
+            removed.push_back(e.path().filename().string());
     return removed;
 }
 

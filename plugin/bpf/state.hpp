@@ -94,7 +94,8 @@ public:
     // half way. Removes that directory of (container_id, ifname); true if
     // there was one.
     bool remove_orphan(const std::string& container_id, const std::string& ifname);
-    // Removes every such directory; returns their names.
+    // Removes every such directory, and record copies left half written
+    // (<copy>.tmp) in the mirror dir; returns their names.
     std::vector<std::string> remove_orphans();
 
 private:

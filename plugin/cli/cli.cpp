@@ -20,17 +20,32 @@ a chained CNI plugin (spec 1.1.0).
 
 commands:
   version                             build, CNI and datapath versions
-  inspect [containerID] [--json]      attachments: container, ifname, mode, host veth, slot, rev, policy
-  counters [containerID] [--json]     allowed/denied packets and bytes per pod and direction, rule hits
-  update <containerID> <ifname> <policy.json|->
-                                      replace a live pod's policy atomically (same JSON as the
-                                      podfence.io/policy annotation; - reads stdin)
-  events [--count N]                  print denied packets as they happen until Ctrl-C (or N events)
+  inspect [pod] [--json]              attachments: pod, container, ifname, mode, host veth, slot, rev,
+                                      enforcement, policy
+  counters [pod] [--json]             allowed/denied/would-deny packets and bytes per pod and direction,
+                                      rule hits, events lost
+  update <pod> <ifname> [policy.json|-] [--enforcement enforce|audit]
+                                      replace a live pod's policy and/or switch its enforcement, in one
+                                      atomic step (same JSON as the podfence.io/policy annotation; - reads
+                                      stdin)
+  events [pod] [--count N] [--json]   print denied (and audited) packets as they happen until Ctrl-C
+                                      (or N events); --json: one object per line; lost events reported
+  explain <pod> --direction ingress|egress --peer ADDR [--proto TCP|UDP|SCTP|ICMP] [--port N]
+          [--ifname IF] [--json]      the verdict a new flow would get and why, from the stored policy
+                                      and from the live policy map (exit 103 if they disagree); --port
+                                      alone means TCP, neither --proto nor --port a portless protocol
   upgrade [--json]                    move every pod onto this binary's datapath in place (also done by
                                       any verb); policies recompiled, established flows kept
   repair [--json]                     after the bpffs was lost or pins deleted: restore every pod's pins
                                       from the kernel and the record copies in /run/podfence
+  metrics [--textfile DIR | --listen ADDR:PORT]
+                                      Prometheus text format on stdout, as DIR/podfence.prom (node_exporter
+                                      textfile collector), or served on /metrics (no auth: loopback/node IP)
   help                                this text
+
+A pod is namespace/name (K8S_POD_NAMESPACE/K8S_POD_NAME at ADD) or a container ID or a
+prefix of one; naming several attachments where one is needed is an error listing them.
+An option a command does not take is an error.
 
 --bpffs-root DIR   the netconf's bpffsRoot (default /sys/fs/bpf)
 )";

@@ -22,6 +22,16 @@ std::optional<std::string> filter(const Args& a) {
     return a.positional[0];
 }
 
+// "namespace/name" or "-" outside Kubernetes.
+std::string pod_or_dash(const bpf::AttachmentRecord& r) {
+    const std::string p = pod_name(r);
+    return p.empty() ? "-" : p;
+}
+
+json pod_json(const bpf::AttachmentRecord& r) {
+    return {{"namespace", r.pod_namespace}, {"name", r.pod_name}, {"uid", r.pod_uid}};
+}
+
 std::string summary_of(const bpf::AttachmentRecord& r) {
     try {
         return policy::summary(policy::parse_policy(r.policy_json));
@@ -69,7 +79,10 @@ const char* dir_name(std::uint32_t d) {
 }
 
 std::string rule_name(std::uint32_t rule) {
-    return rule == PF_RULE_DEFAULT ? "default" : std::to_string(rule);
+    if (rule == PF_RULE_DEFAULT) return "default";
+    // Audit: flows no rule admits, passed anyway.
+    if (rule == PF_RULE_NONE) return "would-deny";
+    return std::to_string(rule);
 }
 
 json counters_json(const bpf::AttachmentRecord& r, const bpf::SlotCounters& c) {
@@ -84,14 +97,19 @@ json counters_json(const bpf::AttachmentRecord& r, const bpf::SlotCounters& c) {
                              {"deniedBytes", c[d].total.denied_bytes},
                              {"spoofedPackets", c[d].total.spoofed_packets},
                              {"spoofedBytes", c[d].total.spoofed_bytes},
+                             {"wouldDenyPackets", c[d].total.would_deny_packets},
+                             {"wouldDenyBytes", c[d].total.would_deny_bytes},
+                             {"eventsLost", c[d].total.events_lost},
                              {"ruleHits", hits}};
     }
-    return {{"containerID", r.container_id}, {"ifname", r.ifname}, {"slot", r.slot}, {"directions", dirs}};
+    return {{"containerID", r.container_id}, {"ifname", r.ifname}, {"pod", pod_json(r)},
+            {"enforcement", r.enforcement},  {"slot", r.slot},     {"directions", dirs}};
 }
 
 void print_counters(const bpf::AttachmentRecord& r, const bpf::SlotCounters& c) {
-    std::cout << r.container_id << " " << r.ifname << " (slot " << r.slot << ", host veth " << r.host_ifname
-              << ")\n";
+    std::cout << r.container_id << " " << r.ifname << " (pod " << pod_or_dash(r)
+              << (r.pod_uid.empty() ? "" : " uid " + r.pod_uid) << ", " << r.enforcement << ", slot "
+              << r.slot << ", host veth " << r.host_ifname << ")\n";
     for (std::uint32_t d = 0; d < PF_NUM_DIRS; ++d) {
         const pf_counter& t = c[d].total;
         std::cout << "  " << std::left << std::setw(8) << dir_name(d) << std::right << " allowed "
@@ -100,6 +118,11 @@ void print_counters(const bpf::AttachmentRecord& r, const bpf::SlotCounters& c) 
         // Only egress can carry a forged source (the pod's own packets).
         if (d == PF_DIR_EGRESS)
             std::cout << ", spoofed " << t.spoofed_packets << " pkts " << t.spoofed_bytes << " bytes";
+        // Shown once there is something to show, or always for an auditing pod.
+        if (r.enforcement == "audit" || t.would_deny_packets != 0)
+            std::cout << ", would-deny " << t.would_deny_packets << " pkts " << t.would_deny_bytes
+                      << " bytes";
+        if (t.events_lost != 0) std::cout << ", events lost " << t.events_lost;
         std::cout << "\n";
         if (c[d].rule_hits.empty()) continue;
         std::cout << "           rule hits (new flows):";
@@ -120,12 +143,14 @@ void cmd_inspect(const Args& a) {
         std::cout << out.dump(2) << "\n";
         return;
     }
-    std::vector<std::vector<std::string>> rows = {
-        {"CONTAINER", "IFNAME", "NETWORK", "MODE", "HOST VETH", "SLOT", "REV", "SOURCE CHECK", "POLICY"}};
+    std::vector<std::vector<std::string>> rows = {{"POD", "CONTAINER", "IFNAME", "NETWORK", "MODE",
+                                                   "HOST VETH", "SLOT", "REV", "ENFORCEMENT", "SOURCE CHECK",
+                                                   "POLICY"}};
     for (const auto& r : records)
-        rows.push_back({r.container_id.substr(0, 12), r.ifname, r.network.empty() ? "-" : r.network,
-                        std::string(bpf::to_string(r.mode)), r.host_ifname, std::to_string(r.slot),
-                        std::to_string(r.rev), sources_of(r), summary_of(r)});
+        rows.push_back({pod_or_dash(r), r.container_id.substr(0, 12), r.ifname,
+                        r.network.empty() ? "-" : r.network, std::string(bpf::to_string(r.mode)),
+                        r.host_ifname, std::to_string(r.slot), std::to_string(r.rev), r.enforcement,
+                        sources_of(r), summary_of(r)});
     print_table(rows);
 }
 

@@ -1,6 +1,7 @@
 // Helpers the CLI commands share: finding attachments and their datapaths.
 #pragma once
 
+#include <cstdint>
 #include <map>
 #include <memory>
 #include <optional>
@@ -29,6 +30,10 @@ std::vector<bpf::AttachmentRecord> load_records(const Args& a, const std::option
 // the candidates when several do.
 bpf::AttachmentRecord find_one(const Args& a, const std::string& selector,
                                const std::optional<std::string>& ifname = std::nullopt);
+
+// Nanoseconds since the epoch as RFC 3339 UTC with nine fraction digits,
+// "2026-12-02T05:46:17.000000042Z" (events' timestamps).
+std::string rfc3339_nanos(std::int64_t unix_ns);
 
 // Opens each datapath directory once.
 class DatapathCache {

@@ -27,6 +27,8 @@ constexpr Choice<TcBackend> kTcBackends[] = {
     {"auto", TcBackend::Auto}, {"tcx", TcBackend::Tcx}, {"legacy", TcBackend::Legacy}};
 constexpr Choice<policy::DefaultAction> kDefaults[] = {{"allow", policy::DefaultAction::Allow},
                                                        {"deny", policy::DefaultAction::Deny}};
+constexpr Choice<policy::Enforcement> kEnforcements[] = {{"enforce", policy::Enforcement::Enforce},
+                                                         {"audit", policy::Enforcement::Audit}};
 constexpr Choice<LogLevel> kLogLevels[] = {{"debug", LogLevel::Debug},
                                            {"info", LogLevel::Info},
                                            {"warn", LogLevel::Warn},
@@ -132,6 +134,7 @@ void parse_podfence_keys(const json& doc, NetConf& c) {
     opt_choice(doc, "xdpMode", kXdpModes, c.xdp_mode);
     opt_choice(doc, "tcBackend", kTcBackends, c.tc_backend);
     opt_choice(doc, "defaultPolicy", kDefaults, c.default_policy);
+    opt_choice(doc, "enforcement", kEnforcements, c.enforcement);
     opt_choice(doc, "logLevel", kLogLevels, c.log_level);
     opt_bool(doc, "sourceCheck", c.source_check);
     opt_uint(doc, "lockTimeoutSeconds", 1, 3600, c.lock_timeout_seconds);
@@ -162,6 +165,13 @@ std::string_view to_string(TcBackend b) {
 std::optional<std::string> NetConf::policy_annotation() const {
     if (!annotations) return std::nullopt;
     auto it = annotations->find(std::string(kPolicyAnnotation));
+    if (it == annotations->end()) return std::nullopt;
+    return it->second;
+}
+
+std::optional<std::string> NetConf::enforcement_annotation() const {
+    if (!annotations) return std::nullopt;
+    auto it = annotations->find(std::string(kEnforcementAnnotation));
     if (it == annotations->end()) return std::nullopt;
     return it->second;
 }

@@ -16,6 +16,7 @@ namespace podfence::cni {
 
 inline constexpr std::string_view kAnnotationsCapability = "io.kubernetes.cri.pod-annotations";
 inline constexpr std::string_view kPolicyAnnotation = "podfence.io/policy";
+inline constexpr std::string_view kEnforcementAnnotation = "podfence.io/enforcement";
 inline constexpr std::string_view kDefaultBpffsRoot = "/sys/fs/bpf";
 
 enum class Mode { Tc, Xdp };
@@ -39,6 +40,8 @@ struct NetConf {
     XdpMode xdp_mode = XdpMode::Native;
     TcBackend tc_backend = TcBackend::Auto;
     policy::DefaultAction default_policy = policy::DefaultAction::Allow;
+    // Node default; the podfence.io/enforcement annotation overrides it per pod.
+    policy::Enforcement enforcement = policy::Enforcement::Enforce;
     std::string bpffs_root{kDefaultBpffsRoot};
     std::string log_file; // empty = stderr
     LogLevel log_level = LogLevel::Info;
@@ -57,6 +60,8 @@ struct NetConf {
 
     // The podfence.io/policy annotation, nullopt if absent (=> defaultPolicy).
     std::optional<std::string> policy_annotation() const;
+    // The podfence.io/enforcement annotation, unparsed; nullopt if absent.
+    std::optional<std::string> enforcement_annotation() const;
 };
 
 // Throws Error: Decode (6) for non-JSON, IncompatibleVersion (1) for a

@@ -309,6 +309,24 @@ Policy default_policy(DefaultAction action) {
     return p;
 }
 
+std::string_view to_string(Enforcement e) {
+    return e == Enforcement::Audit ? "audit" : "enforce";
+}
+
+std::optional<Enforcement> parse_enforcement(std::string_view text) {
+    if (text == "enforce") return Enforcement::Enforce;
+    if (text == "audit") return Enforcement::Audit;
+    return std::nullopt;
+}
+
+Enforcement parse_enforcement_annotation(std::string_view text) {
+    if (auto e = parse_enforcement(text)) return *e;
+    // Fail the ADD like a bad policy: guessing would open (audit) or close
+    // (enforce) the pod against the operator's intent.
+    throw Error(Code::InvalidPolicy, "podfence.io/enforcement: " + json(std::string(text)).dump() +
+                                         " is not one of enforce, audit");
+}
+
 Policy parse_policy(std::string_view text) {
     json doc;
     try {

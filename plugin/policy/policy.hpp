@@ -6,6 +6,7 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -69,6 +70,19 @@ inline constexpr std::size_t kMaxPolicyItems = 500000;
 // Default for pods without the annotation (netconf `defaultPolicy`).
 enum class DefaultAction { Allow, Deny };
 Policy default_policy(DefaultAction action);
+
+// What the datapath does with what the policy denies: drop it (Enforce),
+// or pass, count and report it (Audit, PF_POD_AUDIT). Netconf
+// `enforcement` sets the node default, annotation podfence.io/enforcement
+// overrides it per pod, `podfence update --enforcement` switches a live pod.
+enum class Enforcement { Enforce, Audit };
+// "enforce" or "audit": the spelling of the netconf, annotation, CLI and record.
+std::string_view to_string(Enforcement e);
+// Exactly "enforce" or "audit"; nullopt for anything else.
+std::optional<Enforcement> parse_enforcement(std::string_view text);
+// The annotation value: throws Error(Code::InvalidPolicy) naming the field, as
+// for a malformed policy, e.g. "podfence.io/enforcement: \"Audit\" is not one of enforce, audit".
+Enforcement parse_enforcement_annotation(std::string_view text);
 
 // Parses the annotation value. Host bits set in a cidr or except are masked
 // (as Kubernetes does); JSON null counts as an absent key; an

@@ -66,6 +66,7 @@ Output add(const cni::Env& env, const cni::NetConf& conf) {
     rec.host_ifindex = static_cast<std::uint32_t>(veth.host.ifindex);
     rec.pod_ifindex = static_cast<std::uint32_t>(veth.pod.ifindex);
     rec.policy_json = plan.canonical_json;
+    rec.enforcement = std::string(policy::to_string(plan.enforcement));
     rec.source_check = sources.check;
     for (const auto& a : sources.addrs)
         rec.sources.push_back(policy::format_source(a));
@@ -74,7 +75,8 @@ Output add(const cni::Env& env, const cni::NetConf& conf) {
               rec.host_ifname + ", mode " + std::string(bpf::to_string(rec.mode)) + ", policy " +
               (plan.from_annotation ? "from annotation" : "defaultPolicy") + " (" +
               std::to_string(plan.entries.size()) + " policy map entries), source check " +
-              (sources.check ? "on (" + std::to_string(sources.addrs.size()) + " addresses)" : "off"));
+              (sources.check ? "on (" + std::to_string(sources.addrs.size()) + " addresses)" : "off") + ", " +
+              rec.enforcement);
 
     // 2. The system.
     const std::string& root = conf.bpffs_root;
@@ -101,7 +103,7 @@ Output add(const cni::Env& env, const cni::NetConf& conf) {
     // Sources before replace() activates the slot: fail closed, the pod is
     // never active without its addresses.
     policies.set_sources(rec.slot, sources);
-    rec.rev = policies.replace(rec.slot, plan.entries);
+    rec.rev = policies.replace(rec.slot, plan.entries, 0, plan.enforcement == policy::Enforcement::Audit);
     AttachRequest req{dp, rec, dir, [&] { store.update(rec); }};
     backend_for(rec)->attach(req);
     store.update(rec);

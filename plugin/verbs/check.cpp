@@ -49,6 +49,11 @@ void check_slot(const bpf::Datapath& dp, const bpf::AttachmentRecord& rec, const
                      "] is not active (the datapath treats the pod as unknown)");
         return;
     }
+    // The record says what the pod runs in (ADD, or `podfence update --enforcement` since).
+    const bool audits = (pod->flags & PF_POD_AUDIT) != 0;
+    if (audits != (rec.enforcement == policy::to_string(policy::Enforcement::Audit)))
+        problems.add("pf_pods[" + std::to_string(slot) + "] is in " + (audits ? "audit" : "enforce") +
+                     " mode, the pod's record says enforcement " + rec.enforcement);
     auto kernel = store.read(slot);
     EntryDiff d = diff_entries(kernel, plan.entries);
     if (!d.empty())

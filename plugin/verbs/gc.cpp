@@ -55,12 +55,12 @@ Output gc(const cni::Env&, const cni::NetConf& conf) {
                   (valid_list ? "" : " (the request lists none)"));
         if (teardown(store, rec, errors)) ++removed;
     }
-    // Directories without a record (a verb killed mid-way) hold nothing
-    // enforced and name no network: whichever GC runs first removes them.
+    // Directories without a record and half-written record copies (a verb
+    // killed mid-way) hold nothing enforced and name no network: whichever
+    // GC runs first removes them.
     try {
-        for (const auto& dir : store.remove_orphans())
-            log::info("GC: removed attachment directory " + dir +
-                      " without a record (left by a killed verb)");
+        for (const auto& name : store.remove_orphans())
+            log::info("GC: removed " + name + ", a record-less leftover of a killed verb");
     } catch (const Error& e) {
         errors.add(e.what());
     }

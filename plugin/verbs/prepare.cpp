@@ -16,6 +16,9 @@ PolicyPlan plan_policy(const cni::NetConf& conf) {
     } else {
         plan.policy = policy::default_policy(conf.default_policy);
     }
+    plan.enforcement = conf.enforcement;
+    if (auto text = conf.enforcement_annotation())
+        plan.enforcement = policy::parse_enforcement_annotation(*text);
     plan.entries = policy::compile(plan.policy);
     plan.canonical_json = policy::to_json(plan.policy);
     return plan;

@@ -19,11 +19,14 @@ struct PolicyPlan {
     std::vector<policy::PolicyEntry> entries; // compile(policy)
     std::string canonical_json;               // policy::to_json(policy)
     bool from_annotation = false;             // false => netconf defaultPolicy
+    policy::Enforcement enforcement = policy::Enforcement::Enforce;
 };
 
 // The pod's policy: the podfence.io/policy annotation if the runtime passed
 // one, else the netconf's defaultPolicy. Parses and compiles (throws
-// Error(InvalidPolicy) naming the field).
+// Error(InvalidPolicy) naming the field). Its enforcement: the
+// podfence.io/enforcement annotation, else the netconf's `enforcement`
+// (a malformed annotation throws Error(InvalidPolicy) too).
 PolicyPlan plan_policy(const cni::NetConf& conf);
 
 // Spec: CHECK exists from 0.4.0, GC and STATUS from 1.1.0. Throws

@@ -86,6 +86,10 @@ void move_attachment(bpf::StateStore& store, bpf::AttachmentRecord& rec, const b
     const policy::Policy pol = policy::parse_policy(rec.policy_json);
     const auto entries = policy::compile(pol);
     const policy::PodSources sources = sources_of(rec);
+    const auto enforcement = policy::parse_enforcement(rec.enforcement);
+    if (!enforcement)
+        throw Error(Code::Decode, "record of " + who(rec) + ": enforcement \"" + rec.enforcement +
+                                      "\" is not enforce or audit");
 
     std::optional<bpf::Datapath> from; // absent when its pins were lost (repair)
     if (datapath_exists(from_dir)) from.emplace(bpf::Datapath::open_dir(from_dir));
@@ -110,7 +114,7 @@ void move_attachment(bpf::StateStore& store, bpf::AttachmentRecord& rec, const b
     store.update(rec);
     // 2. The new slot, complete and active before any stub runs it.
     to.set_sources(slot, sources);
-    rec.rev = to.replace(slot, entries, old_rev);
+    rec.rev = to.replace(slot, entries, old_rev, *enforcement == policy::Enforcement::Audit);
     // 3. The stubs, swapped in place on every hook.
     const std::string dir = store.dir_for(rec.container_id, rec.ifname);
     AttachRequest req{dp, rec, dir, [&] { store.update(rec); }};

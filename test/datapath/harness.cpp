@@ -209,6 +209,9 @@ pf_counter Harness::counters(std::uint32_t slot, std::uint32_t dir) const {
         sum.denied_bytes += c.denied_bytes;
         sum.spoofed_packets += c.spoofed_packets;
         sum.spoofed_bytes += c.spoofed_bytes;
+        sum.would_deny_packets += c.would_deny_packets;
+        sum.would_deny_bytes += c.would_deny_bytes;
+        sum.events_lost += c.events_lost;
     }
     return sum;
 }

@@ -12,6 +12,7 @@
 //	stub NAME/PIN ID:NAME     each pinned stub program there
 //	copies FILE...            record copies in /run/podfence/<ROOT, / as _>/
 //	tmp NAME...               datapath builds left behind (tmp-*)
+//	partial NAME              a datapath dir whose pins a killed removal left half gone
 //	datapath NAME             then, for that datapath's maps:
 //	pods SLOT:FLAGS:REV...    pf_pods entries with flags != 0
 //	policy SLOT...            pf_policy slots holding a policy map
@@ -30,6 +31,7 @@ package main
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -84,7 +86,7 @@ func objGet(path string) (int, error) {
 	fd, e := bpf(bpfObjGet, unsafe.Pointer(&attr), unsafe.Sizeof(attr))
 	runtime.KeepAlive(p)
 	if e != 0 {
-		return -1, fmt.Errorf("BPF_OBJ_GET %s: %v", path, e)
+		return -1, fmt.Errorf("BPF_OBJ_GET %s: %w", path, e)
 	}
 	return int(fd), nil
 }
@@ -636,7 +638,14 @@ func main() {
 	out = append(out, strings.TrimSpace("tmp "+strings.Join(tmp, " ")))
 	for _, t := range tops {
 		if strings.HasPrefix(t.Name(), "datapath-") {
-			if err := datapath(filepath.Join(base, t.Name()), &out); err != nil {
+			// A datapath whose removal a kill interrupted lacks some pins:
+			// reported as partial (the next verb must finish removing it).
+			var dp []string
+			if err := datapath(filepath.Join(base, t.Name()), &dp); err == nil {
+				out = append(out, dp...)
+			} else if errors.Is(err, syscall.ENOENT) {
+				out = append(out, "partial "+t.Name())
+			} else {
 				fail(fmt.Errorf("%s: %w", t.Name(), err))
 			}
 		}
