@@ -77,7 +77,11 @@ cleanup() {
 		ip netns del "$ns" 2>/dev/null || true
 	done
 	if mountpoint -q "$bpffs" 2>/dev/null; then umount "$bpffs" || umount -l "$bpffs" || true; fi
-	rm -rf "$tmp"
+	# podfence keeps record copies and a backup bpffs of the engine maps in
+	# /run/podfence/<bpffsRoot, / as _> (README "A lost bpffs"): the run's too.
+	local mirror=/run/podfence/${bpffs//\//_}
+	while mountpoint -q "$mirror/bpffs" 2>/dev/null; do umount "$mirror/bpffs" || umount -l "$mirror/bpffs" || break; done
+	rm -rf "$mirror" "$tmp"
 	exit $rc
 }
 trap cleanup EXIT

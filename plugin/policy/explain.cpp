@@ -35,8 +35,10 @@ std::string block_text(const IpBlock& b) {
 std::string port_text(const PortSpec& p) {
     std::string s = protocol_name(static_cast<std::uint8_t>(p.protocol));
     if (!p.has_port) return s + " (every port)";
-    s += " " + std::to_string(p.port);
-    if (p.end_port != p.port) s += "-" + std::to_string(p.end_port);
+    // append() rather than `" " + std::to_string(...)`: GCC 12 -O2 reports a
+    // false -Wrestrict on operator+(const char*, string&&).
+    s.append(" ").append(std::to_string(p.port));
+    if (p.end_port != p.port) s.append("-").append(std::to_string(p.end_port));
     return s;
 }
 
