@@ -10,7 +10,8 @@
 namespace podfence::bpf {
 namespace {
 
-// Per-CPU map values come as one element per possible CPU.
+// Per-CPU map values come as one element per possible CPU, in 8-byte steps.
+static_assert(sizeof(pf_counter) % 8 == 0);
 template <typename T> std::vector<T> percpu_lookup(int map_fd, const void* key) {
     int ncpu = libbpf_num_possible_cpus();
     if (ncpu <= 0) throw errno_error(Code::MapSeed, "libbpf_num_possible_cpus", "", ncpu);
@@ -21,22 +22,30 @@ template <typename T> std::vector<T> percpu_lookup(int map_fd, const void* key) 
 
 } // namespace
 
-SlotCounters read_counters(const Datapath& dp, std::uint32_t slot) {
-    SlotCounters out{};
+std::array<pf_counter, PF_NUM_DIRS> read_totals(const Datapath& dp, std::uint32_t slot) {
+    std::array<pf_counter, PF_NUM_DIRS> out{};
     for (std::uint32_t d = 0; d < PF_NUM_DIRS; ++d) {
         std::uint32_t key = slot * PF_NUM_DIRS + d;
         for (const pf_counter& c : percpu_lookup<pf_counter>(dp.counters_map(), &key)) {
-            out[d].total.allowed_packets += c.allowed_packets;
-            out[d].total.allowed_bytes += c.allowed_bytes;
-            out[d].total.denied_packets += c.denied_packets;
-            out[d].total.denied_bytes += c.denied_bytes;
-            out[d].total.spoofed_packets += c.spoofed_packets;
-            out[d].total.spoofed_bytes += c.spoofed_bytes;
-            out[d].total.would_deny_packets += c.would_deny_packets;
-            out[d].total.would_deny_bytes += c.would_deny_bytes;
-            out[d].total.events_lost += c.events_lost;
+            out[d].allowed_packets += c.allowed_packets;
+            out[d].allowed_bytes += c.allowed_bytes;
+            out[d].denied_packets += c.denied_packets;
+            out[d].denied_bytes += c.denied_bytes;
+            out[d].spoofed_packets += c.spoofed_packets;
+            out[d].spoofed_bytes += c.spoofed_bytes;
+            out[d].would_deny_packets += c.would_deny_packets;
+            out[d].would_deny_bytes += c.would_deny_bytes;
+            out[d].events_lost += c.events_lost;
         }
     }
+    return out;
+}
+
+SlotCounters read_counters(const Datapath& dp, std::uint32_t slot) {
+    SlotCounters out{};
+    const auto totals = read_totals(dp, slot);
+    for (std::uint32_t d = 0; d < PF_NUM_DIRS; ++d)
+        out[d].total = totals[d];
     pf_rule_key key{}, next{};
     const void* prev = nullptr;
     while (bpf_map_get_next_key(dp.rule_hits_map(), prev, &next) == 0) {

@@ -18,6 +18,10 @@ struct DirCounters {
 };
 using SlotCounters = std::array<DirCounters, PF_NUM_DIRS>; // indexed by PF_DIR_*
 
+// pf_counters of one slot per direction, summed over CPUs, without the
+// rule-hit walk (what `events` polls every second). Throws as read_counters.
+std::array<pf_counter, PF_NUM_DIRS> read_totals(const Datapath& dp, std::uint32_t slot);
+
 // Throws Error(Code::Io) when the number of CPUs is unknown.
 SlotCounters read_counters(const Datapath& dp, std::uint32_t slot);
 

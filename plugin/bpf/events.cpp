@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "counters.hpp"
+
 #include "common/error.hpp"
 
 namespace podfence::bpf {
@@ -35,21 +37,10 @@ void set_events_flag(const Datapath& dp, bool on) {
         throw errno_error(Code::MapSeed, "bpf_map_update_elem", "pf_config", errno);
 }
 
-// Per-CPU values are laid out in 8-byte steps: pf_counter needs no padding.
-static_assert(sizeof(pf_counter) % 8 == 0);
-
 std::uint64_t events_lost(const Datapath& dp, std::uint32_t slot) {
-    const int cpus = libbpf_num_possible_cpus();
-    if (cpus <= 0) throw errno_error(Code::MapSeed, "libbpf_num_possible_cpus", "pf_counters", -cpus);
-    std::vector<pf_counter> per_cpu(static_cast<std::size_t>(cpus));
     std::uint64_t lost = 0;
-    for (std::uint32_t d = 0; d < PF_NUM_DIRS; ++d) {
-        std::uint32_t key = slot * PF_NUM_DIRS + d;
-        if (bpf_map_lookup_elem(dp.counters_map(), &key, per_cpu.data()) != 0)
-            throw errno_error(Code::MapSeed, "bpf_map_lookup_elem", "pf_counters", errno);
-        for (const pf_counter& c : per_cpu)
-            lost += c.events_lost;
-    }
+    for (const pf_counter& c : read_totals(dp, slot))
+        lost += c.events_lost;
     return lost;
 }
 

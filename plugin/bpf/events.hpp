@@ -18,8 +18,7 @@ namespace podfence::bpf {
 void set_events_flag(const Datapath& dp, bool on);
 
 // The slot's pf_counters events_lost, both directions, summed over CPUs:
-// what `events` polls every second, without the rule-hit walk of
-// read_counters. Throws Error(Code::MapSeed).
+// what `events` polls every second (counters.hpp read_totals).
 std::uint64_t events_lost(const Datapath& dp, std::uint32_t slot);
 
 class EventStream {
