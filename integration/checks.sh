@@ -87,15 +87,17 @@ inspect_lists() { # CID...: `podfence inspect` names each
 # Kernel maps of the datapath (one datapath-* dir per BPF object).
 dp_map() { ls -d "$BPFFS"/podfence/datapath-*/"$1" 2>/dev/null | head -1; }
 le32() { printf '%d %d %d %d' $(($1 & 255)) $((($1 >> 8) & 255)) $((($1 >> 16) & 255)) $((($1 >> 24) & 255)); }
-# slot_clear SLOT: pf_pods[slot] inactive and no policy trie in pf_policy[slot].
+# slot_clear SLOT: pf_pods[slot] inactive and no policy left in pf_policy[slot]
+# (an empty map there is the slot's spare, kept by DEL for its next pod).
 slot_clear() {
-	local flags
+	local flags id
 	# shellcheck disable=SC2046 # le32 prints the four key bytes as words
 	flags=$(bpftool -j map lookup pinned "$(dp_map pf_pods)" key $(le32 "$1") | jq -r '.formatted.value.flags')
 	[ "$flags" = 0 ] || why "pf_pods[$1].flags = $flags"
 	# shellcheck disable=SC2046
 	if bpftool -j map lookup pinned "$(dp_map pf_policy)" key $(le32 "$1") >/dev/null 2>&1; then
-		why "pf_policy[$1] still holds a trie"
+		id=$(policy_trie_id "$1")
+		[ "$(bpftool -j map dump id "$id" | jq length)" = 0 ] || why "pf_policy[$1] still holds policy entries"
 	fi
 	[ -z "$WHY" ]
 }

@@ -30,8 +30,8 @@ ch_dump() {
 }
 
 # ch_state: one JSON object describing what podfence holds in the kernel now:
-# active slots, policy maps, entries of freed slots per map, non-zero counters
-# of freed slots, its programs (stubs among them) and links, memlock.
+# active slots, policy maps (with entries; spares apart), entries of freed
+# slots per map, non-zero counters of freed slots, its programs (stubs among them) and links, memlock.
 ch_state() {
 	local dir f d=$WORK/churn-state
 	mkdir -p "$d"
@@ -46,6 +46,11 @@ ch_state() {
 	for f in pf_policy pf_conntrack pf_rule_hits pf_sources pf_frags; do
 		ch_dump "$f" >"$d/$f"
 	done
+	# Policy maps that hold entries; an empty one is a freed slot's spare,
+	# kept by DEL for the slot's next pod (PolicyStore::clear).
+	jq -r "$CH_JQ_DEFS"'.[] | le32(.value; 0)' "$d/pf_policy" | while read -r f; do
+		bpftool map getnext id "$f" >/dev/null 2>&1 && echo "$f"
+	done | jq -s . >"$d/policy_full"
 	# the two arrays (4,096 and 8,192 entries), cut to the entries that matter
 	ch_dump pf_pods | jq -c '[.[] | select(.value[4:8] != ["0x00", "0x00", "0x00", "0x00"]) | {key, value}]' >"$d/pf_pods"
 	ch_dump pf_counters | jq -c '[.[] | select(any(.values[].value[]; . != "0x00")) | {key}]' >"$d/pf_counters"
@@ -64,7 +69,7 @@ ch_state() {
 		{
 			active_slots: [$pods[] | select(le32(.value; 4) % 2 == 1)] | length,
 			used_slots: $used | length,
-			policy_maps: $inner | length,
+			policy_maps: ($full[0] | length), spare_maps: (($inner | length) - ($full[0] | length)),
 			ct: $ct | length, rule_hits: $hits | length,
 			ct_freed: $ct | freed, rule_hits_freed: $hits | freed,
 			sources_freed: $srcs | freed, frags_freed: $frags | freed,
@@ -79,7 +84,7 @@ ch_state() {
 			memlock: (([$maps[] | select(.id as $i | $map_ids | index($i)) | .bytes_memlock] | add // 0)
 				+ ([$ours[].bytes_memlock] | add // 0))
 		}' --slurpfile pinned "$d/pinned" --slurpfile progs "$d/progs" --slurpfile maps "$d/maps" \
-		--slurpfile links "$d/links" --slurpfile pods "$d/pf_pods" --slurpfile policy "$d/pf_policy" \
+		--slurpfile links "$d/links" --slurpfile pods "$d/pf_pods" --slurpfile policy "$d/pf_policy" --slurpfile full "$d/policy_full" \
 		--slurpfile ct "$d/pf_conntrack" --slurpfile hits "$d/pf_rule_hits" --slurpfile srcs "$d/pf_sources" \
 		--slurpfile frags "$d/pf_frags" --slurpfile ctrs "$d/pf_counters"
 }

@@ -31,10 +31,16 @@ void check_slot(std::uint32_t slot) {
 
 // Type, flags, key and value sizes must equal pf_policy_inner in
 // bpf/maps.h, or the outer update is refused; max_entries may differ for a
-// hash. The map is never written after fill(), so it is sized to its
-// entries: a hash allocates roundup_pow_of_two(max_entries) buckets up
-// front, and twice the entries keeps chains short for the engine's many
-// missing lookups (one per prefix length tried) for 16 bytes per bucket.
+// hash. A hash allocates roundup_pow_of_two(max_entries) buckets of 16 bytes
+// up front; twice the entries keeps chains short for the engine's many
+// missing lookups (one per prefix length tried). At least kInnerMinEntries:
+// the map outlives its pod as the slot's spare (clear()), and a spare the
+// next pod's policy fits saves that pod's ADD an RCU grace period.
+constexpr std::uint32_t kInnerMinEntries = 256;
+// clear() keeps a slot's map (emptied) up to this size (64 KiB of buckets);
+// a larger one is freed with the pod.
+constexpr std::uint32_t kSpareMaxEntries = 4096;
+
 UniqueFd create_inner(std::uint32_t slot, std::size_t entries) {
     if (entries > PF_POLICY_MAX_ENTRIES)
         throw Error(Code::MapSeed, "policy of slot " + std::to_string(slot) + " has " +
@@ -43,13 +49,37 @@ UniqueFd create_inner(std::uint32_t slot, std::size_t entries) {
     LIBBPF_OPTS(bpf_map_create_opts, opts);
     opts.map_flags = BPF_F_NO_PREALLOC;
     std::string name = "pf_pod_" + std::to_string(slot);
-    const auto max = static_cast<std::uint32_t>(std::max<std::size_t>(2 * entries, 1));
+    const auto max = static_cast<std::uint32_t>(std::max<std::size_t>(2 * entries, kInnerMinEntries));
     int fd = bpf_map_create(BPF_MAP_TYPE_HASH, name.c_str(), sizeof(pf_policy_key), sizeof(pf_policy_val),
                             max, &opts);
     if (fd < 0)
         throw errno_error(Code::MapSeed, "bpf_map_create",
                           "policy hash " + name + " (max_entries " + std::to_string(max) + ")", errno);
     return UniqueFd(fd);
+}
+
+// The map in pf_policy[slot]; an empty UniqueFd when the slot has none.
+UniqueFd open_inner(int outer, std::uint32_t slot) {
+    std::uint32_t id = 0;
+    // From userspace, a map-in-map lookup yields the inner map's id.
+    if (bpf_map_lookup_elem(outer, &slot, &id) != 0) {
+        if (errno == ENOENT) return UniqueFd();
+        throw errno_error(Code::MapSeed, "bpf_map_lookup_elem", "pf_policy[" + std::to_string(slot) + "]",
+                          errno);
+    }
+    UniqueFd inner(bpf_map_get_fd_by_id(id));
+    if (!inner && errno != ENOENT) // ENOENT: replaced and freed meanwhile
+        throw errno_error(Code::MapSeed, "bpf_map_get_fd_by_id",
+                          "inner map id " + std::to_string(id) + " of " + slot_name(slot), errno);
+    return inner;
+}
+
+std::uint32_t max_entries(int fd) {
+    bpf_map_info info{};
+    std::uint32_t len = sizeof info;
+    if (bpf_obj_get_info_by_fd(fd, &info, &len) != 0)
+        throw errno_error(Code::MapSeed, "bpf_obj_get_info_by_fd", "policy map", errno);
+    return info.max_entries;
 }
 
 // The largest prefixlen a key of this kind can have; 0 for unknown kinds.
@@ -105,15 +135,15 @@ std::vector<pf_pod> read_pods(int pods_fd) {
     return pods;
 }
 
-// Keys of a hash map whose key starts with a u32 slot equal to `slot`, read in
-// batches (a busy node's conntrack holds up to PF_CT_MAX_ENTRIES entries, a
-// syscall per key would make DEL slow), then deleted in one batch.
-template <typename Key>
-void delete_slot_keys(int fd, std::uint32_t slot, std::size_t value_size, const char* map) {
-    static_assert(offsetof(Key, slot) == 0);
+// Deletes the keys of a hash map that `doomed` selects, read in batches (a
+// busy node's conntrack holds up to PF_CT_MAX_ENTRIES entries, a syscall per
+// key would make DEL slow), then deleted in one batch.
+template <typename Key, typename Pred>
+void delete_keys_if(int fd, std::size_t value_size, const char* map, Pred doomed_key) {
     constexpr std::uint32_t kChunk = 4096;
     std::vector<Key> keys(kChunk), doomed;
     std::vector<std::uint8_t> values(kChunk * value_size);
+    // Room for any hash map's batch cursor (the kernel uses the bucket index).
     std::uint32_t batch[2] = {0, 0};
     const std::uint32_t* in = nullptr;
     LIBBPF_OPTS(bpf_map_batch_opts, opts);
@@ -123,7 +153,7 @@ void delete_slot_keys(int fd, std::uint32_t slot, std::size_t value_size, const 
                                        values.data(), &count, &opts);
         if (err != 0 && errno != ENOENT) throw errno_error(Code::MapSeed, "bpf_map_lookup_batch", map, errno);
         for (std::uint32_t k = 0; k < count; ++k)
-            if (keys[k].slot == slot) doomed.push_back(keys[k]);
+            if (doomed_key(keys[k])) doomed.push_back(keys[k]);
         if (err != 0) break; // ENOENT: that was the last batch
         in = &batch[i];
     }
@@ -135,6 +165,19 @@ void delete_slot_keys(int fd, std::uint32_t slot, std::size_t value_size, const 
             if (bpf_map_delete_elem(fd, &k) != 0 && errno != ENOENT)
                 throw errno_error(Code::MapSeed, "bpf_map_delete_elem", map, errno);
     }
+}
+
+// Keys of a hash map whose key starts with a u32 slot equal to `slot`.
+template <typename Key>
+void delete_slot_keys(int fd, std::uint32_t slot, std::size_t value_size, const char* map) {
+    static_assert(offsetof(Key, slot) == 0);
+    delete_keys_if<Key>(fd, value_size, map, [slot](const Key& k) { return k.slot == slot; });
+}
+
+// Every entry of a policy map: a spare before it is refilled or kept.
+void empty_inner(int fd) {
+    delete_keys_if<pf_policy_key>(fd, sizeof(pf_policy_val), "policy map",
+                                  [](const pf_policy_key&) { return true; });
 }
 
 // Entries compiled by this binary mean something only to a datapath that
@@ -201,14 +244,29 @@ std::uint32_t PolicyStore::replace(std::uint32_t slot, const std::vector<PolicyE
     check_slot(slot);
     require_same_abi(dp_);
     validate(slot, entries);
-    UniqueFd inner = create_inner(slot, entries.size());
-    fill(inner.get(), slot, entries);
-
     const std::vector<pf_pod> pods = read_pods(dp_.pods_map());
     const std::uint32_t rev = next_rev(pods, min_rev);
 
+    // An inactive slot (ADD, a pod moving in) whose spare map is large enough
+    // is refilled in place: the engine reads no policy of an inactive slot,
+    // and writes to an inner map wait for no RCU grace period, where the
+    // pf_policy update does (../FIELD-NOTES). A live pod's policy is always
+    // built aside and swapped in one update: no packet sees half of it.
+    UniqueFd inner;
+    if (!(pods[slot].flags & PF_POD_ACTIVE)) {
+        inner = open_inner(dp_.policy_map(), slot);
+        if (inner && max_entries(inner.get()) < entries.size()) inner.reset();
+    }
+    const bool refill = static_cast<bool>(inner);
+    if (refill) {
+        empty_inner(inner.get()); // a crashed verb's leftovers, if any
+    } else {
+        inner = create_inner(slot, entries.size());
+    }
+    fill(inner.get(), slot, entries);
+
     std::uint32_t inner_fd = static_cast<std::uint32_t>(inner.get());
-    if (bpf_map_update_elem(dp_.policy_map(), &slot, &inner_fd, BPF_ANY) != 0)
+    if (!refill && bpf_map_update_elem(dp_.policy_map(), &slot, &inner_fd, BPF_ANY) != 0)
         throw errno_error(Code::MapSeed, "bpf_map_update_elem", "pf_policy[" + std::to_string(slot) + "]",
                           errno);
     const bool audits = audit.value_or((pods[slot].flags & PF_POD_AUDIT) != 0);
@@ -216,8 +274,8 @@ std::uint32_t PolicyStore::replace(std::uint32_t slot, const std::vector<PolicyE
     const pf_pod pod{rev,
                      PF_POD_ACTIVE | (pods[slot].flags & PF_POD_SRC_CHECK) | (audits ? PF_POD_AUDIT : 0u)};
     write_pod(dp_.pods_map(), slot, pods[slot], pod);
-    log::debug("policy of " + slot_name(slot) + " replaced: " + std::to_string(entries.size()) +
-               " entries, rev " + std::to_string(rev));
+    log::debug("policy of " + slot_name(slot) + (refill ? " refilled: " : " replaced: ") +
+               std::to_string(entries.size()) + " entries, rev " + std::to_string(rev));
     return rev;
 }
 
@@ -225,19 +283,8 @@ std::vector<PolicyEntry> PolicyStore::read(std::uint32_t slot) const {
     check_slot(slot);
     require_same_abi(dp_);
     std::vector<PolicyEntry> out;
-    std::uint32_t id = 0;
-    // From userspace, a map-in-map lookup yields the inner map's id.
-    if (bpf_map_lookup_elem(dp_.policy_map(), &slot, &id) != 0) {
-        if (errno == ENOENT) return out;
-        throw errno_error(Code::MapSeed, "bpf_map_lookup_elem", "pf_policy[" + std::to_string(slot) + "]",
-                          errno);
-    }
-    UniqueFd inner(bpf_map_get_fd_by_id(id));
-    if (!inner) {
-        if (errno == ENOENT) return out; // replaced and freed meanwhile
-        throw errno_error(Code::MapSeed, "bpf_map_get_fd_by_id",
-                          "inner map id " + std::to_string(id) + " of " + slot_name(slot), errno);
-    }
+    UniqueFd inner = open_inner(dp_.policy_map(), slot);
+    if (!inner) return out;
     pf_policy_key cur{}, next{};
     const pf_policy_key* prev = nullptr;
     for (;;) {
@@ -248,11 +295,13 @@ std::vector<PolicyEntry> PolicyStore::read(std::uint32_t slot) const {
         }
         PolicyEntry e;
         e.key = next;
-        // The map is never modified once installed, so every key the walk
-        // returns is still there.
-        if (bpf_map_lookup_elem(inner.get(), &next, &e.val) != 0)
+        // A live pod's map is never modified (replace() swaps in a new one);
+        // only an inactive slot's spare is emptied and refilled meanwhile.
+        if (bpf_map_lookup_elem(inner.get(), &next, &e.val) != 0) {
+            if (errno == ENOENT) break;
             throw errno_error(Code::MapSeed, "bpf_map_lookup_elem", "policy map of " + slot_name(slot),
                               errno);
+        }
         out.push_back(e);
         cur = next;
         prev = &cur;
@@ -275,15 +324,21 @@ bool same_map(int a, int b) {
 
 void PolicyStore::clear(std::uint32_t slot, const Datapath* moved_to) {
     check_slot(slot);
-    // Policy first: from here on the engine finds no policy map and denies, so no
-    // new conntrack entries appear for this slot while we sweep.
-    if (bpf_map_delete_elem(dp_.policy_map(), &slot) != 0 && errno != ENOENT)
-        throw errno_error(Code::MapSeed, "bpf_map_delete_elem", "pf_policy[" + std::to_string(slot) + "]",
-                          errno);
+    // Inactive first: from here on the engine denies the slot before it reads
+    // a policy, so no new conntrack entries appear for it while we sweep.
     pf_pod zero_pod{};
     if (bpf_map_update_elem(dp_.pods_map(), &slot, &zero_pod, BPF_ANY) != 0)
         throw errno_error(Code::MapSeed, "bpf_map_update_elem", "pf_pods[" + std::to_string(slot) + "]",
                           errno);
+    // The policy map stays, emptied, as the slot's spare (see replace()),
+    // unless it is large or of another datapath's layout.
+    UniqueFd inner = open_inner(dp_.policy_map(), slot);
+    if (inner && dp_.abi() == PF_ABI_VERSION && max_entries(inner.get()) <= kSpareMaxEntries) {
+        empty_inner(inner.get());
+    } else if (inner && bpf_map_delete_elem(dp_.policy_map(), &slot) != 0 && errno != ENOENT) {
+        throw errno_error(Code::MapSeed, "bpf_map_delete_elem", "pf_policy[" + std::to_string(slot) + "]",
+                          errno);
+    }
 
     int ncpu = libbpf_num_possible_cpus();
     if (ncpu <= 0) throw errno_error(Code::MapSeed, "libbpf_num_possible_cpus", "", ncpu);

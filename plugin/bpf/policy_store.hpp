@@ -21,7 +21,8 @@ public:
     explicit PolicyStore(const Datapath& dp) : dp_(dp) {}
 
     // Builds a new map aside (sized to `entries`), fills it, swaps pf_policy[slot] to it in one
-    // update, then bumps pf_pods[slot].rev to a node-unique revision so
+    // update (an inactive slot's spare map that is large enough is refilled in place
+    // instead: no RCU grace period on ADD), then bumps pf_pods[slot].rev to a node-unique revision so
     // conntrack entries of flows the new policy no longer admits get cut.
     // Marks the slot active, keeping its PF_POD_SRC_CHECK. Returns the new revision.
     // Throws Error(Code::MapSeed) (E2BIG etc. named) and leaves the old policy in place,
@@ -56,7 +57,9 @@ public:
     policy::PodSources read_sources(std::uint32_t slot) const;
 
     // Removes the slot's policy, pod record, counters, rule hits, conntrack
-    // and pf_sources entries. No error if already clear. moved_to: the
+    // and pf_sources entries. The policy map stays in pf_policy[slot], empty,
+    // as the spare the next replace() of this slot refills (unless it holds
+    // more than a few thousand entries). No error if already clear. moved_to: the
     // datapath the slot's pod moved to; state shared with it is kept.
     void clear(std::uint32_t slot, const Datapath* moved_to = nullptr);
 

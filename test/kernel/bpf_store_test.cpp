@@ -118,6 +118,57 @@ TEST_CASE("policy_store: a datapath of another policy-map ABI is never written o
     CHECK(store.revision(5) == 0);
 }
 
+// Ingress from `peers` distinct /32s on TCP 80: a policy of a few entries per peer.
+std::vector<PolicyEntry> many_peers(int peers) {
+    std::string from;
+    for (int i = 0; i < peers; ++i)
+        from += std::string(i ? "," : "") + R"({"ipBlock": {"cidr": "10.)" + std::to_string(i / 250) + "." +
+                std::to_string(i % 250) + R"(.1/32"}})";
+    return policy::compile(policy::parse_policy(R"({"policyTypes": ["Ingress"], "ingress": [{"from": [)" +
+                                                from +
+                                                R"(], "ports": [{"protocol": "TCP", "port": 80}]}]})"));
+}
+
+TEST_CASE("policy_store: a freed slot keeps its map, empty, and the next pod refills it in place") {
+    Loaded l;
+    bpf::PolicyStore store(l.dp);
+    const auto a = pftk::allow_tcp_from("10.251.0.1", 8080);
+    store.replace(4, a);
+    const auto id = inner_id(l.dp, 4);
+
+    store.clear(4); // DEL: the map stays as the slot's spare, with nothing in it
+    CHECK(inner_id(l.dp, 4) == id);
+    UniqueFd spare(bpf_map_get_fd_by_id(id));
+    REQUIRE(spare);
+    CHECK(count_keys(spare.get(), sizeof(pf_policy_key)) == 0);
+    CHECK(store.read(4).empty());
+    CHECK(store.revision(4) == 0);
+
+    // ADD on that slot: the same map, exactly the new policy (nothing of a's left).
+    const auto b = pftk::allow_tcp_from("10.251.0.9", 9090);
+    const auto rev = store.replace(4, b);
+    CHECK(inner_id(l.dp, 4) == id);
+    CHECK(store.read(4) == sorted(b));
+    CHECK(store.revision(4) == rev);
+
+    // A policy the spare cannot hold gets a map of its own, swapped in.
+    store.clear(4);
+    const auto big = many_peers(300);
+    REQUIRE(big.size() > 256);
+    store.replace(4, big);
+    const auto big_id = inner_id(l.dp, 4);
+    CHECK(big_id != id);
+    CHECK(store.read(4) == sorted(big));
+
+    // A very large map is freed with its pod, not kept.
+    const auto huge = many_peers(2100);
+    store.replace(5, huge);
+    store.clear(5);
+    std::uint32_t none = 0, five = 5;
+    CHECK(bpf_map_lookup_elem(l.dp.policy_map(), &five, &none) != 0);
+    CHECK(store.read(5).empty());
+}
+
 TEST_CASE("policy_store: clear removes the slot's state and only that") {
     Loaded l;
     bpf::PolicyStore store(l.dp);

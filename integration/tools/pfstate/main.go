@@ -15,7 +15,9 @@
 //	partial NAME              a datapath dir whose pins a killed removal left half gone
 //	datapath NAME             then, for that datapath's maps:
 //	pods SLOT:FLAGS:REV...    pf_pods entries with flags != 0
-//	policy SLOT...            pf_policy slots holding a policy map
+//	policy SLOT...            pf_policy slots holding a policy map with entries
+//	spare SLOT...             pf_policy slots holding an empty map (kept by DEL
+//	                          for the slot's next pod)
 //	conntrack|rule_hits|sources|frags SLOT:COUNT...   hash entries per slot
 //	counters SLOT...          slots with a non-zero counter
 //	tcx-ingress|tcx-egress ID:NAME...   programs at HOSTIF's tcx hooks; a
@@ -48,6 +50,7 @@ const (
 	bpfMapGetNextKey  = 4
 	bpfObjGet         = 7
 	bpfProgGetFdByID  = 13
+	bpfMapGetFdByID   = 14
 	bpfObjGetInfoByFd = 15
 	bpfProgQuery      = 16
 	bpfMapLookupBatch = 24
@@ -183,6 +186,39 @@ func keys(fd int, keySize uint32, each func(k []byte)) error {
 	}
 }
 
+// mapEntries: whether the map with this id holds any entry (0 or 1).
+func mapEntries(id uint32) (int, error) {
+	attr := struct{ id, next, flags uint32 }{id: id}
+	fd, e := bpf(bpfMapGetFdByID, unsafe.Pointer(&attr), unsafe.Sizeof(attr))
+	if e == syscall.ENOENT {
+		return 0, nil // freed meanwhile
+	}
+	if e != 0 {
+		return 0, fmt.Errorf("BPF_MAP_GET_FD_BY_ID %d: %v", id, e)
+	}
+	defer syscall.Close(int(fd))
+	mi, err := mapInfoOf(int(fd))
+	if err != nil {
+		return 0, err
+	}
+	next := make([]byte, mi.keySize)
+	get := struct {
+		fd   uint32
+		_    uint32
+		key  uint64
+		next uint64
+	}{fd: uint32(fd), next: uint64(uintptr(unsafe.Pointer(&next[0])))}
+	_, e = bpf(bpfMapGetNextKey, unsafe.Pointer(&get), unsafe.Sizeof(get))
+	n := 1
+	switch {
+	case e == syscall.ENOENT:
+		n = 0
+	case e != 0:
+		return 0, fmt.Errorf("BPF_MAP_GET_NEXT_KEY: %v", e)
+	}
+	return n, nil
+}
+
 func possibleCPUs() int {
 	b, err := os.ReadFile("/sys/devices/system/cpu/possible")
 	if err != nil {
@@ -215,7 +251,7 @@ func u32(b []byte) uint32 { return binary.LittleEndian.Uint32(b) }
 // dpInfo: what a hook's stub is checked against (stubState).
 type dpInfo struct {
 	name           string
-	active, policy map[int]bool // pf_pods slots with PF_POD_ACTIVE, pf_policy slots holding a map
+	active, policy map[int]bool // pf_pods slots with PF_POD_ACTIVE, pf_policy slots holding entries
 }
 
 // byScratch: the datapaths by the id of their pf_scratch map, which every
@@ -252,21 +288,32 @@ func datapath(dir string, out *[]string) error {
 	syscall.Close(fd)
 	add("pods", pods)
 
-	// pf_policy: an inner map id per slot with a policy
+	// pf_policy: an inner map id per slot; a policy when it holds entries, a
+	// spare (what DEL leaves for the slot's next pod) when it is empty
 	if fd, mi, err = openMap(dir, "pf_policy"); err != nil {
 		return err
 	}
-	var pol []string
+	var pol, spare []string
 	key, val := make([]byte, 4), make([]byte, 4)
 	for s := uint32(0); s < mi.maxEntries; s++ {
 		binary.LittleEndian.PutUint32(key, s)
-		if lookup(fd, key, val) {
-			pol = append(pol, strconv.Itoa(int(s)))
-			dp.policy[int(s)] = true
+		if !lookup(fd, key, val) {
+			continue
 		}
+		n, err := mapEntries(u32(val))
+		if err != nil {
+			return fmt.Errorf("pf_policy[%d]: %w", s, err)
+		}
+		if n == 0 {
+			spare = append(spare, strconv.Itoa(int(s)))
+			continue
+		}
+		pol = append(pol, strconv.Itoa(int(s)))
+		dp.policy[int(s)] = true
 	}
 	syscall.Close(fd)
 	add("policy", pol)
+	add("spare", spare)
 
 	// Hashes whose key starts with the u32 slot.
 	for _, m := range []string{"pf_conntrack", "pf_rule_hits", "pf_sources", "pf_frags"} {
