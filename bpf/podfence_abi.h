@@ -153,6 +153,10 @@ struct pf_policy_val {
  * not policy and stays enforced. Setting or clearing the flag bumps rev, so
  * audited flows are revalidated (cut) at their next packet. */
 #define PF_POD_AUDIT 4u
+/* Userspace only, the engine ignores it: the slot is named by an attachment
+ * record (from its ADD's slot allocation until DEL has removed the record),
+ * so no other pod gets it while a verb that was killed may still clear it. */
+#define PF_POD_CLAIMED 8u
 
 struct pf_pod {
 	pf_u32 rev;   /* policy revision; node-unique, bumped on every replace */

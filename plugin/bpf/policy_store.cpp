@@ -271,8 +271,8 @@ std::uint32_t PolicyStore::replace(std::uint32_t slot, const std::vector<PolicyE
                           errno);
     const bool audits = audit.value_or((pods[slot].flags & PF_POD_AUDIT) != 0);
     // Activation and mode in one write: an ADD's pod is never briefly in the other mode.
-    const pf_pod pod{rev,
-                     PF_POD_ACTIVE | (pods[slot].flags & PF_POD_SRC_CHECK) | (audits ? PF_POD_AUDIT : 0u)};
+    const pf_pod pod{rev, PF_POD_ACTIVE | (pods[slot].flags & (PF_POD_SRC_CHECK | PF_POD_CLAIMED)) |
+                              (audits ? PF_POD_AUDIT : 0u)};
     write_pod(dp_.pods_map(), slot, pods[slot], pod);
     log::debug("policy of " + slot_name(slot) + (refill ? " refilled: " : " replaced: ") +
                std::to_string(entries.size()) + " entries, rev " + std::to_string(rev));
@@ -322,12 +322,12 @@ bool same_map(int a, int b) {
 
 } // namespace
 
-void PolicyStore::clear(std::uint32_t slot, const Datapath* moved_to) {
+void PolicyStore::clear(std::uint32_t slot, const Datapath* moved_to, After after) {
     check_slot(slot);
     // Inactive first: from here on the engine denies the slot before it reads
     // a policy, so no new conntrack entries appear for it while we sweep.
-    pf_pod zero_pod{};
-    if (bpf_map_update_elem(dp_.pods_map(), &slot, &zero_pod, BPF_ANY) != 0)
+    const pf_pod cleared{0, after == After::Claimed ? PF_POD_CLAIMED : 0u};
+    if (bpf_map_update_elem(dp_.pods_map(), &slot, &cleared, BPF_ANY) != 0)
         throw errno_error(Code::MapSeed, "bpf_map_update_elem", "pf_pods[" + std::to_string(slot) + "]",
                           errno);
     // The policy map stays, emptied, as the slot's spare (see replace()),
@@ -436,6 +436,27 @@ std::set<std::uint32_t> PolicyStore::used_slots() const {
     for (std::uint32_t s = 0; s < PF_MAX_SLOTS; ++s)
         if (pods[s].flags != 0) out.insert(s);
     return out;
+}
+
+std::uint32_t PolicyStore::claim_slot(const std::set<std::uint32_t>& also_taken) {
+    const std::uint32_t slot = allocate_slot(also_taken);
+    claim(slot);
+    return slot;
+}
+
+void PolicyStore::claim(std::uint32_t slot) {
+    check_slot(slot);
+    pf_pod pod = this->pod(slot).value_or(pf_pod{});
+    pod.flags |= PF_POD_CLAIMED;
+    put_pod(dp_.pods_map(), slot, pod);
+}
+
+bool PolicyStore::release(std::uint32_t slot) {
+    check_slot(slot);
+    const pf_pod pod = this->pod(slot).value_or(pf_pod{});
+    if ((pod.flags & ~PF_POD_CLAIMED) != 0) return false;
+    if (pod.flags != 0) put_pod(dp_.pods_map(), slot, pf_pod{});
+    return true;
 }
 
 std::optional<pf_pod> PolicyStore::pod(std::uint32_t slot) const {

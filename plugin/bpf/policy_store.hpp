@@ -56,18 +56,31 @@ public:
     // The flag and the slot's pf_sources entries, sorted.
     policy::PodSources read_sources(std::uint32_t slot) const;
 
+    // What clear() leaves in pf_pods[slot]: a free slot, or only the claim
+    // (PF_POD_CLAIMED) of the attachment record that still names it, which
+    // release() drops once that record is gone.
+    enum class After { Free, Claimed };
+
     // Removes the slot's policy, pod record, counters, rule hits, conntrack
     // and pf_sources entries. The policy map stays in pf_policy[slot], empty,
     // as the spare the next replace() of this slot refills (unless it holds
-    // more than a few thousand entries). No error if already clear. moved_to: the
-    // datapath the slot's pod moved to; state shared with it is kept.
-    void clear(std::uint32_t slot, const Datapath* moved_to = nullptr);
+    // more than a few thousand entries). No error if already clear. moved_to:
+    // the datapath the slot's pod moved to; state shared with it is kept.
+    void clear(std::uint32_t slot, const Datapath* moved_to = nullptr, After after = After::Free);
 
     // A slot no attachment uses (pf_pods flags == 0). Throws Error(Code::MapSeed) when full.
     // also_taken: slots of pods on other datapaths of the node, which share
     // conntrack with this one (kSharedMaps) until they move here.
     std::uint32_t allocate_slot(const std::set<std::uint32_t>& also_taken = {}) const;
-    // Slots marked in use in pf_pods.
+    // allocate_slot(), then claim() it: for a record about to name it.
+    std::uint32_t claim_slot(const std::set<std::uint32_t>& also_taken = {});
+    // Marks the slot PF_POD_CLAIMED (keeping its other flags): until release(),
+    // allocate_slot() never hands it out, even once clear() made it inactive.
+    void claim(std::uint32_t slot);
+    // Frees a slot that holds nothing but its claim. A slot still in use
+    // (any other flag) is left as it is and false returned.
+    bool release(std::uint32_t slot);
+    // Slots marked in use in pf_pods (claimed, active or with sources).
     std::set<std::uint32_t> used_slots() const;
 
     std::uint32_t revision(std::uint32_t slot) const;

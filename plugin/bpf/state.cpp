@@ -256,6 +256,10 @@ std::vector<AttachmentRecord> StateStore::list() const {
     return out;
 }
 
+std::size_t StateStore::count() const {
+    return detail::list_dir(layout::attachments_dir(root_)).size();
+}
+
 namespace {
 
 void remove_dir(const std::string& dir) {

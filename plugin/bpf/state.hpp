@@ -74,6 +74,7 @@ public:
     void update(const AttachmentRecord& rec); // rewrite the record
     std::optional<AttachmentRecord> find(const std::string& container_id, const std::string& ifname) const;
     std::vector<AttachmentRecord> list() const; // skips (and logs) unreadable dirs
+    std::size_t count() const;                  // attachment directories, readable or not (one readdir)
     // Unpins everything in the directory and removes it, and the record's
     // copy (layout::record_mirror). No error if absent.
     void remove(const std::string& container_id, const std::string& ifname);

@@ -95,7 +95,9 @@ Output add(const cni::Env& env, const cni::NetConf& conf) {
     bpf::Datapath dp = bpf::Datapath::open_or_load(root);
     bpf::PolicyStore policies(dp);
     rec.datapath_dir = dp.dir();
-    rec.slot = policies.allocate_slot(slots_elsewhere(root, dp.dir()));
+    // Claimed before any record names it: no other pod can get this slot
+    // while a DEL of this one (after a kill, say) may still clear it.
+    rec.slot = policies.claim_slot(slots_elsewhere(root, dp.dir()));
 
     Rollback rollback(store, rec);
     // The record first: a crash from here on leaves something DEL/GC can find.

@@ -45,6 +45,10 @@ Output del(const cni::Env& env, const cni::NetConf& conf) {
         log::info("DEL container " + env.container_id + " ifname " + env.ifname +
                   (orphan ? ": removed an attachment directory without a record (left by a killed verb)"
                           : ": no attachment, nothing to do"));
+        // A DEL killed between removing its record and freeing its slot.
+        Problems left;
+        release_unreferenced_slots(store, left, true);
+        left.raise(Code::Io, "DEL could not free a slot left by a killed verb");
         return std::nullopt;
     }
     Problems left;

@@ -64,6 +64,8 @@ Output gc(const cni::Env&, const cni::NetConf& conf) {
     } catch (const Error& e) {
         errors.add(e.what());
     }
+    if (std::size_t n = release_unreferenced_slots(store, errors, false))
+        log::info("GC: freed " + std::to_string(n) + " slot(s) no attachment record names");
     remove_unused_datapaths(root, store.list(), errors);
     // A first ADD killed while loading the datapath leaves its build: only
     // the next load would remove it, and it holds every map of a datapath.

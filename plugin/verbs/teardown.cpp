@@ -2,10 +2,15 @@
 
 #include <sys/stat.h>
 
+#include <set>
+#include <utility>
+
 #include "../bpf/datapath.hpp"
+#include "../bpf/layout.hpp"
 #include "../bpf/policy_store.hpp"
 #include "../common/log.hpp"
 #include "backend.hpp"
+#include "upgrade.hpp"
 
 namespace podfence::verbs {
 namespace {
@@ -15,6 +20,7 @@ bool dir_exists(const std::string& path) {
     return ::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
 }
 
+// The slot stays claimed (PF_POD_CLAIMED) while the record names it.
 void clear_slot(const std::string& datapath_dir, std::uint32_t slot, Problems& errors) {
     if (datapath_dir.empty() || !dir_exists(datapath_dir)) {
         log::info("teardown: datapath " + datapath_dir + " is gone; slot " + std::to_string(slot) +
@@ -23,7 +29,7 @@ void clear_slot(const std::string& datapath_dir, std::uint32_t slot, Problems& e
     }
     try {
         bpf::Datapath dp = bpf::Datapath::open_dir(datapath_dir);
-        bpf::PolicyStore(dp).clear(slot);
+        bpf::PolicyStore(dp).clear(slot, nullptr, bpf::PolicyStore::After::Claimed);
     } catch (const std::exception& e) {
         errors.add("clearing slot " + std::to_string(slot) + " in " + datapath_dir + ": " + e.what());
     }
@@ -33,6 +39,17 @@ void clear_slot(const bpf::AttachmentRecord& rec, Problems& errors) {
     clear_slot(rec.datapath_dir, rec.slot, errors);
     // A move to another datapath that did not finish holds a slot there too.
     if (!rec.previous_datapath_dir.empty()) clear_slot(rec.previous_datapath_dir, rec.previous_slot, errors);
+}
+
+void release_slot(const std::string& datapath_dir, std::uint32_t slot, Problems& errors) {
+    if (datapath_dir.empty() || !dir_exists(datapath_dir)) return;
+    try {
+        bpf::Datapath dp = bpf::Datapath::open_dir(datapath_dir);
+        if (!bpf::PolicyStore(dp).release(slot))
+            errors.add("slot " + std::to_string(slot) + " in " + datapath_dir + " is in use again");
+    } catch (const std::exception& e) {
+        errors.add("releasing slot " + std::to_string(slot) + " in " + datapath_dir + ": " + e.what());
+    }
 }
 
 } // namespace
@@ -47,6 +64,13 @@ bool teardown(bpf::StateStore& store, const bpf::AttachmentRecord& rec, Problems
         // reuses the slot: clear it only once everything is detached.
         if (errors.empty()) clear_slot(rec, errors);
         if (errors.empty()) store.remove(rec.container_id, rec.ifname);
+        // Free only once no record names the slot: a kill before this point
+        // leaves it claimed, and release_unreferenced_slots() frees it.
+        if (errors.empty()) {
+            release_slot(rec.datapath_dir, rec.slot, errors);
+            if (!rec.previous_datapath_dir.empty())
+                release_slot(rec.previous_datapath_dir, rec.previous_slot, errors);
+        }
     } catch (const std::exception& e) {
         errors.add(e.what());
     }
@@ -57,6 +81,56 @@ bool teardown(bpf::StateStore& store, const bpf::AttachmentRecord& rec, Problems
     if (errors.empty())
         log::info("removed attachment of " + what + " (slot " + std::to_string(rec.slot) + ")");
     return errors.empty();
+}
+
+std::size_t release_unreferenced_slots(bpf::StateStore& store, Problems& problems, bool quick) {
+    struct Used {
+        std::string dir;
+        std::set<std::uint32_t> slots;
+    };
+    std::vector<Used> used;
+    std::size_t total = 0;
+    for (const auto& name : datapath_names(store.root())) {
+        const std::string dir = bpf::layout::datapath_dir(store.root(), name);
+        try {
+            bpf::Datapath dp = bpf::Datapath::open_dir(dir);
+            used.push_back({dir, bpf::PolicyStore(dp).used_slots()});
+            total += used.back().slots.size();
+        } catch (const std::exception& e) {
+            problems.add("slots of " + dir + ": " + e.what());
+        }
+    }
+    const std::size_t dirs = store.count();
+    if (total == 0 || (quick && total <= dirs)) return 0;
+    auto records = store.list();
+    if (records.size() < dirs) {
+        log::warn("some attachment records are unreadable: slots no readable record names are kept");
+        return 0;
+    }
+    for (auto& lost : store.list_lost())
+        records.push_back(std::move(lost));
+    std::set<std::pair<std::string, std::uint32_t>> named;
+    for (const auto& r : records) {
+        named.insert({r.datapath_dir, r.slot});
+        if (!r.previous_datapath_dir.empty()) named.insert({r.previous_datapath_dir, r.previous_slot});
+    }
+    std::size_t freed = 0;
+    for (const auto& u : used) {
+        try {
+            bpf::Datapath dp = bpf::Datapath::open_dir(u.dir);
+            bpf::PolicyStore slots(dp);
+            for (std::uint32_t slot : u.slots) {
+                if (named.count({u.dir, slot})) continue;
+                log::warn("slot " + std::to_string(slot) + " of " + u.dir +
+                          " is named by no attachment record (a verb was killed mid-way): clearing it");
+                slots.clear(slot);
+                ++freed;
+            }
+        } catch (const std::exception& e) {
+            problems.add("freeing unreferenced slots of " + u.dir + ": " + e.what());
+        }
+    }
+    return freed;
 }
 
 } // namespace podfence::verbs

@@ -1,7 +1,9 @@
 // Removing one attachment: used by DEL, GC, a re-ADD and ADD's rollback.
 #pragma once
 
+#include <cstddef>
 #include <string>
+#include <vector>
 #include "../common/error.hpp"
 
 #include "../bpf/state.hpp"
@@ -15,5 +17,15 @@ namespace podfence::verbs {
 // before it could not be removed, so a later DEL or GC can retry; the slot is
 // not cleared while a link may still run its stub.
 bool teardown(bpf::StateStore& store, const bpf::AttachmentRecord& rec, Problems& problems);
+
+// Clears and frees every used slot, in every datapath of the node, that no
+// attachment record names (every network's, lost copies too): what a verb
+// killed between claiming a slot and writing its record, or between removing
+// a record and freeing its slot, leaves. Call with the NodeLock held. quick:
+// read the records only when the node has more used slots than attachment
+// directories (DEL of an unknown attachment, which runtimes send for every
+// pod). Nothing is freed while some record is unreadable. Failures go to
+// `problems`; returns how many slots were freed.
+std::size_t release_unreferenced_slots(bpf::StateStore& store, Problems& problems, bool quick);
 
 } // namespace podfence::verbs

@@ -31,15 +31,6 @@ std::string who(const bpf::AttachmentRecord& rec) {
     return rec.container_id + "/" + rec.ifname;
 }
 
-std::vector<std::string> datapath_names(const std::string& root) {
-    std::vector<std::string> out;
-    std::error_code ec;
-    for (const auto& e : fs::directory_iterator(bpf::layout::podfence_dir(root), ec))
-        if (bpf::layout::is_datapath_name(e.path().filename().string()))
-            out.push_back(e.path().filename().string());
-    return out;
-}
-
 policy::PodSources sources_of(const bpf::AttachmentRecord& rec) {
     policy::PodSources s{rec.source_check, {}};
     for (const auto& text : rec.sources) {
@@ -53,6 +44,15 @@ policy::PodSources sources_of(const bpf::AttachmentRecord& rec) {
 }
 
 } // namespace
+
+std::vector<std::string> datapath_names(const std::string& root) {
+    std::vector<std::string> out;
+    std::error_code ec;
+    for (const auto& e : fs::directory_iterator(bpf::layout::podfence_dir(root), ec))
+        if (bpf::layout::is_datapath_name(e.path().filename().string()))
+            out.push_back(e.path().filename().string());
+    return out;
+}
 
 bool other_datapaths(const std::string& root) {
     const std::string mine = bpf::embedded_datapath_name();
@@ -100,6 +100,7 @@ void move_attachment(bpf::StateStore& store, bpf::AttachmentRecord& rec, const b
         slot = to.used_slots().count(from_slot) ? to.allocate_slot(slots_elsewhere(store.root(), dp.dir()))
                                                 : from_slot;
     }
+    to.claim(slot); // before the record names it (teardown.hpp)
     // Above the old revision: the conntrack entries it shares were
     // validated against that one, and must be re-validated.
     std::uint32_t old_rev = rec.rev;
@@ -120,10 +121,13 @@ void move_attachment(bpf::StateStore& store, bpf::AttachmentRecord& rec, const b
     AttachRequest req{dp, rec, dir, [&] { store.update(rec); }};
     backend_for(rec)->move(req);
     // 4. Nothing runs the old slot any more.
-    if (from) bpf::PolicyStore(*from).clear(from_slot, slot == from_slot ? &dp : nullptr);
+    if (from)
+        bpf::PolicyStore(*from).clear(from_slot, slot == from_slot ? &dp : nullptr,
+                                      bpf::PolicyStore::After::Claimed);
     rec.previous_datapath_dir.clear();
     rec.previous_slot = 0;
     store.update(rec);
+    if (from) bpf::PolicyStore(*from).release(from_slot); // no record names it any more
     log::info("moved " + who(rec) + " from " + from_dir + " (slot " + std::to_string(from_slot) + ") to " +
               dp.dir() + " (slot " + std::to_string(slot) + ", rev " + std::to_string(rec.rev) + ")");
 }

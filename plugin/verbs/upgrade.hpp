@@ -26,6 +26,9 @@ struct UpgradeReport {
     Problems errors;                  // moves that failed (the pod stays on its datapath)
 };
 
+// Names of the datapath directories under the bpffs root (datapath-*).
+std::vector<std::string> datapath_names(const std::string& bpffs_root);
+
 // The node has a datapath directory other than this binary's.
 bool other_datapaths(const std::string& bpffs_root);
 

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <set>
 
 #include "bpf/attach.hpp"
 #include "bpf/datapath.hpp"
@@ -167,6 +168,26 @@ TEST_CASE("policy_store: a freed slot keeps its map, empty, and the next pod ref
     std::uint32_t none = 0, five = 5;
     CHECK(bpf_map_lookup_elem(l.dp.policy_map(), &five, &none) != 0);
     CHECK(store.read(5).empty());
+}
+
+TEST_CASE("policy_store: a claimed slot is never handed out until it is released") {
+    Loaded l;
+    bpf::PolicyStore store(l.dp);
+    CHECK(store.claim_slot() == 0);
+    CHECK(store.allocate_slot() == 1); // claimed, not yet active: still taken
+    CHECK(store.used_slots() == std::set<std::uint32_t>{0});
+
+    // ADD: activation keeps the claim; DEL's clear keeps it while the record names the slot.
+    store.replace(0, pftk::allow_tcp_from("10.251.0.1", 8080));
+    CHECK(store.pod(0)->flags == (PF_POD_ACTIVE | PF_POD_CLAIMED));
+    CHECK_FALSE(store.release(0)); // active: not released
+    store.clear(0, nullptr, bpf::PolicyStore::After::Claimed);
+    CHECK(store.pod(0)->flags == PF_POD_CLAIMED);
+    CHECK(store.allocate_slot() == 1);
+    CHECK(store.release(0)); // the record is gone
+    CHECK(store.pod(0)->flags == 0);
+    CHECK(store.allocate_slot() == 0);
+    CHECK(store.release(0)); // already free: nothing to do
 }
 
 TEST_CASE("policy_store: clear removes the slot's state and only that") {

@@ -151,16 +151,18 @@ struct Pod {
 
     Pod(std::string m, std::string backend) : mode(std::move(m)), tc_backend(std::move(backend)) {}
     const std::string& root() const { return bpffs.path(); }
-    cni::NetConf conf() const {
+    cni::NetConf conf(const std::string& host_if = kHostIf, const std::string& pod_if = kPodIf) const {
         json c = {{"cniVersion", "1.1.0"}, {"name", "pfcs-net"},      {"type", "podfence"},
                   {"mode", mode},          {"tcBackend", tc_backend}, {"bpffsRoot", root()}};
         c["prevResult"] = {
             {"cniVersion", "1.1.0"},
-            {"interfaces", json::array({{{"name", kHostIf}}, {{"name", kPodIf}, {"sandbox", ns.path()}}})},
+            {"interfaces", json::array({{{"name", host_if}}, {{"name", pod_if}, {"sandbox", ns.path()}}})},
             {"ips", json::array({{{"address", "10.252.7.2/24"}, {"interface", 1}}})}};
         return cni::parse_netconf(c.dump());
     }
-    cni::Env env(cni::Verb v) const { return {v, kCid, ns.path(), kPodIf, "", {}, "/opt/cni/bin", {}}; }
+    cni::Env env(cni::Verb v, const std::string& cid = kCid, const std::string& pod_if = kPodIf) const {
+        return {v, cid, ns.path(), pod_if, "", {}, "/opt/cni/bin", {}};
+    }
     void add() const { verbs::add(env(cni::Verb::Add), conf()); }
     void del() const { verbs::del(env(cni::Verb::Del), conf()); }
     void gc() const { // the pod not valid
@@ -302,4 +304,44 @@ TEST_CASE("crash: DEL killed while it removes the pins; GC removes the record's 
     Pod p("tc", "auto");
     sweep(p, Verb::Del, SYS_unlink, "unlink", Then::Gc);
     sweep(p, Verb::Del, SYS_rmdir, "rmdir", Then::Gc);
+}
+
+// Defect: a verb killed while its slot was free in pf_pods but still named by
+// its record (DEL: after clear() zeroed the slot, before the record was
+// removed; ADD: after the record, before set_sources) let the next ADD of
+// ANOTHER pod take that slot, and the retried DEL of the first pod then
+// cleared it: the other pod lost its policy and went inactive. A slot is now
+// claimed (PF_POD_CLAIMED) from allocation until its record is gone.
+TEST_CASE("crash: a killed verb's slot is not handed to another pod before its DEL is retried") {
+    Pod p("tc", "auto");
+    const std::string other_host = "pfcsb" + kTag, other_pod = "pfcsf" + kTag;
+    pftk::Veth other_veth{other_host, other_pod, kHostNs, kPodNs};
+    constexpr const char* kOther = "c0ffee0other";
+    const cni::NetConf other_conf = p.conf(other_host, other_pod);
+    p.add();
+    p.del();
+    const std::string pristine = host_veth_state();
+    for (Verb verb : {Verb::Add, Verb::Del}) {
+        for (int n = 1;; ++n) {
+            CAPTURE(verb == Verb::Add ? "ADD" : "DEL");
+            CAPTURE(n);
+            if (verb == Verb::Del) REQUIRE_NOTHROW(p.add());
+            const Outcome o = kill_at(SYS_bpf, n, [&] { verb == Verb::Add ? p.add() : p.del(); });
+            REQUIRE(o != Outcome::Failed);
+            // Another pod arrives before the runtime retries the DEL.
+            REQUIRE_NOTHROW(verbs::add(p.env(cni::Verb::Add, kOther, other_pod), other_conf));
+            CHECK_NOTHROW(p.del());
+            const auto rec = bpf::StateStore(p.root()).find(kOther, other_pod);
+            REQUIRE(rec);
+            bpf::Datapath dp = bpf::Datapath::open_dir(rec->datapath_dir);
+            const bpf::PolicyStore store(dp);
+            const auto pod = store.pod(rec->slot);
+            REQUIRE(pod);
+            CHECK((pod->flags & PF_POD_ACTIVE) != 0);
+            CHECK_FALSE(store.read(rec->slot).empty());
+            REQUIRE_NOTHROW(verbs::del(p.env(cni::Verb::Del, kOther, other_pod), other_conf));
+            expect_nothing_left(p, pristine);
+            if (o == Outcome::Finished) break;
+        }
+    }
 }
