@@ -95,6 +95,16 @@ Output add(const cni::Env& env, const cni::NetConf& conf) {
     bpf::Datapath dp = bpf::Datapath::open_or_load(root);
     bpf::PolicyStore policies(dp);
     rec.datapath_dir = dp.dir();
+    {
+        // What a killed ADD of this pod left: a directory without its record,
+        // and a claimed slot no record names.
+        if (store.remove_orphan(env.container_id, env.ifname))
+            log::info("ADD: removed an attachment directory without a record (left by a killed verb)");
+        Problems left; // a slot that stays claimed is only one slot less: logged, not fatal
+        release_unreferenced_slots(store, left, true);
+        for (const auto& e : left.list())
+            log::warn("ADD: " + e);
+    }
     // Claimed before any record names it: no other pod can get this slot
     // while a DEL of this one (after a kill, say) may still clear it.
     rec.slot = policies.claim_slot(slots_elsewhere(root, dp.dir()));

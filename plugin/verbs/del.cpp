@@ -44,15 +44,13 @@ Output del(const cni::Env& env, const cni::NetConf& conf) {
         const bool orphan = store.remove_orphan(env.container_id, env.ifname);
         log::info("DEL container " + env.container_id + " ifname " + env.ifname +
                   (orphan ? ": removed an attachment directory without a record (left by a killed verb)"
-                          : ": no attachment, nothing to do"));
-        // A DEL killed between removing its record and freeing its slot.
-        Problems left;
-        release_unreferenced_slots(store, left, true);
-        left.raise(Code::Io, "DEL could not free a slot left by a killed verb");
-        return std::nullopt;
+                          : ": no attachment"));
     }
     Problems left;
-    if (!teardown(store, *rec, left)) left.raise(Code::Io, "DEL left state behind");
+    if (rec && !teardown(store, *rec, left)) left.raise(Code::Io, "DEL left state behind");
+    // Slots a killed verb left claimed without a record (teardown.hpp).
+    release_unreferenced_slots(store, left, true);
+    left.raise(Code::Io, "DEL could not free a slot left by a killed verb");
     return std::nullopt;
 }
 

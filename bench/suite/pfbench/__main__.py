@@ -15,7 +15,7 @@ from .util import log
 FULL = {
     "reps": 5, "pps_secs": 0.5, "tcp_secs": 2, "matrix_rules": 10000,
     "scaling_rules": [1, 100, 1000, 10000, 100000], "scaling_reps": 3, "scaling_secs": 0.4,
-    "chain_pods": 10, "scale_pods": 1005, "scale_levels": [1, 100, 1000],
+    "chain_pods": 20, "scale_pods": 1005, "scale_levels": [1, 100, 1000],
 }
 QUICK = {
     "reps": 1, "pps_secs": 0.2, "tcp_secs": 1, "matrix_rules": 10000,

@@ -218,25 +218,27 @@ def control_chain(ctx):
     broken = set()
     with _Node(ctx, "cpc") as node:
         pods = node.add_pods(k)
-        for verb, order in (("ADD", list(pods)), ("DEL", list(reversed(pods)))):
-            for i in order:
-                prev = node.prev(i, "1.0.0")
-                chain = _chain_confs(ctx, node, i)
-                for plugin, binary, conf in (chain if verb == "ADD" else reversed(chain)):
-                    if plugin in broken:
-                        continue
-                    try:
-                        out, secs = node.invoke(binary, verb, dict(conf, prevResult=prev), i)
-                    except BenchError as e:
-                        if plugin != "podfence":
-                            raise
-                        broken.add(plugin)
-                        ctx.missing.append(f"control/chain: {e}")
-                        continue
-                    if verb == "ADD" and out:
-                        prev = out
-                    ctx.rows["control"].append({"test": "chain", "plugin": plugin, "verb": verb,
-                                                "pod": i, "pods_before": i, "secs": secs})
+        # One pod after the other through its whole life, ADD then DEL, as on
+        # a node where pods come and go (a freed slot's emptied policy map
+        # serves the next pod: PolicyStore::clear).
+        for i, verb in ((i, v) for i in pods for v in ("ADD", "DEL")):
+            prev = node.prev(i, "1.0.0")
+            chain = _chain_confs(ctx, node, i)
+            for plugin, binary, conf in (chain if verb == "ADD" else reversed(chain)):
+                if plugin in broken:
+                    continue
+                try:
+                    out, secs = node.invoke(binary, verb, dict(conf, prevResult=prev), i)
+                except BenchError as e:
+                    if plugin != "podfence":
+                        raise
+                    broken.add(plugin)
+                    ctx.missing.append(f"control/chain: {e}")
+                    continue
+                if verb == "ADD" and out:
+                    prev = out
+                ctx.rows["control"].append({"test": "chain", "plugin": plugin, "verb": verb,
+                                            "pod": i, "pods_before": 0, "secs": secs})
 
 
 def _bpf_objects(kind):
