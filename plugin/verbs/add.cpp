@@ -86,7 +86,12 @@ Output add(const cni::Env& env, const cni::NetConf& conf) {
     bpf::StateStore store(root);
     if (lost && store.has_copies()) repair_if_needed(store, root);
     upgrade_if_needed(root); // pods of an earlier podfence move to this binary's datapath
-    if (auto old = store.find(env.container_id, env.ifname)) {
+    auto old = store.find(env.container_id, env.ifname);
+    // Or only its record's copy: a DEL killed after unpinning it. Its slot is
+    // still claimed until that copy goes.
+    if (!old && (old = store.find_lost(env.container_id, env.ifname)))
+        log::info("re-ADD: the previous attachment's pins are gone, its record's copy is left");
+    if (old) {
         log::info("re-ADD: removing the previous attachment first");
         Problems left;
         if (!teardown(store, *old, left))
