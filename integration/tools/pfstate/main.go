@@ -160,21 +160,27 @@ func values(fd int, mi mapInfo, stride int) ([]byte, []bool) {
 	return vals, ok
 }
 
-// keys walks a hash map's keys (nil prev = first key).
+// nextKey: BPF_MAP_GET_NEXT_KEY, the key after prev (nil: the first) into next.
+func nextKey(fd int, prev, next []byte) syscall.Errno {
+	attr := struct {
+		fd   uint32
+		_    uint32
+		key  uint64
+		next uint64
+	}{fd: uint32(fd), next: uint64(uintptr(unsafe.Pointer(&next[0])))}
+	if prev != nil {
+		attr.key = uint64(uintptr(unsafe.Pointer(&prev[0])))
+	}
+	_, e := bpf(bpfMapGetNextKey, unsafe.Pointer(&attr), unsafe.Sizeof(attr))
+	return e
+}
+
+// keys walks a hash map's keys.
 func keys(fd int, keySize uint32, each func(k []byte)) error {
 	var prev []byte
 	for {
 		next := make([]byte, keySize)
-		attr := struct {
-			fd   uint32
-			_    uint32
-			key  uint64
-			next uint64
-		}{fd: uint32(fd), next: uint64(uintptr(unsafe.Pointer(&next[0])))}
-		if prev != nil {
-			attr.key = uint64(uintptr(unsafe.Pointer(&prev[0])))
-		}
-		_, e := bpf(bpfMapGetNextKey, unsafe.Pointer(&attr), unsafe.Sizeof(attr))
+		e := nextKey(fd, prev, next)
 		if e == syscall.ENOENT {
 			return nil
 		}
@@ -201,14 +207,7 @@ func mapEntries(id uint32) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	next := make([]byte, mi.keySize)
-	get := struct {
-		fd   uint32
-		_    uint32
-		key  uint64
-		next uint64
-	}{fd: uint32(fd), next: uint64(uintptr(unsafe.Pointer(&next[0])))}
-	_, e = bpf(bpfMapGetNextKey, unsafe.Pointer(&get), unsafe.Sizeof(get))
+	e = nextKey(int(fd), nil, make([]byte, mi.keySize))
 	n := 1
 	switch {
 	case e == syscall.ENOENT:
