@@ -2,6 +2,7 @@
 
 #include <sys/stat.h>
 
+#include <filesystem>
 #include <set>
 #include <utility>
 
@@ -85,7 +86,7 @@ bool teardown(bpf::StateStore& store, const bpf::AttachmentRecord& rec, Problems
 
 std::size_t release_unreferenced_slots(bpf::StateStore& store, Problems& problems, bool quick) {
     struct Used {
-        std::string dir;
+        std::string name, dir;
         std::set<std::uint32_t> slots;
     };
     std::vector<Used> used;
@@ -94,7 +95,7 @@ std::size_t release_unreferenced_slots(bpf::StateStore& store, Problems& problem
         const std::string dir = bpf::layout::datapath_dir(store.root(), name);
         try {
             bpf::Datapath dp = bpf::Datapath::open_dir(dir);
-            used.push_back({dir, bpf::PolicyStore(dp).used_slots()});
+            used.push_back({name, dir, bpf::PolicyStore(dp).used_slots()});
             total += used.back().slots.size();
         } catch (const std::exception& e) {
             problems.add("slots of " + dir + ": " + e.what());
@@ -109,10 +110,13 @@ std::size_t release_unreferenced_slots(bpf::StateStore& store, Problems& problem
     }
     for (auto& lost : store.list_lost())
         records.push_back(std::move(lost));
+    // By datapath name: a record's path is spelled as its verb's bpffsRoot was.
+    auto name_of = [](const std::string& dir) { return std::filesystem::path(dir).filename().string(); };
     std::set<std::pair<std::string, std::uint32_t>> named;
     for (const auto& r : records) {
-        named.insert({r.datapath_dir, r.slot});
-        if (!r.previous_datapath_dir.empty()) named.insert({r.previous_datapath_dir, r.previous_slot});
+        named.insert({name_of(r.datapath_dir), r.slot});
+        if (!r.previous_datapath_dir.empty())
+            named.insert({name_of(r.previous_datapath_dir), r.previous_slot});
     }
     std::size_t freed = 0;
     for (const auto& u : used) {
@@ -120,7 +124,7 @@ std::size_t release_unreferenced_slots(bpf::StateStore& store, Problems& problem
             bpf::Datapath dp = bpf::Datapath::open_dir(u.dir);
             bpf::PolicyStore slots(dp);
             for (std::uint32_t slot : u.slots) {
-                if (named.count({u.dir, slot})) continue;
+                if (named.count({u.name, slot})) continue;
                 log::warn("slot " + std::to_string(slot) + " of " + u.dir +
                           " is named by no attachment record (a verb was killed mid-way): clearing it");
                 slots.clear(slot);

@@ -345,3 +345,26 @@ TEST_CASE("crash: a killed verb's slot is not handed to another pod before its D
         }
     }
 }
+
+// GC frees slots no record names. A record's datapath path is spelled as
+// its verb's bpffsRoot was ("/x" or "/x/"): the pod's slot must still count
+// as named, or GC would clear every live pod of the node.
+TEST_CASE("GC keeps the slot of a pod whose record spells bpffsRoot another way") {
+    Pod p("tc", "auto");
+    const std::string pristine = host_veth_state();
+    p.add();
+    json c = {{"cniVersion", "1.1.0"},
+              {"name", "pfcs-net"},
+              {"type", "podfence"},
+              {"bpffsRoot", p.root() + "/"},
+              {"cni.dev/valid-attachments", json::array({{{"containerID", kCid}, {"ifname", kPodIf}}})}};
+    REQUIRE_NOTHROW(verbs::gc(cni::Env{}, cni::parse_netconf(c.dump())));
+    const auto rec = bpf::StateStore(p.root()).find(kCid, kPodIf);
+    REQUIRE(rec);
+    bpf::Datapath dp = bpf::Datapath::open_dir(rec->datapath_dir);
+    const auto pod = bpf::PolicyStore(dp).pod(rec->slot);
+    REQUIRE(pod);
+    CHECK((pod->flags & PF_POD_ACTIVE) != 0);
+    p.del();
+    expect_nothing_left(p, pristine);
+}
