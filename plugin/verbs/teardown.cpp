@@ -125,6 +125,14 @@ std::size_t release_unreferenced_slots(bpf::StateStore& store, Problems& problem
             bpf::PolicyStore slots(dp);
             for (std::uint32_t slot : u.slots) {
                 if (named.count({u.name, slot})) continue;
+                // No kill leaves an active slot without its record (ADD
+                // activates after writing it, DEL clears before removing it):
+                // one would be a live pod, never cleared on bookkeeping alone.
+                if (const auto pod = slots.pod(slot); pod && (pod->flags & PF_POD_ACTIVE)) {
+                    log::warn("slot " + std::to_string(slot) + " of " + u.dir +
+                              " is active but named by no attachment record: kept");
+                    continue;
+                }
                 log::warn("slot " + std::to_string(slot) + " of " + u.dir +
                           " is named by no attachment record (a verb was killed mid-way): clearing it");
                 slots.clear(slot);

@@ -18,7 +18,7 @@ namespace podfence::verbs {
 // not cleared while a link may still run its stub.
 bool teardown(bpf::StateStore& store, const bpf::AttachmentRecord& rec, Problems& problems);
 
-// Clears and frees every used slot, in every datapath of the node, that no
+// Clears and frees every inactive used slot, in every datapath of the node, that no
 // attachment record names (every network's, lost copies too): what a verb
 // killed between claiming a slot and writing its record, or between removing
 // a record and freeing its slot, leaves. Call with the NodeLock held. quick:
