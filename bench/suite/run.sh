@@ -33,7 +33,8 @@ while [ $# -gt 0 ]; do
 done
 if [ "$report_only" = 1 ]; then
 	[ -n "$out" ] || { echo "run.sh: --report-only needs --out DIR" >&2; exit 2; }
-	cd "$here" && exec python3 -m pfbench --report-only --out "$(cd "$out" && pwd)" \
+	out=$(cd "$out" && pwd) # before the cd below: DIR may be relative
+	cd "$here" && exec python3 -m pfbench --report-only --out "$out" \
 		--tmp /nonexistent --tools /nonexistent --bpffs /nonexistent --run-id none
 fi
 [ "$(id -u)" = 0 ] || { echo "run.sh: needs root (netns, BPF, bpffs mount)" >&2; exit 2; }

@@ -49,7 +49,8 @@ def _pairs(rows, key, match, metric):
 def aggregate(rows, group_keys, metrics):
     """{group: {metric: {filter/baseline: (min, med, max), ratio: median of the
     per-rep filter/baseline ratios, ratio_range: their (min, max), cpu_f/cpu_b:
-    medians, cpu_ratio(+_range): per-rep filter/baseline CPU per unit}}}"""
+    medians, cpu_ratio(+_range): per-rep filter/baseline CPU per unit,
+    cpu_added(+_range): per-rep filter minus baseline CPU per unit}}}"""
     out = {}
     for r in rows:
         out.setdefault(tuple(r[k] for k in group_keys), {})
@@ -63,12 +64,15 @@ def aggregate(rows, group_keys, metrics):
             cpu_key = "cpu_ns_per_kib" if m == "tcp" else "cpu_ns_per_pkt"
             ratios = [x / y for x, y in _pairs(rows, "value", match, m) if y]
             cpu_ratios = [x / y for x, y in _pairs(rows, cpu_key, match, m) if y]
+            cpu_added = [x - y for x, y in _pairs(rows, cpu_key, match, m)]
             out[g][m] = {
                 "filter": summary(f), "baseline": summary(b),
                 "ratio": median(ratios), "ratio_range": summary(ratios)[::2],
                 "cpu_f": median(_vals(rows, cpu_key, metric=m, role="filter", **match)),
                 "cpu_b": median(_vals(rows, cpu_key, metric=m, role="baseline", **match)),
                 "cpu_ratio": median(cpu_ratios), "cpu_ratio_range": summary(cpu_ratios)[::2],
+                # CPU the filter adds per unit over its interleaved baseline, per rep
+                "cpu_added": median(cpu_added), "cpu_added_range": summary(cpu_added)[::2],
                 "checks": sorted({r["check"] for r in rows if r["metric"] == m
                                   and all(r.get(k) == v for k, v in match.items())} - {"ok"}),
             }
@@ -76,6 +80,11 @@ def aggregate(rows, group_keys, metrics):
 
 
 # ---- formatting ----------------------------------------------------------------
+
+def _msecs(rows, plugin, verb):
+    """Milliseconds of the control rows of one plugin (or tc backend) and verb."""
+    return [r["secs"] * 1e3 for r in rows if r["plugin"] == plugin and r["verb"] == verb]
+
 
 
 def _fmt_rate(x, tcp=False):
@@ -216,6 +225,13 @@ class Report:
             self.w()
         self._plot_testrun(dp, series)
 
+    def _table(self, title, columns):
+        """A section title and a markdown table's header."""
+        self.w(f"### {title}")
+        self.w()
+        self.w("| " + " | ".join(columns) + " |")
+        self.w("|" + "---|" * len(columns))
+
     def control(self):
         rows = self.ctx.rows["control"]
         if not rows:
@@ -223,21 +239,27 @@ class Report:
         res = {}
         chain = [r for r in rows if r["test"] == "chain"]
         if chain:
-            self.w(f"### Control plane: one chain bandwidth -> firewall -> podfence "
-                   f"({self.ctx.p['chain_pods']} pods, ms, median (min-max))")
-            self.w()
-            self.w("| plugin | ADD | DEL | ADD+DEL | ratio to bandwidth |")
-            self.w("|---|---|---|---|---|")
+            self._table(f"Control plane: one chain bandwidth -> firewall -> podfence "
+                        f"({self.ctx.p['chain_pods']} pods, ms, median (min-max))",
+                        ("plugin", "ADD", "DEL", "ADD+DEL", "ratio to bandwidth"))
             meds = {}
             for plugin in ("bandwidth", "firewall", "podfence"):
-                add = [r["secs"] * 1e3 for r in chain if r["plugin"] == plugin and r["verb"] == "ADD"]
-                dele = [r["secs"] * 1e3 for r in chain if r["plugin"] == plugin and r["verb"] == "DEL"]
+                add, dele = _msecs(chain, plugin, "ADD"), _msecs(chain, plugin, "DEL")
                 if not add:
                     continue
                 meds[plugin] = median(add) + median(dele)
                 self.w(f"| {plugin} | {_ms(add)} | {_ms(dele)} | {meds[plugin]:.1f} | "
                        f"{_r(meds[plugin] / meds['bandwidth']) if 'bandwidth' in meds else 'n/a'} |")
+            vdel = _msecs(chain, "veth-delete", "DEL")
+            if vdel:
+                self.w(f"| veth deletion after the chain's DEL (`ip link del`, as the primary plugin "
+                       f"does; frees what podfence left) | | {_ms(vdel)} | | |")
             self.w()
+            first = _msecs([r for r in rows if r["test"] == "chain_first"], "podfence", "ADD")
+            if first:
+                self.w(f"The chain's first podfence ADD took {first[0]:.1f} ms (on a node where no podfence "
+                       f"ran before, it loads and verifies the datapath); it is one more pod, not in the table.")
+                self.w()
             res["chain"] = meds
             # Per pod: podfence's ADD+DEL over bandwidth's on the same pod.
             per = {}
@@ -246,6 +268,17 @@ class Report:
                 per[r["pod"]][r["plugin"]] += r["secs"]
             meds["per_pod_ratio"] = [v["podfence"] / v["bandwidth"] for v in per.values()
                                      if v.get("podfence") and v.get("bandwidth")]
+        backend = [r for r in rows if r["test"] == "backend"]
+        if backend:
+            self._table(f"Control plane: podfence alone by tc backend ({self.ctx.p['chain_pods']} pods each, "
+                        f"alternating; ms, median (min-max))",
+                        ("tcBackend", "ADD", "DEL", "ADD+DEL", "veth deletion after DEL"))
+            for b in ("tcx", "legacy"):
+                t = {v: _msecs(backend, b, v) for v in ("ADD", "DEL", "veth-delete")}
+                if t["ADD"] and t["DEL"]:
+                    self.w(f"| {b} | {_ms(t['ADD'])} | {_ms(t['DEL'])} | "
+                           f"{median(t['ADD']) + median(t['DEL']):.1f} | {_ms(t['veth-delete'])} |")
+            self.w()
         scale = [r for r in rows if r["test"] == "scale"]
         if scale:
             total = self.ctx.p["scale_pods"]

@@ -5,7 +5,7 @@ import time
 
 from . import cni, filters, rules as R, traffic
 from .topo import Topology
-from .util import BenchError, ip_batch, log, run
+from .util import BenchError, ip_batch, log, run, timed_run
 
 MATRIX_CONFIGS = [
     "article-tc", "article-xdp-generic", "article-xdp-native",
@@ -217,7 +217,9 @@ def control_chain(ctx):
     k = ctx.p["chain_pods"]
     broken = set()
     with _Node(ctx, "cpc") as node:
-        pods = node.add_pods(k)
+        # One more pod than measured: the first ADD on a node loads the
+        # datapath, reported apart (test "chain_first").
+        pods = node.add_pods(k + 1)
         # One pod after the other through its whole life, ADD then DEL, as on
         # a node where pods come and go (a freed slot's emptied policy map
         # serves the next pod: PolicyStore::clear).
@@ -237,7 +239,16 @@ def control_chain(ctx):
                     continue
                 if verb == "ADD" and out:
                     prev = out
-                ctx.rows["control"].append({"test": "chain", "plugin": plugin, "verb": verb,
+                ctx.rows["control"].append({"test": "chain" if i != pods[0] else "chain_first",
+                                            "plugin": plugin, "verb": verb,
+                                            "pod": i, "pods_before": 0, "secs": secs})
+            if verb == "DEL":
+                # What the primary plugin's DEL does last. It also frees what
+                # podfence's DEL left on the veth, so a cost moved from
+                # podfence's DEL to the device's deletion shows here.
+                _, secs = timed_run(["ip", "-n", node.node, "link", "del", f"h{i}"])
+                ctx.rows["control"].append({"test": "chain" if i != pods[0] else "chain_first",
+                                            "plugin": "veth-delete", "verb": "DEL",
                                             "pod": i, "pods_before": 0, "secs": secs})
 
 
@@ -283,11 +294,32 @@ def control_scale(ctx):
                                         "pod": i, "pods_before": i, "secs": secs})
 
 
+def control_backends(ctx):
+    """podfence alone, mode tc, its two tc backends pod by pod on one node:
+    ADD, DEL, then the veth's deletion. tcx waits for an RCU grace period
+    per hook when a program is first attached and when its last one goes
+    (also at the device's deletion, if programs are left there); legacy
+    cls_bpf does not."""
+    k = ctx.p["chain_pods"]
+    with _Node(ctx, "cpb") as node:
+        for i in node.add_pods(2 * k):
+            backend = ("tcx", "legacy")[i % 2]
+            conf = dict(cni.podfence_conf(ctx.bpffs, ctx.podfence_log, "tc", policy=_small_policy()),
+                        tcBackend=backend, prevResult=node.prev(i, cni.CNI_VERSION))
+            for verb in ("ADD", "DEL"):
+                _, secs = node.invoke(ctx.podfence, verb, conf, i)
+                ctx.rows["control"].append({"test": "backend", "plugin": backend, "verb": verb,
+                                            "pod": i, "pods_before": 0, "secs": secs})
+            _, secs = timed_run(["ip", "-n", node.node, "link", "del", f"h{i}"])
+            ctx.rows["control"].append({"test": "backend", "plugin": backend, "verb": "veth-delete",
+                                        "pod": i, "pods_before": 0, "secs": secs})
+
+
 def control(ctx):
     if not ctx.podfence:
         ctx.missing.append("control: podfence binary not found")
         return
-    for part in (control_chain, control_scale):
+    for part in (control_chain, control_backends, control_scale):
         try:
             log(f"control: {part.__name__}")
             part(ctx)

@@ -68,9 +68,16 @@ def machine_info():
                 break
     with open("/proc/loadavg") as f:
         load = f.read().split()[:3]
+    # How long an RCU grace period takes, which ADD and DEL wait for.
+    try:
+        with open("/sys/kernel/rcu_expedited") as f:
+            rcu_expedited = f.read().strip()
+    except OSError:
+        rcu_expedited = "unknown"
     return {
         "nproc": os.cpu_count(),
         "kernel": os.uname().release,
         "cpu": cpu,
         "loadavg": " ".join(load),
+        "rcu_expedited": rcu_expedited,
     }
