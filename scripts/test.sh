@@ -15,18 +15,24 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 jobs=$(nproc)
+# Where CI's time goes (its budget is ~30 min on 2 cores).
+step() { echo "== scripts/test.sh: $1 done, $((SECONDS / 60)) min $((SECONDS % 60)) s in" >&2; }
 
 scripts/install-deps.sh
 scripts/check-format.sh
+step "dependencies and format"
 
 # Developers and CI build with warnings as errors (users' builds do not).
 cmake -S . -B build/asan -DCMAKE_BUILD_TYPE=Debug -DPODFENCE_SANITIZE=ON -DPODFENCE_WERROR=ON >/dev/null
 cmake --build build/asan -j"$jobs" --target podfence_unit_tests podfence_kernel_tests
 (cd build/asan && ctest --output-on-failure -L '^(unit|datapath|kernel)$')
+step "sanitizer build and the unit, datapath and kernel layers"
 scripts/tidy.sh build/asan
+step clang-tidy
 # libFuzzer targets (clang): the CNI stdin, the policy annotation (compiled
 # entries against the reference evaluator) and `podfence update`'s input.
 scripts/fuzz.sh --seconds "${PODFENCE_FUZZ_SECONDS:-60}"
+step fuzzing
 
 # The README's Install commands as written (Release, every target), then the
 # install step into a staging directory instead of the node's /opt/cni/bin.
@@ -38,15 +44,19 @@ stage=$(mktemp -d /tmp/podfence-stage.XXXXXX)
 trap 'rm -rf "$stage"' EXIT
 DESTDIR=$stage cmake --install build --strip
 env -u CNI_COMMAND "$stage/opt/cni/bin/podfence" version
+step "Release build, package and install"
 
 bench/suite/run.sh --quick --out build/bench-quick
+step "benchmark suite, quick"
 # The upgrade test's "other binary": another datapath ABI and policy layout.
 cmake -S . -B build/variant -DCMAKE_BUILD_TYPE=Release -DPODFENCE_WERROR=ON -DPODFENCE_DATAPATH_VARIANT=ON \
   -DPODFENCE_TESTS=OFF >/dev/null
 cmake --build build/variant -j"$jobs" --target podfence
 # The sanitizer tree ran the other layers; the Release tree is the shipped binary.
 (cd build && PFTI_VARIANT_PLUGIN=$PWD/variant/plugin/podfence ctest --output-on-failure -L '^integration$')
+step "variant build and the integration layer"
 # Crash sweep: the installed binary killed (SIGKILL) at each syscall of ADD and
 # DEL in mode tc, then DEL/GC/ADD must recover (integration/crash_sweep.sh;
 # --long covers every verb and mode).
 integration/crash_sweep.sh --plugin "$stage/opt/cni/bin/podfence"
+step "crash sweep"
