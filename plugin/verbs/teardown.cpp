@@ -87,6 +87,7 @@ bool teardown(bpf::StateStore& store, const bpf::AttachmentRecord& rec, Problems
 std::size_t release_unreferenced_slots(bpf::StateStore& store, Problems& problems, bool quick) {
     struct Used {
         std::string name, dir;
+        bpf::Datapath dp; // kept open for the freeing below
         std::set<std::uint32_t> slots;
     };
     std::vector<Used> used;
@@ -95,8 +96,9 @@ std::size_t release_unreferenced_slots(bpf::StateStore& store, Problems& problem
         const std::string dir = bpf::layout::datapath_dir(store.root(), name);
         try {
             bpf::Datapath dp = bpf::Datapath::open_dir(dir);
-            used.push_back({name, dir, bpf::PolicyStore(dp).used_slots()});
-            total += used.back().slots.size();
+            auto slots = bpf::PolicyStore(dp).used_slots();
+            total += slots.size();
+            used.push_back({name, dir, std::move(dp), std::move(slots)});
         } catch (const std::exception& e) {
             problems.add("slots of " + dir + ": " + e.what());
         }
@@ -121,8 +123,7 @@ std::size_t release_unreferenced_slots(bpf::StateStore& store, Problems& problem
     std::size_t freed = 0;
     for (const auto& u : used) {
         try {
-            bpf::Datapath dp = bpf::Datapath::open_dir(u.dir);
-            bpf::PolicyStore slots(dp);
+            bpf::PolicyStore slots(u.dp);
             for (std::uint32_t slot : u.slots) {
                 if (named.count({u.name, slot})) continue;
                 // No kill leaves an active slot without its record (ADD
