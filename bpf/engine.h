@@ -19,11 +19,6 @@
 #include "policy.h"
 #include "source_check.h"
 
-static __always_inline const __u8 *pf_peer_addr(const struct pf_pkt *p, __u8 dir)
-{
-	return dir == PF_DIR_INGRESS ? p->src : p->dst;
-}
-
 /* Destination port the policy sees: 0 for everything without ports. */
 static __always_inline __u16 pf_policy_dport(const struct pf_pkt *p)
 {
@@ -54,16 +49,15 @@ static __always_inline __u16 pf_policy_dport(const struct pf_pkt *p)
 static __always_inline int pf_decide(__u32 slot, __u8 dir, __u32 rev, int audit,
 				     const struct pf_pkt *p)
 {
-	struct pf_ct_key key;
+	union pf_ct_keybuf key = {};
 	struct pf_ct_val *ct;
 	__u32 rule = PF_RULE_DEFAULT;
 	__u64 now = bpf_ktime_get_coarse_ns();
 	int stale = 0, live = 0;
 
-	pf_ct_key_init(&key, slot, dir, p);
-	ct = bpf_map_lookup_elem(&pf_conntrack, &key);
+	ct = pf_ct_lookup(&key, slot, dir, p, now);
 	if (ct) {
-		if (pf_ct_expired(ct, key.proto, now)) {
+		if (pf_ct_expired(ct, p->proto, now)) {
 			stale = 1;
 		} else if (ct->rev == rev) {
 			pf_ct_touch(ct, now, p->fin_rst);
@@ -71,8 +65,9 @@ static __always_inline int pf_decide(__u32 slot, __u8 dir, __u32 rev, int audit,
 		} else {
 			__u8 origin = ct->origin;
 
-			if (pf_policy_allows(slot, origin, key.family, key.peer_addr, key.proto,
-					     pf_ct_origin_dport(&key, origin), &rule)) {
+			if (pf_policy_allows(slot, origin, p->family, pf_peer_addr(p, dir),
+					     p->proto, pf_flow_origin_dport(p, dir, origin),
+					     &rule)) {
 				ct->rev = rev;
 				ct->flags &= ~PF_CT_F_AUDIT;
 				pf_ct_touch(ct, now, p->fin_rst);
@@ -94,15 +89,15 @@ static __always_inline int pf_decide(__u32 slot, __u8 dir, __u32 rev, int audit,
 				pf_ct_touch(ct, now, p->fin_rst);
 				return reported ? PF_VERDICT_AUDIT : PF_VERDICT_AUDIT_NEW;
 			}
-			pf_ct_create(&key, dir, rev, now, p->fin_rst, PF_CT_F_AUDIT);
+			pf_ct_create(&key, p->family, dir, rev, now, p->fin_rst, PF_CT_F_AUDIT);
 			pf_count_rule_hit(slot, dir, PF_RULE_NONE);
 			return PF_VERDICT_AUDIT_NEW;
 		}
 		if (stale)
-			bpf_map_delete_elem(&pf_conntrack, &key);
+			pf_ct_delete(&key, p->family);
 		return PF_VERDICT_DENY;
 	}
-	pf_ct_create(&key, dir, rev, now, p->fin_rst, 0);
+	pf_ct_create(&key, p->family, dir, rev, now, p->fin_rst, 0);
 	pf_count_rule_hit(slot, dir, rule);
 	return PF_VERDICT_ALLOW;
 }

@@ -95,26 +95,29 @@ static __always_inline int pf_icmp_error_related(__u32 slot, __u8 dir, __u32 rev
 						 const struct pf_pkt *p, void *data, void *data_end)
 {
 	struct pf_pkt q = {};
-	struct pf_ct_key key;
+	union pf_ct_keybuf key = {};
 	struct pf_ct_val *ct;
 	__u8 qdir = dir == PF_DIR_INGRESS ? PF_DIR_EGRESS : PF_DIR_INGRESS;
 	__u32 off = p->l4_off, rule;
+	__u64 now = bpf_ktime_get_coarse_ns();
 
 	if (off > PF_QUOTE_OFF_MAX)
 		return 0;
 	if (!pf_quoted_parse(data + off + PF_ICMP_ERR_HDR, data_end, p->family, &q))
 		return 0;
-	pf_ct_key_init(&key, slot, qdir, &q);
-	if (!pf_addr_eq(key.pod_addr, dir == PF_DIR_INGRESS ? p->dst : p->src))
+	/* The quoted packet went the other way: its pod-side address is the
+	 * error's. */
+	if (!pf_addr_eq(qdir == PF_DIR_INGRESS ? q.dst : q.src,
+			dir == PF_DIR_INGRESS ? p->dst : p->src))
 		return 0;
-	ct = bpf_map_lookup_elem(&pf_conntrack, &key);
-	if (!ct || pf_ct_expired(ct, key.proto, bpf_ktime_get_coarse_ns()))
+	ct = pf_ct_lookup(&key, slot, qdir, &q, now);
+	if (!ct || pf_ct_expired(ct, q.proto, now))
 		return PF_VERDICT_DENY;
 	/* Same revision: the AUDIT flag is current (switching mode bumps rev). */
 	if (ct->rev == rev)
 		return (ct->flags & PF_CT_F_AUDIT) ? PF_VERDICT_AUDIT : PF_VERDICT_ALLOW;
-	if (pf_policy_allows(slot, ct->origin, key.family, key.peer_addr, key.proto,
-			     pf_ct_origin_dport(&key, ct->origin), &rule))
+	if (pf_policy_allows(slot, ct->origin, q.family, pf_peer_addr(&q, qdir), q.proto,
+			     pf_flow_origin_dport(&q, qdir, ct->origin), &rule))
 		return PF_VERDICT_ALLOW;
 	return audit && pf_policy_present(slot) ? PF_VERDICT_AUDIT : PF_VERDICT_DENY;
 }

@@ -63,6 +63,13 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, PF_CT_MAX_ENTRIES);
+	__type(key, struct pf_ct4_key);
+	__type(value, struct pf_ct_val);
+} pf_conntrack4 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, PF_FRAG_MAX_ENTRIES);
 	__type(key, struct pf_frag_key);
 	__type(value, struct pf_frag_val);

@@ -238,6 +238,12 @@ serve_tcp() { # NS PORT
 	nsenter --net="/run/netns/$1" socat TCP6-LISTEN:"$2",reuseaddr,fork,ipv6only=0 SYSTEM:'echo pong; cat' 2>/dev/null &
 	BGPIDS+=($!)
 }
+# A line every 10 ms to each client, unasked (longconn.py pull).
+serve_push() { # NS PORT
+	nsenter --net="/run/netns/$1" socat TCP6-LISTEN:"$2",reuseaddr,fork,ipv6only=0 \
+		SYSTEM:'while echo tick; do sleep 0.01; done' 2>/dev/null &
+	BGPIDS+=($!)
+}
 # The UDP server reads the datagram before answering: a shell that exits
 # unread makes socat's write fail (EPIPE) and, racing, drop the answer.
 serve_udp() { # NS PORT

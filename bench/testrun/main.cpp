@@ -94,14 +94,17 @@ struct Bench {
 
     // Keys first, then deletes: restarting the walk after each delete
     // would rescan the emptied buckets every time.
-    void clear_conntrack() const {
-        std::vector<pf_ct_key> keys;
-        pf_ct_key k{};
-        for (const pf_ct_key* prev = nullptr; bpf_map_get_next_key(fd.conntrack, prev, &k) == 0;
-             prev = &keys.back())
+    template <typename Key> static void clear_map(int map) {
+        std::vector<Key> keys;
+        Key k{};
+        for (const Key* prev = nullptr; bpf_map_get_next_key(map, prev, &k) == 0; prev = &keys.back())
             keys.push_back(k);
-        for (const pf_ct_key& key : keys)
-            bpf_map_delete_elem(fd.conntrack, &key);
+        for (const Key& key : keys)
+            bpf_map_delete_elem(map, &key);
+    }
+    void clear_conntrack() const {
+        clear_map<pf_ct4_key>(fd.conntrack4);
+        clear_map<pf_ct_key>(fd.conntrack);
     }
 };
 

@@ -43,9 +43,10 @@ ch_state() {
 		done
 	done
 	bpftool -j map show >"$d/maps" && bpftool -j prog show >"$d/progs" && bpftool -j link show >"$d/links" || return 1
-	for f in pf_policy pf_conntrack pf_rule_hits pf_sources pf_frags; do
+	for f in pf_policy pf_conntrack pf_conntrack4 pf_rule_hits pf_sources pf_frags; do
 		ch_dump "$f" >"$d/$f"
 	done
+	jq -s add "$d/pf_conntrack" "$d/pf_conntrack4" >"$d/ct" # IPv6 and IPv4 flows
 	# Policy maps that hold entries; an empty one is a freed slot's spare,
 	# kept by DEL for the slot's next pod (PolicyStore::clear).
 	jq -r "$CH_JQ_DEFS"'.[] | le32(.value; 0)' "$d/pf_policy" | while read -r f; do
@@ -85,7 +86,7 @@ ch_state() {
 				+ ([$ours[].bytes_memlock] | add // 0))
 		}' --slurpfile pinned "$d/pinned" --slurpfile progs "$d/progs" --slurpfile maps "$d/maps" \
 		--slurpfile links "$d/links" --slurpfile pods "$d/pf_pods" --slurpfile policy "$d/pf_policy" --slurpfile full "$d/policy_full" \
-		--slurpfile ct "$d/pf_conntrack" --slurpfile hits "$d/pf_rule_hits" --slurpfile srcs "$d/pf_sources" \
+		--slurpfile ct "$d/ct" --slurpfile hits "$d/pf_rule_hits" --slurpfile srcs "$d/pf_sources" \
 		--slurpfile frags "$d/pf_frags" --slurpfile ctrs "$d/pf_counters"
 }
 

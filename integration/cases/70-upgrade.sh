@@ -1,9 +1,12 @@
 # In-place datapath upgrade: pods attached by this binary move onto the
 # datapath of a second binary built with another ABI and policy-value layout
 # (cmake -DPODFENCE_DATAPATH_VARIANT=ON; run.sh --variant PATH or
-# PFTI_VARIANT_PLUGIN), under live traffic: a long-lived TCP connection must
-# not be reset or stall over 1 s, and a prober of a denied port must never
-# connect. tc mode moves through `podfence upgrade`, the others through the
+# PFTI_VARIANT_PLUGIN), under live traffic: two long-lived TCP connections
+# (an echo, and a server that pushes unasked, whose packets pass only if the
+# new datapath finds the flows the old one tracked) must not be reset or
+# stall over 1 s, and a prober of a denied port must never connect. Run with
+# --plugin an older release's binary and --variant this build, it checks
+# that upgrade path too. tc mode moves through `podfence upgrade`, the others through the
 # first verb the new binary runs (a libcni CHECK). Then CHECK and update work
 # on every pod, the old datapath is gone, and the old binary refuses to
 # move pods back (downgrade).
@@ -15,15 +18,20 @@ VARIANT=${VARIANT:-${PFTI_VARIANT_PLUGIN:-}}
 # move too, for the time an upgrade of a full node takes (0 in CI).
 UPGRADE_PODS=${PFTI_UPGRADE_PODS:-0}
 
-# up_traffic_ok FILE-CONN FILE-PROBE: the measurements of longconn.py.
+# up_traffic_ok FILE-CONN FILE-PROBE [FILE-PULL]: the measurements of
+# longconn.py (conn, probe, pull).
 up_traffic_ok() {
-	local err gap n c
-	err=$(jq -r .error "$1") gap=$(jq -r .max_gap_ms "$1") n=$(jq -r .echoed "$1")
+	local err gap n c f what
+	for f in "$1" ${3:+"$3"}; do
+		what=$([ "$f" = "$1" ] && echo "echo connection" || echo "server-push connection")
+		err=$(jq -r .error "$f") gap=$(jq -r .max_gap_ms "$f") n=$(jq -r '.echoed // .received' "$f")
+		log "upgrade traffic: $what $(cat "$f")"
+		[ -z "$err" ] || why "$what: $err"
+		awk -v g="$gap" 'BEGIN { exit !(g < 1000) }' || why "$what stalled $gap ms"
+		[ "$n" -gt 100 ] 2>/dev/null || why "$what: only $n messages"
+	done
 	c=$(jq -r .connected "$2")
-	log "upgrade traffic: long-lived connection $(cat "$1"); denied prober $(cat "$2")"
-	[ -z "$err" ] || why "long-lived connection: $err"
-	awk -v g="$gap" 'BEGIN { exit !(g < 1000) }' || why "long-lived connection stalled $gap ms"
-	[ "$n" -gt 100 ] 2>/dev/null || why "only $n echoes"
+	log "upgrade traffic: denied prober $(cat "$2")"
 	[ "$c" = 0 ] || why "the denied prober connected $c times"
 }
 
@@ -44,16 +52,23 @@ upgrade_case() {
 		return 0
 	fi
 	local s=$PREFIX-$mode-ups c=$PREFIX-$mode-upc p=$PREFIX-$mode-upp
-	local S4=10.99.0.80 C4=10.99.0.81 P4=10.99.0.82 pol vabi
+	local S4=10.99.0.80 C4=10.99.0.81 P4=10.99.0.82 pol cpol vabi
 	vabi=$(env -u CNI_COMMAND "$VARIANT" version | sed -n 's/.*(ABI \([0-9]*\)).*/\1/p')
 	echo "# ---- mode $mode: in-place datapath upgrade to $(basename "$VARIANT") (ABI $vabi)"
 	for n in ups upc upp; do new_ns "$PREFIX-$n"; done
 	serve_tcp "$PREFIX-ups" 8080
-	wait_listen "$PREFIX-ups" t 8080
-	# s admits TCP 8080 from c only: the prober p is denied.
-	pol=$(jq -cn --arg c "$C4/32" '{ingress: [{from: [{ipBlock: {cidr: $c}}], ports: [{protocol: "TCP", port: 8080}]}]}')
+	serve_push "$PREFIX-ups" 8082
+	wait_listen "$PREFIX-ups" t 8080 8082
+	# s admits TCP 8080 from c only: the prober p is denied. Both s and c
+	# isolate both directions, so each one's replies pass only as a flow its
+	# conntrack holds: the connection survives the move only if the new
+	# datapath finds the flows the old one recorded.
+	# (The echo connection's client speaks first, which opens a lost flow
+	# again; the push connection's server does, which cannot.)
+	pol=$(jq -cn --arg c "$C4/32" '{ingress: [{from: [{ipBlock: {cidr: $c}}], ports: [{protocol: "TCP", port: 8080}, {protocol: "TCP", port: 8082}]}], egress: []}')
+	cpol=$(jq -cn --arg s "$S4/32" '{egress: [{to: [{ipBlock: {cidr: $s}}], ports: [{protocol: "TCP", port: 8080}, {protocol: "TCP", port: 8082}]}]}')
 	t "$mode: ADD server s (old binary)" add_pod "$conf" "$s" "$PREFIX-ups" "$(caps "$S4/24" fd99::80/64 "$pol")"
-	t "$mode: ADD client c (old binary)" add_pod "$conf" "$c" "$PREFIX-upc" "$(caps "$C4/24" fd99::81/64)"
+	t "$mode: ADD client c (old binary)" add_pod "$conf" "$c" "$PREFIX-upc" "$(caps "$C4/24" fd99::81/64 "$cpol")"
 	t "$mode: ADD prober p (old binary)" add_pod "$conf" "$p" "$PREFIX-upp" "$(caps "$P4/24" fd99::82/64)"
 	local i extra=()
 	for ((i = 0; i < UPGRADE_PODS; i++)); do
@@ -66,6 +81,8 @@ upgrade_case() {
 
 	nsenter --net="/run/netns/$PREFIX-upc" python3 "$INTEG_DIR/tools/longconn.py" conn "$S4" 8080 5 >"$WORK/up-conn.json" &
 	local cpid=$!
+	nsenter --net="/run/netns/$PREFIX-upc" python3 "$INTEG_DIR/tools/longconn.py" pull "$S4" 8082 5 >"$WORK/up-pull.json" &
+	local lpid=$!
 	nsenter --net="/run/netns/$PREFIX-upp" python3 "$INTEG_DIR/tools/longconn.py" probe "$S4" 8080 5 >"$WORK/up-probe.json" &
 	local ppid=$!
 	sleep 1.5
@@ -78,9 +95,9 @@ upgrade_case() {
 	else
 		t "$mode: the new binary's first verb (CHECK s) moves the pods and passes" check_ok "$s"
 	fi
-	wait "$cpid" "$ppid" || true
-	t "$mode: through the upgrade: connection kept, no stall >= 1 s, denied prober never connected" \
-		up_traffic_ok "$WORK/up-conn.json" "$WORK/up-probe.json"
+	wait "$cpid" "$lpid" "$ppid" || true
+	t "$mode: through the upgrade: both connections kept, no stall >= 1 s, denied prober never connected" \
+		up_traffic_ok "$WORK/up-conn.json" "$WORK/up-probe.json" "$WORK/up-pull.json"
 	t "$mode: every pod on the new datapath (ABI $vabi), the old one removed" up_on_datapath "$vabi"
 	for cid in "$s" "$c" "$p"; do t "$mode: CHECK $cid after the upgrade" check_ok "$cid"; done
 	t "$mode: c->s 8080 allowed, p->s 8080 denied after" eval 'tcp_ok "$PREFIX-upc" "$S4" 8080 && tcp_denied "$PREFIX-upp" "$S4" 8080'

@@ -98,6 +98,7 @@ mx_compare_ok() {
 mx_node_values() {
 	local f=$1 cap
 	cap=$(sed -n 's/^#define PF_CT_MAX_ENTRIES[[:space:]]*\([0-9]*\).*/\1/p' "$REPO_DIR/bpf/podfence_abi.h")
+	cap=$((2 * cap)) # two tables: IPv4 and IPv6
 	[ "$(mx_series "$f" podfence_conntrack_max_entries)" = "$cap" ] ||
 		why "podfence_conntrack_max_entries $(mx_series "$f" podfence_conntrack_max_entries), want $cap"
 	[ "$(mx_series "$f" podfence_conntrack_entries)" -ge 1 ] 2>/dev/null ||

@@ -15,6 +15,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <ctime>
 #include <fstream>
 #include <sstream>
 #include <thread>
@@ -234,6 +235,22 @@ void remove_backup_pins(const std::string& root, const std::vector<std::string>&
         const std::string pin = dir + "/" + n;
         if (!kept && ::unlink(pin.c_str()) != 0 && errno != ENOENT) log::warn(failed("unlink", pin, errno));
     }
+}
+
+void adopt_wide_ipv4_flows(const Datapath& to) {
+    if (to.conntrack4_map() < 0) return;
+    timespec now{};
+    ::clock_gettime(CLOCK_MONOTONIC, &now); // the base of bpf_ktime_get_coarse_ns
+    const std::uint64_t until = static_cast<std::uint64_t>(now.tv_sec) * 1000000000ull +
+                                static_cast<std::uint64_t>(now.tv_nsec) + PF_CT_TIMEOUT_TCP;
+    std::uint32_t key = 0;
+    pf_config cfg{};
+    // A one-entry array: read first, the other fields stay.
+    if (bpf_map_lookup_elem(to.config_map(), &key, &cfg) != 0)
+        throw errno_error(Code::MapSeed, "bpf_map_lookup_elem", to.dir() + "/pf_config", errno);
+    cfg.wide_v4_until_ns = std::max(cfg.wide_v4_until_ns, until);
+    if (bpf_map_update_elem(to.config_map(), &key, &cfg, BPF_ANY) != 0)
+        throw errno_error(Code::MapSeed, "bpf_map_update_elem", to.dir() + "/pf_config", errno);
 }
 
 std::string embedded_datapath_name() {

@@ -68,7 +68,8 @@ public:
     int scratch_map() const { return map(Map::Scratch); }
     int tc_engine_map() const { return map(Map::TcEngine); }
     int xdp_engine_map() const { return map(Map::XdpEngine); }
-    int conntrack_map() const { return map(Map::Conntrack); }
+    int conntrack_map() const { return map(Map::Conntrack); }   // IPv6 flows (and IPv4 before ABI 6)
+    int conntrack4_map() const { return map(Map::Conntrack4); } // -1: a datapath before ABI 6
     int counters_map() const { return map(Map::Counters); }
     int rule_hits_map() const { return map(Map::RuleHits); }
     int config_map() const { return map(Map::Config); }
@@ -96,6 +97,13 @@ void remove_backup_pins(const std::string& bpffs_root, const std::vector<std::st
 
 // Name of the datapath directory for the BPF object embedded in this binary.
 std::string embedded_datapath_name();
+
+// For a pod about to move onto `to` from a datapath before ABI 6, whose
+// IPv4 flows are in the shared wide conntrack: tells `to`'s engine to adopt
+// them from there (bpf/conntrack.h) for one TCP idle timeout from now, after
+// which every such flow has expired. No-op for a datapath before ABI 6.
+// Throws Error(Code::MapSeed).
+void adopt_wide_ipv4_flows(const Datapath& to);
 
 // Removes the tmp-* datapath builds a verb killed mid-load left (maps and
 // programs pinned, never used); returns their names. Call with the NodeLock

@@ -19,8 +19,9 @@ enum class Map : std::size_t {
     RuleHits,
     Config,
     Events,
-    Sources, // since ABI 4: the source check
-    Frags,   // since ABI 4: fragment state
+    Sources,    // since ABI 4: the source check
+    Frags,      // since ABI 4: fragment state
+    Conntrack4, // since ABI 6: IPv4 flows (Conntrack keeps IPv6, and IPv4 before ABI 6)
 };
 
 struct MapInfo {
@@ -29,7 +30,7 @@ struct MapInfo {
 };
 
 // Indexed by Map.
-inline constexpr std::array<MapInfo, 12> kMaps = {{
+inline constexpr std::array<MapInfo, 13> kMaps = {{
     {"pf_policy", 0},
     {"pf_pods", 0},
     {"pf_scratch", 0},
@@ -42,12 +43,13 @@ inline constexpr std::array<MapInfo, 12> kMaps = {{
     {"pf_events", 0},
     {"pf_sources", 4},
     {"pf_frags", 4},
+    {"pf_conntrack4", 6},
 }};
-static_assert(static_cast<std::size_t>(Map::Frags) + 1 == kMaps.size(), "kMaps lists every Map");
+static_assert(static_cast<std::size_t>(Map::Conntrack4) + 1 == kMaps.size(), "kMaps lists every Map");
 
 // State keyed by slot that a new datapath takes over from the one its pods
 // move from (Datapath::open_or_load), when the layout is the same.
-inline constexpr Map kSharedMaps[] = {Map::Conntrack, Map::Frags};
+inline constexpr Map kSharedMaps[] = {Map::Conntrack, Map::Frags, Map::Conntrack4};
 
 constexpr const MapInfo& map_info(Map m) {
     return kMaps[static_cast<std::size_t>(m)];

@@ -356,6 +356,8 @@ void PolicyStore::clear(std::uint32_t slot, const Datapath* moved_to, After afte
     auto shared = [&](Map m) { return moved_to && same_map(dp_.map(m), moved_to->map(m)); };
     if (!shared(Map::Conntrack))
         delete_slot_keys<pf_ct_key>(dp_.conntrack_map(), slot, sizeof(pf_ct_val), "pf_conntrack");
+    if (dp_.conntrack4_map() >= 0 && !shared(Map::Conntrack4))
+        delete_slot_keys<pf_ct4_key>(dp_.conntrack4_map(), slot, sizeof(pf_ct_val), "pf_conntrack4");
     if (dp_.sources_map() >= 0)
         delete_slot_keys<pf_src_key>(dp_.sources_map(), slot, sizeof(std::uint8_t), "pf_sources");
     // A new pod on this slot must not inherit admitted datagrams.

@@ -105,24 +105,27 @@ std::uint64_t count_entries(int fd, const bpf_map_info& info) {
     return total;
 }
 
-// Entries and capacity of every pf_conntrack map behind `dirs`, each map
-// once: datapaths of different binaries share one (kSharedMaps), which the
-// kernel's map id tells.
+// Entries and capacity of every conntrack map (pf_conntrack4 and
+// pf_conntrack) behind `dirs`, each map once: datapaths of different
+// binaries share them (kSharedMaps), which the kernel's map id tells.
 MapOccupancy conntrack_occupancy(DatapathCache& cache, const std::vector<std::string>& dirs,
                                  std::uint64_t& errors) {
     MapOccupancy total;
     std::set<std::uint32_t> seen;
     for (const auto& dir : dirs) {
         try {
-            int fd = cache.get(dir).conntrack_map();
-            if (fd < 0) continue;
-            bpf_map_info info{};
-            std::uint32_t len = sizeof(info);
-            if (bpf_obj_get_info_by_fd(fd, &info, &len) != 0)
-                throw errno_error(Code::MapSeed, "bpf_obj_get_info_by_fd", dir + "/pf_conntrack", errno);
-            if (!seen.insert(info.id).second) continue;
-            total.entries += count_entries(fd, info);
-            total.max_entries += info.max_entries;
+            for (bpf::Map m : {bpf::Map::Conntrack4, bpf::Map::Conntrack}) {
+                int fd = cache.get(dir).map(m);
+                if (fd < 0) continue;
+                bpf_map_info info{};
+                std::uint32_t len = sizeof(info);
+                if (bpf_obj_get_info_by_fd(fd, &info, &len) != 0)
+                    throw errno_error(Code::MapSeed, "bpf_obj_get_info_by_fd",
+                                      dir + "/" + bpf::map_info(m).name, errno);
+                if (!seen.insert(info.id).second) continue;
+                total.entries += count_entries(fd, info);
+                total.max_entries += info.max_entries;
+            }
         } catch (const std::exception& e) {
             std::cerr << "podfence metrics: conntrack of " << dir << ": " << e.what() << "\n";
             ++errors;

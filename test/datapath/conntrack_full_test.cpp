@@ -1,7 +1,8 @@
-// "Table full never blocks allowed new flows": with pf_conntrack filled to
+// "Table full never blocks allowed new flows": with both conntrack tables
+// (pf_conntrack4 for IPv4, pf_conntrack for IPv6) filled to
 // PF_CT_MAX_ENTRIES by live flows of other pods, flows the policy admits
 // still pass and are still tracked (the LRU evicts), what it refuses stays
-// refused, and the table never grows past its capacity.
+// refused, and neither table grows past its capacity.
 #include <doctest/doctest.h>
 #include <sched.h>
 
@@ -57,12 +58,13 @@ private:
     bool pinned_ = false;
 };
 
-// Filler flow i: pod 10.0.1.<slot> of a filler slot to 203.0.113.200:443,
-// source port unique within the slot (kCap / kFillSlots = 32768 ports).
-Frame filler_flow(std::size_t i) {
+// Filler flow i of a family's table: pod 10.0.1.<slot> (fd00:1::<slot>) of
+// a filler slot to 203.0.113.200:443 (2001:db8::200), source port unique
+// within the slot (kCap / kFillSlots = 32768 ports).
+Frame filler_flow(std::size_t i, bool v6 = false) {
     const auto slot_ix = static_cast<unsigned>(i % kFillSlots);
-    Frame f = tcp4("10.0.1.0", 0, "203.0.113.200", 443);
-    f.src[3] = static_cast<std::uint8_t>(slot_ix + 1);
+    Frame f = v6 ? tcp6("fd00:1::", 0, "2001:db8::200", 443) : tcp4("10.0.1.0", 0, "203.0.113.200", 443);
+    f.src[v6 ? 15 : 3] = static_cast<std::uint8_t>(slot_ix + 1);
     f.sport = static_cast<std::uint16_t>(10000 + i / kFillSlots);
     return f;
 }
@@ -121,20 +123,23 @@ TEST_CASE("datapath: full conntrack table never blocks allowed new flows") {
         }
         REQUIRE(h.conntrack_size() == 0);
 
-        // Fill with valid, fresh flows of the other slots (their revision, origin egress).
+        // Fill both tables with valid, fresh flows of the other slots (their
+        // revision, origin egress).
         const std::uint64_t now = coarse_now_ns();
-        for (std::size_t i = 0; i < kCap; ++i) {
-            const std::uint32_t slot = filler_slot(i);
-            pf_ct_val v{};
-            v.last_seen_ns = now;
-            v.rev = kRev + 1 + (slot - kFillSlot0);
-            v.origin = PF_DIR_EGRESS;
-            h.conntrack_put(ct_key_for(slot, PF_DIR_EGRESS, filler_flow(i)), v);
-        }
-        REQUIRE(h.conntrack_size() == kCap);
+        for (bool v6 : {false, true})
+            for (std::size_t i = 0; i < kCap; ++i) {
+                const std::uint32_t slot = filler_slot(i);
+                pf_ct_val v{};
+                v.last_seen_ns = now;
+                v.rev = kRev + 1 + (slot - kFillSlot0);
+                v.origin = PF_DIR_EGRESS;
+                h.conntrack_put(ct_key_for(slot, PF_DIR_EGRESS, filler_flow(i, v6)), v);
+            }
+        REQUIRE(h.conntrack_size() == 2 * kCap);
         // The fillers are live flows the engine honours: the newest one's reply passes.
         const std::size_t last = kCap - 1;
-        CHECK(allowed(h, p, filler_slot(last), PF_DIR_INGRESS, reply(filler_flow(last))));
+        for (bool v6 : {false, true})
+            CHECK(allowed(h, p, filler_slot(last), PF_DIR_INGRESS, reply(filler_flow(last, v6))));
 
         // New admitted flows on the full table: allowed and tracked.
         for (const Frame& f : flows) {
@@ -144,7 +149,7 @@ TEST_CASE("datapath: full conntrack table never blocks allowed new flows") {
             REQUIRE(v.has_value());
             CHECK(v->rev == kRev);
             CHECK(v->origin == PF_DIR_EGRESS);
-            CHECK(h.conntrack_size() <= kCap);
+            CHECK(h.conntrack_size() <= 2 * kCap);
         }
         // Every reply in the isolated direction passes (no new flow evicted another).
         for (const Frame& f : flows) {
@@ -169,11 +174,11 @@ TEST_CASE("datapath: full conntrack table never blocks allowed new flows") {
 
         // Room was made by evicting fillers, never by growing.
         const std::size_t size = h.conntrack_size();
-        CHECK(size <= kCap);
+        CHECK(size <= 2 * kCap);
         CHECK(size >= flows.size());
         const auto ms =
             std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0);
-        MESSAGE(prog << ": " << size << " entries after the new flows (" << kCap - size + flows.size()
+        MESSAGE(prog << ": " << size << " entries after the new flows (" << 2 * kCap - size + flows.size()
                      << " fillers evicted), " << ms.count() << " ms");
     }
 }

@@ -143,8 +143,8 @@ void Harness::set_scratch(std::uint32_t slot, std::uint32_t dir) {
     check(bpf_map_update_elem(fd_.scratch, &zero, v.data(), BPF_ANY), "bpf_map_update_elem(pf_scratch)");
 }
 
-void Harness::set_config(std::uint32_t flags) {
-    pf_config c{flags, 0};
+void Harness::set_config(std::uint32_t flags, std::uint64_t wide_v4_until_ns) {
+    pf_config c{flags, 0, wide_v4_until_ns};
     std::uint32_t zero = 0;
     check(bpf_map_update_elem(fd_.config, &zero, &c, BPF_ANY), "bpf_map_update_elem(pf_config)");
 }
@@ -226,9 +226,10 @@ std::uint64_t Harness::rule_hits(std::uint32_t slot, std::uint32_t dir, std::uin
     return sum;
 }
 
-std::size_t Harness::conntrack_size() const {
-    int fd = fd_.conntrack;
-    pf_ct_key k{}, next{};
+namespace {
+
+template <typename Key> std::size_t count_keys(int fd) {
+    Key k{}, next{};
     std::size_t n = 0;
     const void* prev = nullptr;
     while (bpf_map_get_next_key(fd, prev, &next) == 0) {
@@ -239,30 +240,70 @@ std::size_t Harness::conntrack_size() const {
     return n;
 }
 
+// Keys first, then deletes: restarting the walk after each delete would
+// rescan the emptied buckets every time (quadratic in the table size).
+template <typename Key> void delete_all(int fd) {
+    std::vector<Key> keys;
+    Key k{};
+    for (const Key* prev = nullptr; bpf_map_get_next_key(fd, prev, &k) == 0; prev = &keys.back())
+        keys.push_back(k);
+    for (const Key& key : keys)
+        bpf_map_delete_elem(fd, &key);
+}
+
+} // namespace
+
+pf_ct4_key ct4_key_of(const pf_ct_key& k) {
+    pf_ct4_key n{};
+    n.slot = k.slot;
+    n.proto = k.proto;
+    n.pod_port = k.pod_port;
+    n.peer_port = k.peer_port;
+    std::memcpy(n.pod_addr, k.pod_addr, sizeof n.pod_addr);
+    std::memcpy(n.peer_addr, k.peer_addr, sizeof n.peer_addr);
+    return n;
+}
+
+std::size_t Harness::conntrack_size() const {
+    return count_keys<pf_ct4_key>(fd_.conntrack4) + count_keys<pf_ct_key>(fd_.conntrack);
+}
+
 std::optional<pf_ct_val> Harness::conntrack_find(const pf_ct_key& k) const {
+    if (k.family != PF_FAMILY_V4) return wide_conntrack_find(k);
+    pf_ct_val v{};
+    const pf_ct4_key n = ct4_key_of(k);
+    if (bpf_map_lookup_elem(fd_.conntrack4, &n, &v) != 0) return std::nullopt;
+    return v;
+}
+
+void Harness::conntrack_put(const pf_ct_key& k, const pf_ct_val& v) {
+    if (k.family != PF_FAMILY_V4) return wide_conntrack_put(k, v);
+    const pf_ct4_key n = ct4_key_of(k);
+    check(bpf_map_update_elem(fd_.conntrack4, &n, &v, BPF_ANY), "bpf_map_update_elem(pf_conntrack4)");
+}
+
+std::optional<pf_ct_val> Harness::wide_conntrack_find(const pf_ct_key& k) const {
     pf_ct_val v{};
     if (bpf_map_lookup_elem(fd_.conntrack, &k, &v) != 0) return std::nullopt;
     return v;
 }
 
-void Harness::conntrack_put(const pf_ct_key& k, const pf_ct_val& v) {
+void Harness::wide_conntrack_put(const pf_ct_key& k, const pf_ct_val& v) {
     check(bpf_map_update_elem(fd_.conntrack, &k, &v, BPF_ANY), "bpf_map_update_elem(pf_conntrack)");
 }
 
 void Harness::conntrack_clear() {
-    // Keys first, then deletes: restarting the walk after each delete would
-    // rescan the emptied buckets every time (quadratic in the table size).
-    std::vector<pf_ct_key> keys;
-    pf_ct_key k{};
-    for (const pf_ct_key* prev = nullptr; bpf_map_get_next_key(fd_.conntrack, prev, &k) == 0;
-         prev = &keys.back())
-        keys.push_back(k);
-    for (const pf_ct_key& key : keys)
-        bpf_map_delete_elem(fd_.conntrack, &key);
+    delete_all<pf_ct4_key>(fd_.conntrack4);
+    delete_all<pf_ct_key>(fd_.conntrack);
 }
 
 void Harness::conntrack_delete(const pf_ct_key& k) {
-    bpf_map_delete_elem(fd_.conntrack, &k);
+    if (k.family != PF_FAMILY_V4) {
+        bpf_map_delete_elem(fd_.conntrack, &k);
+        return;
+    }
+    const pf_ct4_key n = ct4_key_of(k);
+    bpf_map_delete_elem(fd_.conntrack4, &n);
 }
 
 void Harness::clear_slot_stats(std::uint32_t slot) {
@@ -309,13 +350,7 @@ std::size_t Harness::frag_size() const {
 }
 
 void Harness::frag_clear() {
-    std::vector<pf_frag_key> keys;
-    pf_frag_key k{};
-    for (const pf_frag_key* prev = nullptr; bpf_map_get_next_key(fd_.frags, prev, &k) == 0;
-         prev = &keys.back())
-        keys.push_back(k);
-    for (const pf_frag_key& key : keys)
-        bpf_map_delete_elem(fd_.frags, &key);
+    delete_all<pf_frag_key>(fd_.frags);
 }
 
 int Harness::events_fd() const {

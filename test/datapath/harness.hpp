@@ -59,7 +59,9 @@ public:
     int trie_fd(std::uint32_t slot) const; // last trie this harness installed
     void set_pod(std::uint32_t slot, std::uint32_t rev, std::uint32_t flags = PF_POD_ACTIVE);
     void set_scratch(std::uint32_t slot, std::uint32_t dir); // every possible CPU
-    void set_config(std::uint32_t flags);
+    // wide_v4_until_ns: pf_config's window for adopting IPv4 flows of an
+    // older datapath from pf_conntrack (0: closed).
+    void set_config(std::uint32_t flags, std::uint64_t wide_v4_until_ns = 0);
     // The source check of `slot`: pf_sources entries replaced by s.addrs, and
     // PF_POD_SRC_CHECK = s.check in pf_pods now and in every later install().
     void set_sources(std::uint32_t slot, const podfence::policy::PodSources& s);
@@ -71,12 +73,18 @@ public:
 
     pf_counter counters(std::uint32_t slot, std::uint32_t dir) const; // summed over CPUs
     std::uint64_t rule_hits(std::uint32_t slot, std::uint32_t dir, std::uint32_t rule) const;
-    std::size_t conntrack_size() const;
-    std::size_t sources_size() const; // pf_sources entries, every slot
+    // Conntrack by the wide key: its family picks the table, IPv4 flows in
+    // pf_conntrack4 (by the narrow key), IPv6 ones in pf_conntrack.
+    std::size_t conntrack_size() const; // both tables
+    std::size_t sources_size() const;   // pf_sources entries, every slot
     std::optional<pf_ct_val> conntrack_find(const pf_ct_key& k) const;
     void conntrack_put(const pf_ct_key& k, const pf_ct_val& v);
-    void conntrack_clear();
+    void conntrack_clear(); // both tables
     void conntrack_delete(const pf_ct_key& k);
+    // pf_conntrack itself, whatever the family: where a datapath before ABI
+    // 6 kept IPv4 flows.
+    std::optional<pf_ct_val> wide_conntrack_find(const pf_ct_key& k) const;
+    void wide_conntrack_put(const pf_ct_key& k, const pf_ct_val& v);
     void clear_slot_stats(std::uint32_t slot);
     // pf_frags: datagrams whose first fragment passed.
     std::optional<pf_frag_val> frag_find(const pf_frag_key& k) const;
@@ -103,7 +111,10 @@ bool allowed(Harness& h, Prog p, std::uint32_t slot, std::uint8_t dir, const Fra
 // CLOCK_MONOTONIC_COARSE in ns: the clock of the datapath's conntrack stamps.
 std::uint64_t coarse_now_ns();
 
-// Conntrack key the datapath builds for frame `f` seen in direction `dir`.
+// The pf_conntrack4 key of an IPv4 flow's wide key.
+pf_ct4_key ct4_key_of(const pf_ct_key& k);
+// Conntrack key the datapath builds for frame `f` seen in direction `dir`
+// (the wide one; ct4_key_of narrows an IPv4 one).
 pf_ct_key ct_key_for(std::uint32_t slot, std::uint8_t dir, const Frame& f);
 // pf_frags key the datapath builds for fragment `f` seen in direction `dir`.
 pf_frag_key frag_key_for(std::uint32_t slot, std::uint8_t dir, const Frame& f);

@@ -19,12 +19,13 @@ void SkelObjectDeleter::operator()(SkelObject* s) const {
 
 // SkelFds' field of each map the harness uses.
 constexpr std::pair<Map, int SkelFds::*> kFields[] = {
-    {Map::Policy, &SkelFds::policy},        {Map::Pods, &SkelFds::pods},
-    {Map::Scratch, &SkelFds::scratch},      {Map::TcEngine, &SkelFds::tc_engine},
-    {Map::XdpEngine, &SkelFds::xdp_engine}, {Map::Conntrack, &SkelFds::conntrack},
-    {Map::Frags, &SkelFds::frags},          {Map::Counters, &SkelFds::counters},
-    {Map::RuleHits, &SkelFds::rule_hits},   {Map::Config, &SkelFds::config},
-    {Map::Events, &SkelFds::events},        {Map::Sources, &SkelFds::sources},
+    {Map::Policy, &SkelFds::policy},         {Map::Pods, &SkelFds::pods},
+    {Map::Scratch, &SkelFds::scratch},       {Map::TcEngine, &SkelFds::tc_engine},
+    {Map::XdpEngine, &SkelFds::xdp_engine},  {Map::Conntrack, &SkelFds::conntrack},
+    {Map::Frags, &SkelFds::frags},           {Map::Counters, &SkelFds::counters},
+    {Map::RuleHits, &SkelFds::rule_hits},    {Map::Config, &SkelFds::config},
+    {Map::Events, &SkelFds::events},         {Map::Sources, &SkelFds::sources},
+    {Map::Conntrack4, &SkelFds::conntrack4},
 };
 
 SkelPtr load_skeleton(SkelFds& fds) {

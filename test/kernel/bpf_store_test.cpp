@@ -206,6 +206,10 @@ TEST_CASE("policy_store: clear removes the slot's state and only that") {
         pf_ct_val cv{};
         cv.rev = 1;
         REQUIRE(bpf_map_update_elem(l.dp.conntrack_map(), &ck, &cv, BPF_ANY) == 0);
+        pf_ct4_key ck4{};
+        ck4.slot = slot;
+        ck4.proto = 6;
+        REQUIRE(bpf_map_update_elem(l.dp.conntrack4_map(), &ck4, &cv, BPF_ANY) == 0);
         pf_rule_key rk{slot, PF_DIR_INGRESS, 0};
         std::vector<std::uint64_t> hits(ncpu, 3);
         REQUIRE(bpf_map_update_elem(l.dp.rule_hits_map(), &rk, hits.data(), BPF_ANY) == 0);
@@ -226,6 +230,12 @@ TEST_CASE("policy_store: clear removes the slot's state and only that") {
     CHECK(bpf_map_lookup_elem(l.dp.conntrack_map(), &ck, &cv) != 0);
     ck.slot = 5;
     CHECK(bpf_map_lookup_elem(l.dp.conntrack_map(), &ck, &cv) == 0);
+    pf_ct4_key ck4{};
+    ck4.slot = 4;
+    ck4.proto = 6;
+    CHECK(bpf_map_lookup_elem(l.dp.conntrack4_map(), &ck4, &cv) != 0);
+    ck4.slot = 5;
+    CHECK(bpf_map_lookup_elem(l.dp.conntrack4_map(), &ck4, &cv) == 0);
     CHECK(count_keys(l.dp.rule_hits_map(), sizeof(pf_rule_key)) == 1);
     std::vector<pf_counter> ctr(ncpu);
     std::uint32_t idx = 4 * PF_NUM_DIRS + PF_DIR_EGRESS;

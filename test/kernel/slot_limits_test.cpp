@@ -390,24 +390,24 @@ TEST_CASE("slots: a reused slot inherits no conntrack entry, counter or rule hit
         REQUIRE(passes(dp, xdp, s, PF_DIR_EGRESS, syn));
         REQUIRE(passes(dp, xdp, s, PF_DIR_INGRESS, syn_ack));
         REQUIRE(passes(dp, xdp, s, PF_DIR_EGRESS, ack));
-        const auto ct_a = keys_where(dp.conntrack_map(), [&](std::uint32_t k) { return k == s; });
+        const auto ct_a = keys_where(dp.conntrack4_map(), [&](std::uint32_t k) { return k == s; });
         REQUIRE(ct_a.size() == 1);
         pf_ct_val ct_val{};
-        REQUIRE(bpf_map_lookup_elem(dp.conntrack_map(), ct_a[0].data(), &ct_val) == 0);
+        REQUIRE(bpf_map_lookup_elem(dp.conntrack4_map(), ct_a[0].data(), &ct_val) == 0);
         const bpf::SlotCounters used = bpf::read_counters(dp, s);
         CHECK(used[PF_DIR_EGRESS].total.allowed_packets == 2);
         CHECK(used[PF_DIR_INGRESS].total.allowed_packets == 1);
         CHECK(used[PF_DIR_EGRESS].rule_hits.at(0) == 1); // the one new flow, by egress rule 0
 
         REQUIRE_NOTHROW(a.del());
-        CHECK(keys_of_slot(dp.conntrack_map(), s) == 0);
+        CHECK(keys_of_slot(dp.conntrack4_map(), s) == 0);
         CHECK(keys_of_slot(dp.rule_hits_map(), s) == 0);
         CHECK(counters_zero(bpf::read_counters(dp, s)));
 
         REQUIRE_NOTHROW(b.add());
         REQUIRE(b.record().slot == s);
         CHECK(counters_zero(bpf::read_counters(dp, s))); // B starts at 0
-        CHECK(keys_of_slot(dp.conntrack_map(), s) == 0);
+        CHECK(keys_of_slot(dp.conntrack4_map(), s) == 0);
 
         CHECK_FALSE(passes(dp, xdp, s, PF_DIR_INGRESS, syn_ack));
         CHECK_FALSE(passes(dp, xdp, s, PF_DIR_EGRESS, ack));
@@ -418,16 +418,16 @@ TEST_CASE("slots: a reused slot inherits no conntrack entry, counter or rule hit
         CHECK(now[PF_DIR_EGRESS].total.denied_packets == 1);
         CHECK(now[PF_DIR_INGRESS].rule_hits.empty());
         CHECK(now[PF_DIR_EGRESS].rule_hits.empty());
-        CHECK(keys_of_slot(dp.conntrack_map(), s) == 0); // denied packets open nothing
+        CHECK(keys_of_slot(dp.conntrack4_map(), s) == 0); // denied packets open nothing
 
         // Control: had A's entry survived (with B's revision), it would pass.
         ct_val.rev = bpf::PolicyStore(dp).revision(s);
-        REQUIRE(bpf_map_update_elem(dp.conntrack_map(), ct_a[0].data(), &ct_val, BPF_ANY) == 0);
+        REQUIRE(bpf_map_update_elem(dp.conntrack4_map(), ct_a[0].data(), &ct_val, BPF_ANY) == 0);
         CHECK(passes(dp, xdp, s, PF_DIR_INGRESS, syn_ack));
-        REQUIRE(bpf_map_delete_elem(dp.conntrack_map(), ct_a[0].data()) == 0);
+        REQUIRE(bpf_map_delete_elem(dp.conntrack4_map(), ct_a[0].data()) == 0);
 
         REQUIRE_NOTHROW(b.del());
-        CHECK(keys_of_slot(dp.conntrack_map(), s) == 0);
+        CHECK(keys_of_slot(dp.conntrack4_map(), s) == 0);
         CHECK(keys_of_slot(dp.rule_hits_map(), s) == 0);
         CHECK(counters_zero(bpf::read_counters(dp, s)));
         CHECK(used_slots(dp) == 0);

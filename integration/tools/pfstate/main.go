@@ -314,20 +314,24 @@ func datapath(dir string, out *[]string) error {
 	add("policy", pol)
 	add("spare", spare)
 
-	// Hashes whose key starts with the u32 slot.
-	for _, m := range []string{"pf_conntrack", "pf_rule_hits", "pf_sources", "pf_frags"} {
-		fd, mi, err := openMap(dir, m)
-		if err != nil {
-			if os.IsNotExist(err) || strings.Contains(err.Error(), "no such file") {
-				continue // older ABI
-			}
-			return err
-		}
+	// Hashes whose key starts with the u32 slot; both conntrack tables
+	// (IPv4 since ABI 6, and the wide one) count as "conntrack".
+	for _, group := range [][]string{{"pf_conntrack", "pf_conntrack4"}, {"pf_rule_hits"}, {"pf_sources"}, {"pf_frags"}} {
+		m := group[0]
 		count := map[uint32]int{}
-		if err := keys(fd, mi.keySize, func(k []byte) { count[u32(k)]++ }); err != nil {
-			return fmt.Errorf("%s: %w", m, err)
+		for _, name := range group {
+			fd, mi, err := openMap(dir, name)
+			if err != nil {
+				if os.IsNotExist(err) || strings.Contains(err.Error(), "no such file") {
+					continue // older ABI
+				}
+				return err
+			}
+			if err := keys(fd, mi.keySize, func(k []byte) { count[u32(k)]++ }); err != nil {
+				return fmt.Errorf("%s: %w", name, err)
+			}
+			syscall.Close(fd)
 		}
-		syscall.Close(fd)
 		var slots []int
 		for s := range count {
 			slots = append(slots, int(s))
