@@ -237,18 +237,34 @@ void remove_backup_pins(const std::string& root, const std::vector<std::string>&
     }
 }
 
-void adopt_wide_ipv4_flows(const Datapath& to) {
-    if (to.conntrack4_map() < 0) return;
-    timespec now{};
-    ::clock_gettime(CLOCK_MONOTONIC, &now); // the base of bpf_ktime_get_coarse_ns
-    const std::uint64_t until = static_cast<std::uint64_t>(now.tv_sec) * 1000000000ull +
-                                static_cast<std::uint64_t>(now.tv_nsec) + PF_CT_TIMEOUT_TCP;
+namespace {
+
+pf_config read_config(const Datapath& dp) {
     std::uint32_t key = 0;
     pf_config cfg{};
+    if (bpf_map_lookup_elem(dp.config_map(), &key, &cfg) != 0)
+        throw errno_error(Code::MapSeed, "bpf_map_lookup_elem", dp.dir() + "/pf_config", errno);
+    return cfg;
+}
+
+} // namespace
+
+void adopt_wide_ipv4_flows(const Datapath& to, const Datapath* from, const std::string& from_dir) {
+    if (to.conntrack4_map() < 0) return;
+    std::uint64_t until = 0;
+    if (datapath_abi(from_dir) < 6) {
+        timespec now{};
+        ::clock_gettime(CLOCK_MONOTONIC, &now); // the base of bpf_ktime_get_coarse_ns
+        until = static_cast<std::uint64_t>(now.tv_sec) * 1000000000ull +
+                static_cast<std::uint64_t>(now.tv_nsec) + PF_CT_TIMEOUT_TCP;
+    } else if (from && from->conntrack4_map() >= 0) {
+        until = read_config(*from).wide_v4_until_ns; // a second upgrade within the window
+    }
     // A one-entry array: read first, the other fields stay.
-    if (bpf_map_lookup_elem(to.config_map(), &key, &cfg) != 0)
-        throw errno_error(Code::MapSeed, "bpf_map_lookup_elem", to.dir() + "/pf_config", errno);
-    cfg.wide_v4_until_ns = std::max(cfg.wide_v4_until_ns, until);
+    pf_config cfg = read_config(to);
+    if (until <= cfg.wide_v4_until_ns) return;
+    cfg.wide_v4_until_ns = until;
+    std::uint32_t key = 0;
     if (bpf_map_update_elem(to.config_map(), &key, &cfg, BPF_ANY) != 0)
         throw errno_error(Code::MapSeed, "bpf_map_update_elem", to.dir() + "/pf_config", errno);
 }

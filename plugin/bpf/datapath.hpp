@@ -98,12 +98,14 @@ void remove_backup_pins(const std::string& bpffs_root, const std::vector<std::st
 // Name of the datapath directory for the BPF object embedded in this binary.
 std::string embedded_datapath_name();
 
-// For a pod about to move onto `to` from a datapath before ABI 6, whose
-// IPv4 flows are in the shared wide conntrack: tells `to`'s engine to adopt
-// them from there (bpf/conntrack.h) for one TCP idle timeout from now, after
-// which every such flow has expired. No-op for a datapath before ABI 6.
+// For a pod about to move onto `to` from the datapath in `from_dir` (`from`
+// when its pins are there): if that one is before ABI 6, its IPv4 flows are
+// in the shared wide conntrack, and `to`'s engine adopts them from there
+// (bpf/conntrack.h) for one TCP idle timeout from now, after which every
+// such flow has expired; if it is an ABI 6 one still adopting, `to` adopts
+// until the same time. No-op for a `to` before ABI 6.
 // Throws Error(Code::MapSeed).
-void adopt_wide_ipv4_flows(const Datapath& to);
+void adopt_wide_ipv4_flows(const Datapath& to, const Datapath* from, const std::string& from_dir);
 
 // Removes the tmp-* datapath builds a verb killed mid-load left (maps and
 // programs pinned, never used); returns their names. Call with the NodeLock

@@ -115,7 +115,7 @@ void move_attachment(bpf::StateStore& store, bpf::AttachmentRecord& rec, const b
     store.update(rec);
     // 2. The new slot, complete and active before any stub runs it; its
     // IPv4 flows found where a datapath before ABI 6 kept them.
-    if (!from_dir.empty() && bpf::datapath_abi(from_dir) < 6) bpf::adopt_wide_ipv4_flows(dp);
+    if (!from_dir.empty()) bpf::adopt_wide_ipv4_flows(dp, from ? &*from : nullptr, from_dir);
     to.set_sources(slot, sources);
     rec.rev = to.replace(slot, entries, old_rev, *enforcement == policy::Enforcement::Audit);
     // 3. The stubs, swapped in place on every hook.
