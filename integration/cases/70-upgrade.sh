@@ -6,10 +6,10 @@
 # new datapath finds the flows the old one tracked) must not be reset or
 # stall over 1 s, and a prober of a denied port must never connect. Run with
 # --plugin an older release's binary and --variant this build, it checks
-# that upgrade path too. tc mode moves through `podfence upgrade`, the others through the
-# first verb the new binary runs (a libcni CHECK). Then CHECK and update work
-# on every pod, the old datapath is gone, and the old binary refuses to
-# move pods back (downgrade).
+# that upgrade path too. tc mode moves through `podfence upgrade`, the others
+# through the first verb the new binary runs (a libcni CHECK). Then CHECK and
+# update work on every pod, the old datapath is gone, and the old binary
+# refuses to move pods back (downgrade).
 # Sourced by integration/run.sh. Namespaces pfti-up*, addresses 10.99.0.80-89.
 # shellcheck shell=bash
 
