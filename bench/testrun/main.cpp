@@ -44,6 +44,7 @@
 #include "bpf/podfence_abi.h"
 #include "common/fd.hpp"
 #include "support/frames.hpp"
+#include "support/map_keys.hpp"
 #include "policy/compile.hpp"
 #include "policy/policy.hpp"
 #include "skeletons.hpp"
@@ -92,19 +93,9 @@ struct Bench {
         return o.duration;
     }
 
-    // Keys first, then deletes: restarting the walk after each delete
-    // would rescan the emptied buckets every time.
-    template <typename Key> static void clear_map(int map) {
-        std::vector<Key> keys;
-        Key k{};
-        for (const Key* prev = nullptr; bpf_map_get_next_key(map, prev, &k) == 0; prev = &keys.back())
-            keys.push_back(k);
-        for (const Key& key : keys)
-            bpf_map_delete_elem(map, &key);
-    }
     void clear_conntrack() const {
-        clear_map<pf_ct4_key>(fd.conntrack4);
-        clear_map<pf_ct_key>(fd.conntrack);
+        pftest::delete_all_keys<pf_ct4_key>(fd.conntrack4);
+        pftest::delete_all_keys<pf_ct_key>(fd.conntrack);
     }
 };
 

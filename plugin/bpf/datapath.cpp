@@ -252,7 +252,7 @@ pf_config read_config(const Datapath& dp) {
 void adopt_wide_ipv4_flows(const Datapath& to, const Datapath* from, const std::string& from_dir) {
     if (to.conntrack4_map() < 0) return;
     std::uint64_t until = 0;
-    if (datapath_abi(from_dir) < 6) {
+    if (datapath_abi(from_dir) < map_info(Map::Conntrack4).since_abi) { // IPv4 in the wide table
         timespec now{};
         ::clock_gettime(CLOCK_MONOTONIC, &now); // the base of bpf_ktime_get_coarse_ns
         until = static_cast<std::uint64_t>(now.tv_sec) * 1000000000ull +

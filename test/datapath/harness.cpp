@@ -240,17 +240,6 @@ template <typename Key> std::size_t count_keys(int fd) {
     return n;
 }
 
-// Keys first, then deletes: restarting the walk after each delete would
-// rescan the emptied buckets every time (quadratic in the table size).
-template <typename Key> void delete_all(int fd) {
-    std::vector<Key> keys;
-    Key k{};
-    for (const Key* prev = nullptr; bpf_map_get_next_key(fd, prev, &k) == 0; prev = &keys.back())
-        keys.push_back(k);
-    for (const Key& key : keys)
-        bpf_map_delete_elem(fd, &key);
-}
-
 } // namespace
 
 pf_ct4_key ct4_key_of(const pf_ct_key& k) {
@@ -293,8 +282,8 @@ void Harness::wide_conntrack_put(const pf_ct_key& k, const pf_ct_val& v) {
 }
 
 void Harness::conntrack_clear() {
-    delete_all<pf_ct4_key>(fd_.conntrack4);
-    delete_all<pf_ct_key>(fd_.conntrack);
+    delete_all_keys<pf_ct4_key>(fd_.conntrack4);
+    delete_all_keys<pf_ct_key>(fd_.conntrack);
 }
 
 void Harness::conntrack_delete(const pf_ct_key& k) {
@@ -340,17 +329,11 @@ void Harness::frag_delete(const pf_frag_key& k) {
 }
 
 std::size_t Harness::frag_size() const {
-    pf_frag_key k{}, next{};
-    std::size_t n = 0;
-    for (const void* prev = nullptr; bpf_map_get_next_key(fd_.frags, prev, &next) == 0; prev = &k) {
-        ++n;
-        k = next;
-    }
-    return n;
+    return count_keys<pf_frag_key>(fd_.frags);
 }
 
 void Harness::frag_clear() {
-    delete_all<pf_frag_key>(fd_.frags);
+    delete_all_keys<pf_frag_key>(fd_.frags);
 }
 
 int Harness::events_fd() const {

@@ -12,6 +12,7 @@
 #include "bpf/podfence_abi.h"
 #include "common/fd.hpp"
 #include "support/frames.hpp"
+#include "support/map_keys.hpp"
 #include "datapath/skel_loader.hpp"
 #include "policy/compile.hpp"
 #include "policy/length_search.hpp"
