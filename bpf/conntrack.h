@@ -104,19 +104,27 @@ static __always_inline struct pf_ct_val *pf_ct4_adopt(const struct pf_ct4_key *k
 	return bpf_map_lookup_elem(&pf_conntrack4, k4) ?: old; /* a full table: the old one */
 }
 
-/* The live or expired entry of p's flow (pod `slot`, direction dir), its
- * key left in kb for pf_ct_create / pf_ct_delete. */
-static __always_inline struct pf_ct_val *pf_ct_lookup(union pf_ct_keybuf *kb, __u32 slot, __u8 dir,
-						      const struct pf_pkt *p, __u64 now)
+/* p's flow key (pod `slot`, direction dir) in its family's layout, kept in
+ * kb for the flow cache, pf_ct_lookup, pf_ct_create and pf_ct_delete. */
+static __always_inline void pf_ct_key_build(union pf_ct_keybuf *kb, __u32 slot, __u8 dir,
+					    const struct pf_pkt *p)
+{
+	if (p->family == PF_FAMILY_V4)
+		pf_ct4_key_init(&kb->k4, slot, dir, p);
+	else
+		pf_ct_key_init(&kb->wide, slot, dir, p);
+}
+
+/* The live or expired entry of kb's flow. */
+static __always_inline struct pf_ct_val *pf_ct_lookup(const union pf_ct_keybuf *kb, __u32 slot,
+						      __u8 dir, const struct pf_pkt *p, __u64 now)
 {
 	struct pf_ct_val *ct;
 
 	if (p->family == PF_FAMILY_V4) {
-		pf_ct4_key_init(&kb->k4, slot, dir, p);
 		ct = bpf_map_lookup_elem(&pf_conntrack4, &kb->k4);
 		return ct ? ct : pf_ct4_adopt(&kb->k4, slot, dir, p, now);
 	}
-	pf_ct_key_init(&kb->wide, slot, dir, p);
 	return bpf_map_lookup_elem(&pf_conntrack, &kb->wide);
 }
 

@@ -12,6 +12,7 @@
 
 #include "conntrack.h"
 #include "counters.h"
+#include "flow_cache.h"
 #include "frag.h"
 #include "icmp_error.h"
 #include "maps.h"
@@ -26,7 +27,9 @@ static __always_inline __u16 pf_policy_dport(const struct pf_pkt *p)
 }
 
 /* Stateful decision for an IP packet of pod `slot` in direction `dir`:
- *   1. Conntrack hit, not expired:
+ *   0. Flow cache hit (flow_cache.h; not for TCP SYN/FIN/RST): its verdict, the
+ *      one 1a gave this flow under this revision within the last second.
+ *   1. Conntrack hit, not expired (then cached, unless SYN/FIN/RST):
  *      a. stamped with the current revision -> ALLOW, or AUDIT for a flow
  *         tracked as would-deny (the short path: no policy lookup, at most
  *         one write per second);
@@ -53,15 +56,30 @@ static __always_inline int pf_decide(__u32 slot, __u8 dir, __u32 rev, int audit,
 	struct pf_ct_val *ct;
 	__u32 rule = PF_RULE_DEFAULT;
 	__u64 now = bpf_ktime_get_coarse_ns();
-	int stale = 0, live = 0;
+	struct pf_fc_entry *fc = NULL;
+	int stale = 0, live = 0, v;
 
+	pf_ct_key_build(&key, slot, dir, p);
+	/* Not for FIN/RST (conntrack must see them: timeout), nor for a SYN,
+	 * which opens a flow (spares a new flow a read of a cold entry). */
+	if (!p->fin_rst && !p->syn_only) {
+		fc = pf_fc_slot(&key, p->family);
+		if (fc) {
+			v = pf_fc_verdict(fc, &key, p->family, rev, now);
+			if (v >= 0)
+				return v;
+		}
+	}
 	ct = pf_ct_lookup(&key, slot, dir, p, now);
 	if (ct) {
 		if (pf_ct_expired(ct, p->proto, now)) {
 			stale = 1;
 		} else if (ct->rev == rev) {
 			pf_ct_touch(ct, now, p->fin_rst);
-			return (ct->flags & PF_CT_F_AUDIT) ? PF_VERDICT_AUDIT : PF_VERDICT_ALLOW;
+			v = (ct->flags & PF_CT_F_AUDIT) ? PF_VERDICT_AUDIT : PF_VERDICT_ALLOW;
+			if (fc)
+				pf_fc_fill(fc, &key, p->family, rev, now, v);
+			return v;
 		} else {
 			__u8 origin = ct->origin;
 
@@ -71,6 +89,8 @@ static __always_inline int pf_decide(__u32 slot, __u8 dir, __u32 rev, int audit,
 				ct->rev = rev;
 				ct->flags &= ~PF_CT_F_AUDIT;
 				pf_ct_touch(ct, now, p->fin_rst);
+				if (fc)
+					pf_fc_fill(fc, &key, p->family, rev, now, PF_VERDICT_ALLOW);
 				return PF_VERDICT_ALLOW;
 			}
 			stale = 1;

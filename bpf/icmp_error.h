@@ -110,6 +110,7 @@ static __always_inline int pf_icmp_error_related(__u32 slot, __u8 dir, __u32 rev
 	if (!pf_addr_eq(qdir == PF_DIR_INGRESS ? q.dst : q.src,
 			dir == PF_DIR_INGRESS ? p->dst : p->src))
 		return 0;
+	pf_ct_key_build(&key, slot, qdir, &q);
 	ct = pf_ct_lookup(&key, slot, qdir, &q, now);
 	if (!ct || pf_ct_expired(ct, q.proto, now))
 		return PF_VERDICT_DENY;

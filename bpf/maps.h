@@ -68,6 +68,14 @@ struct {
 	__type(value, struct pf_ct_val);
 } pf_conntrack4 SEC(".maps");
 
+/* Per datapath, never shared: an empty cache is a correct one. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, PF_FC_ENTRIES);
+	__type(key, __u32);
+	__type(value, struct pf_fc_entry);
+} pf_flowcache SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, PF_FRAG_MAX_ENTRIES);

@@ -69,8 +69,8 @@ struct pf_pkt {
 	__u8 frag;	 /* non-first fragment: no L4 header (frag.h) */
 	__u8 first_frag; /* offset 0 and more fragments follow (frag.h) */
 	__u8 icmp_err;	 /* ICMP/ICMPv6 error: quotes a packet (icmp_error.h) */
-	__u8 pad;
-	__u16 l4_off; /* bytes from the frame's start to the L4 header */
+	__u8 syn_only;	 /* TCP SYN without ACK: a connection's first packet */
+	__u16 l4_off;	 /* bytes from the frame's start to the L4 header */
 	__u16 pad2;
 	__u32 frag_id; /* IPv4 identification or IPv6 fragment id, as on the wire */
 };
@@ -219,6 +219,7 @@ static __always_inline int pf_parse_ports(struct pf_cursor *c, void *data_end, s
 		if ((void *)(th + 1) > data_end)
 			return PF_PARSE_BAD;
 		p->fin_rst = th->fin | th->rst;
+		p->syn_only = th->syn & !th->ack;
 	} else if (p->proto == IPPROTO_UDP) {
 		if ((void *)l4 + sizeof(struct udphdr) > data_end)
 			return PF_PARSE_BAD;

@@ -9,14 +9,16 @@
 // match is a binary search over the DISTINCT lengths (bpf/podfence_abi.h),
 // so --lengths keeps that depth fixed across rule counts.
 // Cases: new (allowed packet of a NEW flow: conntrack miss, the ADDR and PORT
-// longest-prefix matches, conntrack insert, rule hit), established
-// (conntrack hit), denied (peer in a rule's CIDR, wrong port: both matches,
+// longest-prefix matches, conntrack insert, rule hit; a TCP SYN), established
+// (an ACK of a known flow: after its first run, the per-CPU flow cache's
+// hit), denied (a SYN from a peer in a rule's CIDR, wrong port: both matches,
 // then drop), denied_unknown_peer (peer in no rule: the address search
 // misses at every length it tries).
 // The kernel times `repeat` runs of one packet; a new flow can run only once
 // (the next run is established), so new flows are timed one call each with
 // distinct source ports (median), and established is also reported timed
-// that way (established_1) to show what the single-run timing adds.
+// that way (established_1: each flow's first ACK right after its SYN, a
+// conntrack hit that fills the flow cache).
 // new: each flow to a random rule (its policy entries mostly cold in the
 // caches at 10k+ rules); new_same_rule: every flow to one rule (warm).
 // The loops (established, denied) run after every policy is installed, each
@@ -96,6 +98,7 @@ struct Bench {
     void clear_conntrack() const {
         pftest::delete_all_keys<pf_ct4_key>(fd.conntrack4);
         pftest::delete_all_keys<pf_ct_key>(fd.conntrack);
+        pftest::zero_percpu_array<pf_fc_entry>(fd.flowcache, PF_FC_ENTRIES);
     }
 };
 
@@ -255,12 +258,14 @@ void measure(Bench& b, std::mt19937_64& rng, std::uint32_t slot, std::uint8_t fa
         b.clear_conntrack();
         std::vector<std::uint32_t> fresh, est1;
         for (int i = 0; i < kNewFlows; ++i) {
-            auto frame = pftest::build(
-                packet(family, p.ingress[pick(rng)], static_cast<std::uint16_t>(1024 + i), true));
+            Frame syn = packet(family, p.ingress[pick(rng)], static_cast<std::uint16_t>(1024 + i), true);
+            auto frame = pftest::build(syn);
+            syn.tcp_flags = pftest::kTcpAck;
+            const auto ack = pftest::build(syn);
             int rc = 0;
             fresh.push_back(b.run(prog, frame, 1, &rc));
             if (rc != allow) throw std::runtime_error("new flow not allowed");
-            est1.push_back(b.run(prog, frame, 1, &rc)); // same packet again: established
+            est1.push_back(b.run(prog, ack, 1, &rc)); // the flow's next packet: established
         }
         std::printf("datapath,%s,%s,%zu,new,%u,median of %d single runs\n", pname, fam, n, median(fresh),
                     kNewFlows);
@@ -283,7 +288,11 @@ void measure(Bench& b, std::mt19937_64& rng, std::uint32_t slot, std::uint8_t fa
 
         // (b) established flow, (c) denied packet: kernel-timed loops, later.
         const std::string label = std::string(pname) + "," + fam + "," + std::to_string(n) + ",";
-        auto est = pftest::build(packet(family, p.ingress[pick(rng)], 999, true));
+        // An ACK, as a connection's packets after the handshake are: the
+        // loop's first run opens the flow, the others find it.
+        Frame est_flow = packet(family, p.ingress[pick(rng)], 999, true);
+        est_flow.tcp_flags = pftest::kTcpAck;
+        auto est = pftest::build(est_flow);
         auto denied = pftest::build(packet(family, p.ingress[pick(rng)], 998, false));
         loops.push_back({"datapath," + label + "established", slot, prog, est, allow, {}});
         loops.push_back({"datapath," + label + "denied", slot, prog, denied, deny, {}});

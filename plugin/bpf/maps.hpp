@@ -22,6 +22,7 @@ enum class Map : std::size_t {
     Sources,    // since ABI 4: the source check
     Frags,      // since ABI 4: fragment state
     Conntrack4, // since ABI 6: IPv4 flows (Conntrack keeps IPv6, and IPv4 before ABI 6)
+    FlowCache,  // since ABI 7: per-CPU cache of established flows (engine only)
 };
 
 struct MapInfo {
@@ -30,7 +31,7 @@ struct MapInfo {
 };
 
 // Indexed by Map.
-inline constexpr std::array<MapInfo, 13> kMaps = {{
+inline constexpr std::array<MapInfo, 14> kMaps = {{
     {"pf_policy", 0},
     {"pf_pods", 0},
     {"pf_scratch", 0},
@@ -44,8 +45,9 @@ inline constexpr std::array<MapInfo, 13> kMaps = {{
     {"pf_sources", 4},
     {"pf_frags", 4},
     {"pf_conntrack4", 6},
+    {"pf_flowcache", 7},
 }};
-static_assert(static_cast<std::size_t>(Map::Conntrack4) + 1 == kMaps.size(), "kMaps lists every Map");
+static_assert(static_cast<std::size_t>(Map::FlowCache) + 1 == kMaps.size(), "kMaps lists every Map");
 
 // State keyed by slot that a new datapath takes over from the one its pods
 // move from (Datapath::open_or_load), when the layout is the same.

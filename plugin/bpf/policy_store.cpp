@@ -194,17 +194,29 @@ void require_same_abi(const Datapath& dp) {
                     "re-created (its new ADD attaches it to this binary's datapath)");
 }
 
-// Revision: max over all slots + 1. It only has to differ from every
-// revision this slot's conntrack entries can carry; max+1 is strictly
-// greater than the slot's current one, needs no extra state outside the
-// ABI's maps, and is unique node-wide because callers hold the NodeLock.
-// (A clock would repeat within its resolution or wrap within weeks.)
+// Revision: max over all slots + 1. It has to differ from every revision
+// this slot's conntrack entries and the engine's flow cache (pf_flowcache,
+// a second old at most) can carry; max+1 is strictly greater than the
+// slot's current one, needs no extra state outside the ABI's maps, and is
+// unique node-wide because callers hold the NodeLock. A freed slot keeps its
+// revision (kept_rev) so the max never goes back: a pod that reuses a slot
+// does not get its predecessor's revision. (A clock would repeat within its
+// resolution or wrap within weeks.)
 std::uint32_t next_rev(const std::vector<pf_pod>& pods, std::uint32_t min_rev) {
     std::uint32_t rev = min_rev;
     for (const pf_pod& p : pods)
         rev = std::max(rev, p.rev);
     if (++rev == 0) rev = 1; // wrapped after 4 billion replaces: 0 means "never set"
     return rev;
+}
+
+// The revision a freed slot keeps (next_rev).
+std::uint32_t kept_rev(int fd, std::uint32_t slot) {
+    pf_pod pod{};
+    if (bpf_map_lookup_elem(fd, &slot, &pod) != 0)
+        throw errno_error(Code::MapSeed, "bpf_map_lookup_elem", "pf_pods[" + std::to_string(slot) + "]",
+                          errno);
+    return pod.rev;
 }
 
 void put_pod(int fd, std::uint32_t slot, const pf_pod& pod) {
@@ -326,7 +338,8 @@ void PolicyStore::clear(std::uint32_t slot, const Datapath* moved_to, After afte
     check_slot(slot);
     // Inactive first: from here on the engine denies the slot before it reads
     // a policy, so no new conntrack entries appear for it while we sweep.
-    const pf_pod cleared{0, after == After::Claimed ? PF_POD_CLAIMED : 0u};
+    // The revision stays (kept_rev).
+    const pf_pod cleared{kept_rev(dp_.pods_map(), slot), after == After::Claimed ? PF_POD_CLAIMED : 0u};
     if (bpf_map_update_elem(dp_.pods_map(), &slot, &cleared, BPF_ANY) != 0)
         throw errno_error(Code::MapSeed, "bpf_map_update_elem", "pf_pods[" + std::to_string(slot) + "]",
                           errno);
@@ -457,7 +470,7 @@ bool PolicyStore::release(std::uint32_t slot) {
     check_slot(slot);
     const pf_pod pod = this->pod(slot).value_or(pf_pod{});
     if ((pod.flags & ~PF_POD_CLAIMED) != 0) return false;
-    if (pod.flags != 0) put_pod(dp_.pods_map(), slot, pf_pod{});
+    if (pod.flags != 0) put_pod(dp_.pods_map(), slot, pf_pod{pod.rev, 0});
     return true;
 }
 

@@ -253,6 +253,26 @@ pf_ct4_key ct4_key_of(const pf_ct_key& k) {
     return n;
 }
 
+FlowCacheKey flow_cache_key(const pf_ct_key& k) {
+    FlowCacheKey c;
+    if (k.family == PF_FAMILY_V4) {
+        const pf_ct4_key n = ct4_key_of(k);
+        static_assert(sizeof n % 4 == 0);
+        std::memcpy(c.w, &n, sizeof n);
+        c.n = sizeof n / 4;
+    } else {
+        static_assert(sizeof k == sizeof c.w);
+        std::memcpy(c.w, &k, sizeof k);
+        c.n = PF_FC_KEY_WORDS;
+    }
+    return c;
+}
+
+std::uint32_t flow_cache_index(const pf_ct_key& k) {
+    const FlowCacheKey c = flow_cache_key(k);
+    return pf_fc_index(c.w, c.n);
+}
+
 std::size_t Harness::conntrack_size() const {
     return count_keys<pf_ct4_key>(fd_.conntrack4) + count_keys<pf_ct_key>(fd_.conntrack);
 }
@@ -269,6 +289,7 @@ void Harness::conntrack_put(const pf_ct_key& k, const pf_ct_val& v) {
     if (k.family != PF_FAMILY_V4) return wide_conntrack_put(k, v);
     const pf_ct4_key n = ct4_key_of(k);
     check(bpf_map_update_elem(fd_.conntrack4, &n, &v, BPF_ANY), "bpf_map_update_elem(pf_conntrack4)");
+    flow_cache_forget(k);
 }
 
 std::optional<pf_ct_val> Harness::wide_conntrack_find(const pf_ct_key& k) const {
@@ -279,20 +300,43 @@ std::optional<pf_ct_val> Harness::wide_conntrack_find(const pf_ct_key& k) const 
 
 void Harness::wide_conntrack_put(const pf_ct_key& k, const pf_ct_val& v) {
     check(bpf_map_update_elem(fd_.conntrack, &k, &v, BPF_ANY), "bpf_map_update_elem(pf_conntrack)");
+    flow_cache_forget(k);
 }
 
 void Harness::conntrack_clear() {
     delete_all_keys<pf_ct4_key>(fd_.conntrack4);
     delete_all_keys<pf_ct_key>(fd_.conntrack);
+    flow_cache_clear();
 }
 
-void Harness::conntrack_delete(const pf_ct_key& k) {
+void Harness::conntrack_delete(const pf_ct_key& k, bool keep_flow_cache) {
     if (k.family != PF_FAMILY_V4) {
         bpf_map_delete_elem(fd_.conntrack, &k);
-        return;
+    } else {
+        const pf_ct4_key n = ct4_key_of(k);
+        bpf_map_delete_elem(fd_.conntrack4, &n);
     }
-    const pf_ct4_key n = ct4_key_of(k);
-    bpf_map_delete_elem(fd_.conntrack4, &n);
+    if (!keep_flow_cache) flow_cache_forget(k);
+}
+
+std::vector<pf_fc_entry> Harness::flow_cache_at(std::uint32_t idx) const {
+    std::vector<pf_fc_entry> per_cpu(static_cast<std::size_t>(ncpus_));
+    check(bpf_map_lookup_elem(fd_.flowcache, &idx, per_cpu.data()), "bpf_map_lookup_elem(pf_flowcache)");
+    return per_cpu;
+}
+
+void Harness::flow_cache_set(std::uint32_t idx, const pf_fc_entry& e) {
+    const std::vector<pf_fc_entry> per_cpu(static_cast<std::size_t>(ncpus_), e);
+    check(bpf_map_update_elem(fd_.flowcache, &idx, per_cpu.data(), BPF_ANY),
+          "bpf_map_update_elem(pf_flowcache)");
+}
+
+void Harness::flow_cache_forget(const pf_ct_key& k) {
+    flow_cache_set(flow_cache_index(k), pf_fc_entry{});
+}
+
+void Harness::flow_cache_clear() {
+    zero_percpu_array<pf_fc_entry>(fd_.flowcache, PF_FC_ENTRIES);
 }
 
 void Harness::clear_slot_stats(std::uint32_t slot) {

@@ -75,18 +75,26 @@ public:
     pf_counter counters(std::uint32_t slot, std::uint32_t dir) const; // summed over CPUs
     std::uint64_t rule_hits(std::uint32_t slot, std::uint32_t dir, std::uint32_t rule) const;
     // Conntrack by the wide key: its family picks the table, IPv4 flows in
-    // pf_conntrack4 (by the narrow key), IPv6 ones in pf_conntrack.
+    // pf_conntrack4 (by the narrow key), IPv6 ones in pf_conntrack. Writes
+    // also drop the flow's cached copy (unless told to keep it): they stand
+    // for time passing or for another writer, which that copy (at most
+    // PF_FC_TTL_NS old in the datapath) would hide from the next packet.
     std::size_t conntrack_size() const; // both tables
     std::size_t sources_size() const;   // pf_sources entries, every slot
     std::optional<pf_ct_val> conntrack_find(const pf_ct_key& k) const;
     void conntrack_put(const pf_ct_key& k, const pf_ct_val& v);
     void conntrack_clear(); // both tables
-    void conntrack_delete(const pf_ct_key& k);
+    void conntrack_delete(const pf_ct_key& k, bool keep_flow_cache = false);
     // pf_conntrack itself, whatever the family: where a datapath before ABI
     // 6 kept IPv4 flows.
     std::optional<pf_ct_val> wide_conntrack_find(const pf_ct_key& k) const;
     void wide_conntrack_put(const pf_ct_key& k, const pf_ct_val& v);
     void clear_slot_stats(std::uint32_t slot);
+    // pf_flowcache: entry `idx` on every possible CPU; set writes it to all.
+    std::vector<pf_fc_entry> flow_cache_at(std::uint32_t idx) const;
+    void flow_cache_set(std::uint32_t idx, const pf_fc_entry& e);
+    void flow_cache_clear();
+    void flow_cache_forget(const pf_ct_key& k); // the entry k's flow may hold, every CPU
     // pf_frags: datagrams whose first fragment passed.
     std::optional<pf_frag_val> frag_find(const pf_frag_key& k) const;
     void frag_put(const pf_frag_key& k, const pf_frag_val& v);
@@ -114,6 +122,14 @@ std::uint64_t coarse_now_ns();
 
 // The pf_conntrack4 key of an IPv4 flow's wide key.
 pf_ct4_key ct4_key_of(const pf_ct_key& k);
+// The words the engine's flow cache hashes and compares for a flow (the
+// narrow key for IPv4, the wide one for IPv6), and the entry they pick.
+struct FlowCacheKey {
+    pf_u32 w[PF_FC_KEY_WORDS] = {};
+    unsigned n = 0;
+};
+FlowCacheKey flow_cache_key(const pf_ct_key& k);
+std::uint32_t flow_cache_index(const pf_ct_key& k);
 // Conntrack key the datapath builds for frame `f` seen in direction `dir`
 // (the wide one; ct4_key_of narrows an IPv4 one).
 pf_ct_key ct_key_for(std::uint32_t slot, std::uint8_t dir, const Frame& f);

@@ -25,7 +25,7 @@ constexpr std::pair<Map, int SkelFds::*> kFields[] = {
     {Map::Frags, &SkelFds::frags},           {Map::Counters, &SkelFds::counters},
     {Map::RuleHits, &SkelFds::rule_hits},    {Map::Config, &SkelFds::config},
     {Map::Events, &SkelFds::events},         {Map::Sources, &SkelFds::sources},
-    {Map::Conntrack4, &SkelFds::conntrack4},
+    {Map::Conntrack4, &SkelFds::conntrack4}, {Map::FlowCache, &SkelFds::flowcache},
 };
 
 SkelPtr load_skeleton(SkelFds& fds) {

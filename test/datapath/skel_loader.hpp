@@ -9,7 +9,7 @@ namespace pftest {
 struct SkelFds {
     int tc = -1, xdp = -1;
     int policy = -1, pods = -1, scratch = -1, tc_engine = -1, xdp_engine = -1, conntrack = -1, counters = -1,
-        rule_hits = -1, config = -1, events = -1, frags = -1, sources = -1, conntrack4 = -1;
+        rule_hits = -1, config = -1, events = -1, frags = -1, sources = -1, conntrack4 = -1, flowcache = -1;
 };
 
 struct SkelObject; // owns the loaded skeleton

@@ -133,7 +133,7 @@ TEST_CASE("datapath loads once, is reused, and never trusts a partial dir") {
         CHECK(engine_id(dp.xdp_engine_map()) == xdp_id);
         ino = inode_of(dp.dir() + "/" PF_PIN_PROG_TC);
         auto pins = entries(dp.dir());
-        CHECK(pins.size() == 15); // 13 maps, 2 programs
+        CHECK(pins.size() == 16); // 14 maps, 2 programs
     }
     // All fds closed: the pins alone keep programs and engine entries alive.
     {
@@ -153,7 +153,7 @@ TEST_CASE("datapath loads once, is reused, and never trusts a partial dir") {
         auto dp = bpf::Datapath::open_or_load(fs.path());
         CHECK(bpf::prog_id(dp.tc_prog()) != tc_id); // freshly loaded
         CHECK(entries(base) == std::vector<std::string>{name});
-        CHECK(entries(dp.dir()).size() == 15);
+        CHECK(entries(dp.dir()).size() == 16);
     }
     CHECK_THROWS_AS(bpf::Datapath::open_dir(base + "/datapath-nope"), Error);
 }

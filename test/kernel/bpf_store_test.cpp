@@ -116,7 +116,7 @@ TEST_CASE("policy_store: a datapath of another policy-map ABI is never written o
     CHECK(inner_id(old, 5) == before); // the old policy stays in place
     CHECK_THROWS_AS(store.read(5), Error);
     store.clear(5); // DEL still works: pods, conntrack and counters kept their layout
-    CHECK(store.revision(5) == 0);
+    CHECK(store.pod(5)->flags == 0);
 }
 
 // Ingress from `peers` distinct /32s on TCP 80: a policy of a few entries per peer.
@@ -134,7 +134,7 @@ TEST_CASE("policy_store: a freed slot keeps its map, empty, and the next pod ref
     Loaded l;
     bpf::PolicyStore store(l.dp);
     const auto a = pftk::allow_tcp_from("10.251.0.1", 8080);
-    store.replace(4, a);
+    const auto rev_a = store.replace(4, a); // the node's only pod: the highest revision
     const auto id = inner_id(l.dp, 4);
 
     store.clear(4); // DEL: the map stays as the slot's spare, with nothing in it
@@ -143,13 +143,20 @@ TEST_CASE("policy_store: a freed slot keeps its map, empty, and the next pod ref
     REQUIRE(spare);
     CHECK(count_keys(spare.get(), sizeof(pf_policy_key)) == 0);
     CHECK(store.read(4).empty());
-    CHECK(store.revision(4) == 0);
+    CHECK(store.pod(4)->flags == 0);
+    CHECK(store.revision(4) == rev_a); // kept, so revisions never repeat
 
-    // ADD on that slot: the same map, exactly the new policy (nothing of a's left).
+    // ADD on that slot: the same map, exactly the new policy (nothing of a's
+    // left), and a revision the engine's flow cache never saw for the slot.
     const auto b = pftk::allow_tcp_from("10.251.0.9", 9090);
     const auto rev = store.replace(4, b);
+    CHECK(rev > rev_a);
     CHECK(inner_id(l.dp, 4) == id);
     CHECK(store.read(4) == sorted(b));
+    CHECK(store.revision(4) == rev);
+    store.clear(4, nullptr, bpf::PolicyStore::After::Claimed); // a DEL whose record stays
+    CHECK(store.release(4));
+    CHECK(store.pod(4)->flags == 0);
     CHECK(store.revision(4) == rev);
 
     // A policy the spare cannot hold gets a map of its own, swapped in.
@@ -220,7 +227,7 @@ TEST_CASE("policy_store: clear removes the slot's state and only that") {
 
     store.clear(4);
     CHECK(store.read(4).empty());
-    CHECK(store.revision(4) == 0);
+    CHECK(store.pod(4)->flags == 0);
     CHECK(store.allocate_slot() == 0);
     pf_ct_key ck{};
     ck.slot = 4;

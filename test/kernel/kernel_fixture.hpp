@@ -85,13 +85,24 @@ private:
 };
 
 // veth `a` in a_ns (or the host if empty) with peer `b` in b_ns (or host).
+// ipv6 false: both ends without IPv6, set before they come up, so that the
+// kernel's own link-local traffic (DAD, MLD reports, router solicitations)
+// never reaches a program or counter a test reads.
 class Veth {
 public:
-    Veth(std::string a, std::string b, const std::string& a_ns = {}, const std::string& b_ns = {})
+    Veth(std::string a, std::string b, const std::string& a_ns = {}, const std::string& b_ns = {},
+         bool ipv6 = true)
         : a_(std::move(a)), a_ns_(a_ns) {
         del();
         must("ip link add " + a_ + " type veth peer name " + b + (b_ns.empty() ? "" : " netns " + b_ns));
         if (!a_ns.empty()) must("ip link set " + a_ + " netns " + a_ns);
+        if (!ipv6) {
+            auto in = [](const std::string& ns) {
+                return ns.empty() ? std::string() : "ip netns exec " + ns + " ";
+            };
+            must(in(a_ns) + "sysctl -qw net.ipv6.conf." + a_ + ".disable_ipv6=1");
+            must(in(b_ns) + "sysctl -qw net.ipv6.conf." + b + ".disable_ipv6=1");
+        }
         must(ip_a() + "link set " + a_ + " up");
         must((b_ns.empty() ? std::string("ip ") : "ip -n " + b_ns + " ") + "link set " + b + " up");
     }

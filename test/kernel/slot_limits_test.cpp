@@ -64,8 +64,9 @@ struct Node {
     const std::string& root() const { return bpffs.path(); }
 };
 
-// A pod: its netns, a veth whose host side is in the node's netns, and the
-// inputs of its verbs.
+// A pod: its netns, a veth whose host side is in the node's netns (no IPv6:
+// the counters checked below see only the test's packets), and the inputs of
+// its verbs.
 struct Pod {
     const Node& node;
     const Mode& m;
@@ -78,7 +79,7 @@ struct Pod {
         : node(n), m(mode), cid("c0ffee5107" + std::to_string(i)),
           host_if("pftsh" + std::to_string(i) + kTag), pod_if("pftse" + std::to_string(i) + kTag),
           addr(std::move(address)), ns("pfts-p" + std::to_string(i) + "-" + kTag),
-          veth(host_if, pod_if, kHostNs, ns.name()), policy(std::move(pol)) {}
+          veth(host_if, pod_if, kHostNs, ns.name(), /*ipv6=*/false), policy(std::move(pol)) {}
 
     cni::NetConf conf() const {
         json c = {{"cniVersion", "1.1.0"}, {"name", "pfts-net"},        {"type", "podfence"},

@@ -1,8 +1,12 @@
-// Emptying a BPF hash map from userspace, for tests and the bench.
+// Emptying BPF maps from userspace, for tests and the bench.
 #pragma once
 
 #include <bpf/bpf.h>
+#include <bpf/libbpf.h>
 
+#include <cstdint>
+#include <numeric>
+#include <stdexcept>
 #include <vector>
 
 namespace pftest {
@@ -17,6 +21,21 @@ template <typename Key> void delete_all_keys(int fd) {
         keys.push_back(k);
     for (const Key& key : keys)
         bpf_map_delete_elem(fd, &key);
+}
+
+// Zeroes every entry of the per-CPU array `fd` of `entries` values of type
+// `Value` (whose size is a multiple of 8, as the kernel lays out per-CPU
+// values), on every CPU, in one syscall.
+template <typename Value> void zero_percpu_array(int fd, std::uint32_t entries) {
+    static_assert(sizeof(Value) % 8 == 0);
+    const int ncpu = libbpf_num_possible_cpus();
+    if (ncpu <= 0) throw std::runtime_error("libbpf_num_possible_cpus failed");
+    std::vector<std::uint32_t> keys(entries);
+    std::iota(keys.begin(), keys.end(), 0u);
+    std::vector<Value> zeros(static_cast<std::size_t>(entries) * static_cast<std::size_t>(ncpu));
+    std::uint32_t count = entries;
+    if (bpf_map_update_batch(fd, keys.data(), zeros.data(), &count, nullptr) != 0 || count != entries)
+        throw std::runtime_error("bpf_map_update_batch(per-CPU array) failed");
 }
 
 } // namespace pftest

@@ -1,0 +1,64 @@
+/* SPDX-License-Identifier: (GPL-2.0 OR Apache-2.0) */
+/*
+ * The per-CPU cache of established flows in front of conntrack (pf_flowcache;
+ * what it may and may not change: podfence_abi.h). The engine looks a flow
+ * up here before conntrack and fills the entry after a conntrack hit.
+ */
+#ifndef PODFENCE_FLOW_CACHE_H
+#define PODFENCE_FLOW_CACHE_H
+
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+
+#include "conntrack.h"
+#include "maps.h"
+
+_Static_assert(sizeof(struct pf_ct_key) == PF_FC_KEY_WORDS * 4,
+	       "the wide key fills an entry's key");
+_Static_assert(sizeof(struct pf_ct4_key) % 4 == 0, "the narrow key is whole words");
+
+/* The key's words as the cache compares them: pf_ct4_key for IPv4 (the
+ * zeroed rest of the buffer is not compared), pf_ct_key for IPv6. */
+static __always_inline unsigned pf_fc_words(__u8 family)
+{
+	return family == PF_FAMILY_V4 ? sizeof(struct pf_ct4_key) / 4 : PF_FC_KEY_WORDS;
+}
+
+/* The entry a flow of kb (built by pf_ct_key_build) owns, whoever holds it. */
+static __always_inline struct pf_fc_entry *pf_fc_slot(const union pf_ct_keybuf *kb, __u8 family)
+{
+	__u32 idx = pf_fc_index((const __u32 *)kb, pf_fc_words(family));
+
+	return bpf_map_lookup_elem(&pf_flowcache, &idx);
+}
+
+/* The verdict e holds for this flow, or -1 when e belongs to another flow,
+ * another revision, or is older than PF_FC_TTL_NS. */
+static __always_inline int pf_fc_verdict(const struct pf_fc_entry *e, const union pf_ct_keybuf *kb,
+					 __u8 family, __u32 rev, __u64 now)
+{
+	const __u32 *k = (const __u32 *)kb;
+
+	if (e->rev != rev || e->family != family || (__s64)(now - e->until_ns) >= 0)
+		return -1;
+	if (e->key[0] != k[0] || e->key[1] != k[1] || e->key[2] != k[2] || e->key[3] != k[3] ||
+	    e->key[4] != k[4])
+		return -1;
+	if (family != PF_FAMILY_V4 &&
+	    (e->key[5] != k[5] || e->key[6] != k[6] || e->key[7] != k[7] || e->key[8] != k[8] ||
+	     e->key[9] != k[9] || e->key[10] != k[10]))
+		return -1;
+	return e->verdict;
+}
+
+static __always_inline void pf_fc_fill(struct pf_fc_entry *e, const union pf_ct_keybuf *kb,
+				       __u8 family, __u32 rev, __u64 now, int verdict)
+{
+	__builtin_memcpy(e->key, kb, sizeof(e->key));
+	e->rev = rev;
+	e->family = family;
+	e->verdict = verdict;
+	e->until_ns = now + PF_FC_TTL_NS;
+}
+
+#endif /* PODFENCE_FLOW_CACHE_H */
