@@ -199,7 +199,7 @@ void require_same_abi(const Datapath& dp) {
 // a second old at most) can carry; max+1 is strictly greater than the
 // slot's current one, needs no extra state outside the ABI's maps, and is
 // unique node-wide because callers hold the NodeLock. A freed slot keeps its
-// revision (kept_rev) so the max never goes back: a pod that reuses a slot
+// revision (clear, release) so the max never goes back: a pod that reuses a slot
 // does not get its predecessor's revision. (A clock would repeat within its
 // resolution or wrap within weeks.)
 std::uint32_t next_rev(const std::vector<pf_pod>& pods, std::uint32_t min_rev) {
@@ -208,15 +208,6 @@ std::uint32_t next_rev(const std::vector<pf_pod>& pods, std::uint32_t min_rev) {
         rev = std::max(rev, p.rev);
     if (++rev == 0) rev = 1; // wrapped after 4 billion replaces: 0 means "never set"
     return rev;
-}
-
-// The revision a freed slot keeps (next_rev).
-std::uint32_t kept_rev(int fd, std::uint32_t slot) {
-    pf_pod pod{};
-    if (bpf_map_lookup_elem(fd, &slot, &pod) != 0)
-        throw errno_error(Code::MapSeed, "bpf_map_lookup_elem", "pf_pods[" + std::to_string(slot) + "]",
-                          errno);
-    return pod.rev;
 }
 
 void put_pod(int fd, std::uint32_t slot, const pf_pod& pod) {
@@ -338,8 +329,8 @@ void PolicyStore::clear(std::uint32_t slot, const Datapath* moved_to, After afte
     check_slot(slot);
     // Inactive first: from here on the engine denies the slot before it reads
     // a policy, so no new conntrack entries appear for it while we sweep.
-    // The revision stays (kept_rev).
-    const pf_pod cleared{kept_rev(dp_.pods_map(), slot), after == After::Claimed ? PF_POD_CLAIMED : 0u};
+    // The revision stays (next_rev).
+    const pf_pod cleared{revision(slot), after == After::Claimed ? PF_POD_CLAIMED : 0u};
     if (bpf_map_update_elem(dp_.pods_map(), &slot, &cleared, BPF_ANY) != 0)
         throw errno_error(Code::MapSeed, "bpf_map_update_elem", "pf_pods[" + std::to_string(slot) + "]",
                           errno);
