@@ -26,9 +26,12 @@ static __always_inline __u16 pf_policy_dport(const struct pf_pkt *p)
 	return p->ported ? p->dport : 0;
 }
 
-/* Stateful decision for an IP packet of pod `slot` in direction `dir`:
+/* Stateful decision for an IP packet of pod `slot` in direction `dir`, whose
+ * flow pf_fc_serve resolved into f (and did not serve alone):
  *   0. Flow cache hit (flow_cache.h; not for TCP SYN/FIN/RST): its verdict, the
- *      one 1a gave this flow under this revision within the last second.
+ *      one 1a gave this flow under this revision within the last second. Here
+ *      only for an egress packet that had to pass the source check first; the
+ *      entry is marked so that the flow's next ones need not.
  *   1. Conntrack hit, not expired (then cached, unless SYN/FIN/RST):
  *      a. stamped with the current revision -> ALLOW, or AUDIT for a flow
  *         tracked as would-deny (the short path: no policy lookup, at most
@@ -50,27 +53,23 @@ static __always_inline __u16 pf_policy_dport(const struct pf_pkt *p)
  * policy decision denies; a stale entry is then deleted like any flow the
  * policy refuses). */
 static __always_inline int pf_decide(__u32 slot, __u8 dir, __u32 rev, int audit,
-				     const struct pf_pkt *p)
+				     const struct pf_pkt *p, struct pf_flow *f)
 {
-	union pf_ct_keybuf key = {};
+	/* Every fill and mark below comes after the source check passed. */
+	const __u8 fc_flags = dir == PF_DIR_EGRESS ? PF_FC_F_SRC_OK : 0;
+	struct pf_fc_entry *fc = f->fc;
 	struct pf_ct_val *ct;
 	__u32 rule = PF_RULE_DEFAULT;
-	__u64 now = bpf_ktime_get_coarse_ns();
-	struct pf_fc_entry *fc = NULL;
 	int stale = 0, live = 0, v;
+	__u64 now;
 
-	pf_ct_key_build(&key, slot, dir, p);
-	/* Not for FIN/RST (conntrack must see them: timeout), nor for a SYN,
-	 * which opens a flow (spares a new flow a read of a cold entry). */
-	if (!p->fin_rst && !p->syn_only) {
-		fc = pf_fc_slot(&key, p->family);
-		if (fc) {
-			v = pf_fc_verdict(fc, &key, p->family, rev, now);
-			if (v >= 0)
-				return v;
-		}
+	if (fc && f->cached >= 0) {
+		fc->flags |= fc_flags;
+		return f->cached;
 	}
-	ct = pf_ct_lookup(&key, slot, dir, p, now);
+	/* Read only past the cache: a helper call, not inlined. */
+	now = bpf_ktime_get_coarse_ns();
+	ct = pf_ct_lookup(&f->key, slot, dir, p, now);
 	if (ct) {
 		if (pf_ct_expired(ct, p->proto, now)) {
 			stale = 1;
@@ -78,7 +77,7 @@ static __always_inline int pf_decide(__u32 slot, __u8 dir, __u32 rev, int audit,
 			pf_ct_touch(ct, now, p->fin_rst);
 			v = (ct->flags & PF_CT_F_AUDIT) ? PF_VERDICT_AUDIT : PF_VERDICT_ALLOW;
 			if (fc)
-				pf_fc_fill(fc, &key, p->family, rev, now, v);
+				pf_fc_fill(fc, &f->key, p->family, rev, v, fc_flags);
 			return v;
 		} else {
 			__u8 origin = ct->origin;
@@ -90,7 +89,8 @@ static __always_inline int pf_decide(__u32 slot, __u8 dir, __u32 rev, int audit,
 				ct->flags &= ~PF_CT_F_AUDIT;
 				pf_ct_touch(ct, now, p->fin_rst);
 				if (fc)
-					pf_fc_fill(fc, &key, p->family, rev, now, PF_VERDICT_ALLOW);
+					pf_fc_fill(fc, &f->key, p->family, rev, PF_VERDICT_ALLOW,
+						   fc_flags);
 				return PF_VERDICT_ALLOW;
 			}
 			stale = 1;
@@ -109,15 +109,15 @@ static __always_inline int pf_decide(__u32 slot, __u8 dir, __u32 rev, int audit,
 				pf_ct_touch(ct, now, p->fin_rst);
 				return reported ? PF_VERDICT_AUDIT : PF_VERDICT_AUDIT_NEW;
 			}
-			pf_ct_create(&key, p->family, dir, rev, now, p->fin_rst, PF_CT_F_AUDIT);
+			pf_ct_create(&f->key, p->family, dir, rev, now, p->fin_rst, PF_CT_F_AUDIT);
 			pf_count_rule_hit(slot, dir, PF_RULE_NONE);
 			return PF_VERDICT_AUDIT_NEW;
 		}
 		if (stale)
-			pf_ct_delete(&key, p->family);
+			pf_ct_delete(&f->key, p->family);
 		return PF_VERDICT_DENY;
 	}
-	pf_ct_create(&key, p->family, dir, rev, now, p->fin_rst, 0);
+	pf_ct_create(&f->key, p->family, dir, rev, now, p->fin_rst, 0);
 	pf_count_rule_hit(slot, dir, rule);
 	return PF_VERDICT_ALLOW;
 }
@@ -156,14 +156,17 @@ static __always_inline int pf_decide_related(__u32 slot, __u8 dir, __u32 rev, in
  * truncated IP/L4 header. Non-IP frames and ICMPv6 neighbour/router
  * discovery pass without policy or conntrack (but are counted). Before all
  * of that, an egress IP packet from a source the pod does not own is
- * dropped when the pod has the source check on (source_check.h). */
+ * dropped when the pod has the source check on (source_check.h); only a
+ * cached flow's packets skip it, from an address that already passed it
+ * (PF_FC_F_SRC_OK). */
 static __always_inline int pf_engine(void *data, void *data_end, __u32 len)
 {
+	struct pf_flow flow = {};
 	struct pf_pkt pkt = {};
 	struct pf_scratch *sc;
 	struct pf_pod *pod;
 	__u32 zero = 0, slot, dir, rev;
-	int verdict, rc, audit;
+	int verdict, rc, audit, related;
 
 	sc = bpf_map_lookup_elem(&pf_scratch, &zero);
 	if (!sc)
@@ -182,25 +185,26 @@ static __always_inline int pf_engine(void *data, void *data_end, __u32 len)
 	audit = !!(pod->flags & PF_POD_AUDIT);
 
 	rc = pf_parse_frame(data, data_end, &pkt);
-	if (pf_source_spoofed(slot, dir, pod->flags, &pkt, len))
-		return PF_VERDICT_DENY; /* before ND's pass and the policy; counted apart */
-	switch (rc) {
-	case PF_PARSE_OK:
-		if (pkt.frag || pkt.icmp_err)
-			verdict = pf_decide_related(slot, dir, rev, audit, &pkt, data, data_end);
+	related = pkt.frag || pkt.icmp_err;
+	/* An established flow's packet, served from the cache, skips all that
+	 * follows (the source check too, once it passed for the flow). */
+	verdict = rc == PF_PARSE_OK && !related
+			  ? pf_fc_serve(slot, dir, rev, pod->flags, &pkt, &flow)
+			  : -1;
+	if (verdict < 0) {
+		if (pf_source_spoofed(slot, dir, pod->flags, &pkt, len))
+			return PF_VERDICT_DENY; /* before ND's pass and the policy; counted apart */
+		if (rc == PF_PARSE_OK)
+			verdict = related ? pf_decide_related(slot, dir, rev, audit, &pkt, data,
+							      data_end)
+					  : pf_decide(slot, dir, rev, audit, &pkt, &flow);
+		else if (rc == PF_PARSE_NOT_IP || rc == PF_PARSE_NEIGH)
+			verdict = PF_VERDICT_ALLOW;
 		else
-			verdict = pf_decide(slot, dir, rev, audit, &pkt);
-		if (verdict != PF_VERDICT_DENY && pkt.first_frag)
-			pf_frag_record(slot, dir, &pkt, verdict != PF_VERDICT_ALLOW);
-		break;
-	case PF_PARSE_NOT_IP:
-	case PF_PARSE_NEIGH:
-		verdict = PF_VERDICT_ALLOW;
-		break;
-	default:
-		verdict = PF_VERDICT_DENY;
-		break;
+			verdict = PF_VERDICT_DENY;
 	}
+	if (rc == PF_PARSE_OK && verdict != PF_VERDICT_DENY && pkt.first_frag)
+		pf_frag_record(slot, dir, &pkt, verdict != PF_VERDICT_ALLOW);
 
 	pf_count_packet(slot, dir, verdict, len);
 	if (verdict == PF_VERDICT_DENY) {

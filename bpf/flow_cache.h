@@ -33,13 +33,14 @@ static __always_inline struct pf_fc_entry *pf_fc_slot(const union pf_ct_keybuf *
 }
 
 /* The verdict e holds for this flow, or -1 when e belongs to another flow,
- * another revision, or is older than PF_FC_TTL_NS. */
+ * another revision, or is older than PF_FC_TTL_JIFFIES. */
 static __always_inline int pf_fc_verdict(const struct pf_fc_entry *e, const union pf_ct_keybuf *kb,
-					 __u8 family, __u32 rev, __u64 now)
+					 __u8 family, __u32 rev)
 {
 	const __u32 *k = (const __u32 *)kb;
 
-	if (e->rev != rev || e->family != family || (__s64)(now - e->until_ns) >= 0)
+	if (e->rev != rev || e->family != family ||
+	    (__s64)(bpf_jiffies64() - e->until_jiffies) >= 0)
 		return -1;
 	if (e->key[0] != k[0] || e->key[1] != k[1] || e->key[2] != k[2] || e->key[3] != k[3] ||
 	    e->key[4] != k[4])
@@ -51,14 +52,50 @@ static __always_inline int pf_fc_verdict(const struct pf_fc_entry *e, const unio
 	return e->verdict;
 }
 
+/* flags: PF_FC_F_SRC_OK when the packet filling it is egress, which the
+ * source check let through (it runs before conntrack). */
 static __always_inline void pf_fc_fill(struct pf_fc_entry *e, const union pf_ct_keybuf *kb,
-				       __u8 family, __u32 rev, __u64 now, int verdict)
+				       __u8 family, __u32 rev, int verdict, __u8 flags)
 {
 	__builtin_memcpy(e->key, kb, sizeof(e->key));
 	e->rev = rev;
 	e->family = family;
 	e->verdict = verdict;
-	e->until_ns = now + PF_FC_TTL_NS;
+	e->flags = flags;
+	e->until_jiffies = bpf_jiffies64() + PF_FC_TTL_JIFFIES;
+}
+
+/* A packet's flow as the engine resolves it once, before the source check:
+ * its conntrack key, its cache entry (NULL: the packet does not use the
+ * cache) and that entry's verdict for it (-1: none). */
+struct pf_flow {
+	union pf_ct_keybuf key;
+	struct pf_fc_entry *fc;
+	int cached;
+};
+
+/* Step 0 of the decision (engine.h), for a packet parsed OK that is neither
+ * a non-first fragment nor an ICMP error: fills f and returns the cached
+ * verdict if it may skip everything else, or -1. Not for FIN/RST (conntrack
+ * must see them: timeout), nor for a SYN, which opens a flow (spares a new
+ * flow a read of a cold entry). An egress packet of a pod with the source
+ * check skips it only on an entry marked PF_FC_F_SRC_OK; otherwise f->cached
+ * holds the verdict for after the check. */
+static __always_inline int pf_fc_serve(__u32 slot, __u8 dir, __u32 rev, __u32 pod_flags,
+				       const struct pf_pkt *p, struct pf_flow *f)
+{
+	pf_ct_key_build(&f->key, slot, dir, p);
+	f->cached = -1;
+	if (p->fin_rst || p->syn_only)
+		return -1;
+	f->fc = pf_fc_slot(&f->key, p->family);
+	if (!f->fc)
+		return -1;
+	f->cached = pf_fc_verdict(f->fc, &f->key, p->family, rev);
+	if (f->cached >= 0 && dir == PF_DIR_EGRESS && (pod_flags & PF_POD_SRC_CHECK) &&
+	    !(f->fc->flags & PF_FC_F_SRC_OK))
+		return -1;
+	return f->cached;
 }
 
 #endif /* PODFENCE_FLOW_CACHE_H */

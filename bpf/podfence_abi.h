@@ -3,7 +3,8 @@
  * The one contract between the kernel side (bpf/) and userspace (plugin/).
  * Included by the BPF programs and by C++. Plain C, fixed-width types,
  * explicit padding: every struct here is a map key or value, so its bytes
- * are the ABI. Change anything here => bump PF_ABI_VERSION.
+ * are the ABI. Change anything here => bump PF_ABI_VERSION (pf_fc_entry
+ * excepted: see there).
  *
  * Naming is from the pod's point of view (like Cilium's to/from_container):
  *   PF_DIR_INGRESS = traffic TO the pod   (host veth tcx egress, XDP on the pod's eth0)
@@ -247,36 +248,50 @@ struct pf_ct_val {
 
 /* ---- established flows seen lately (pf_flowcache, per-CPU array; ABI 7) ----
  * A direct-mapped cache in front of the conntrack tables. A flow the engine
- * found live in conntrack is copied to its entry here, and for PF_FC_TTL_NS
- * after, its packets on that CPU pass on a hash of the key and one compare
- * instead of an LRU hash lookup (test_run: 22-31% of an established
- * packet's time). An entry serves only a packet of the same family and key,
- * at the pod's current revision (pf_pod.rev never repeats within a
- * datapath, so a policy replace, an audit switch or a new pod in the slot
- * all miss), and not a TCP FIN or RST (conntrack must see those: shorter
- * timeout); a SYN does not look (a new flow's first packet: nothing to
- * find). So the cache changes one verdict only: a flow whose conntrack
- * entry was evicted (LRU, a full table) within that second passes until
- * then. None expires meanwhile: a live entry is refreshed to within a
- * second and every timeout is longer than two. Colliding flows only evict
- * each other. Written by the engine only; per-CPU, so no other CPU writes an
- * entry while one is read.
+ * found live in conntrack is copied to its entry here, and for
+ * PF_FC_TTL_JIFFIES after, its packets on that CPU pass on a hash of the key
+ * and one compare instead of an LRU hash lookup (test_run: 22-31% of an
+ * established packet's time). An entry serves only a packet of the same
+ * family and key, at the pod's current revision (pf_pod.rev never repeats
+ * within a datapath, so a policy replace, an audit switch or a new pod in
+ * the slot all miss), and not a TCP FIN or RST (conntrack must see those:
+ * shorter timeout); a SYN does not look (a new flow's first packet: nothing
+ * to find). So the cache changes one verdict only: a flow whose conntrack
+ * entry was evicted (LRU, a full table) passes until its entry's time is up
+ * (a second at most). None expires meanwhile: a live entry is refreshed to
+ * within a second and every timeout is longer than two. Colliding flows only
+ * evict each other. Written by the engine only; per-CPU, so no other CPU
+ * writes an entry while one is read. Read by no userspace code and never
+ * shared between datapaths (each object has its own): its layout may change
+ * without an ABI bump (it did within ABI 7: until_ns became until_jiffies,
+ * pad became flags).
  */
 #define PF_FC_INDEX_BITS 12
 #define PF_FC_ENTRIES	 (1u << PF_FC_INDEX_BITS) /* per CPU: 4096 */
 #define PF_FC_KEY_WORDS	 11			  /* sizeof(struct pf_ct_key) / 4 */
 /* Also how often a cached flow still refreshes its conntrack entry, which
- * must outlive it: every PF_CT_TIMEOUT_* is far longer. */
-#define PF_FC_TTL_NS 1000000000ull
+ * must outlive it: every PF_CT_TIMEOUT_* is far longer. In jiffies because
+ * the verifier inlines bpf_jiffies64() into one load, where a clock in ns is
+ * a helper call: 7-17 ns of a cached packet's 55-67 in test_run on an AMD VM
+ * with SRSO's safe-RET mitigation. 100 jiffies are 0.1 s (HZ 1000) to 1 s
+ * (HZ 100, the least Linux allows); Debian's HZ 250 gives 0.4 s. */
+#define PF_FC_TTL_JIFFIES 100ull
+/* An egress packet with this entry's key passed the source check at this
+ * revision: the key holds the pod's address, and a slot's pf_sources change
+ * only before a revision bump (ADD), so later ones skip the check's hash
+ * lookup. An entry without it (filled by the flow's ingress) serves egress
+ * packets of a pod with PF_POD_SRC_CHECK only after the check, which sets it. */
+#define PF_FC_F_SRC_OK 1u
 
 struct pf_fc_entry {
 	pf_u32 key[PF_FC_KEY_WORDS]; /* pf_ct4_key (first 5 words, rest 0) or pf_ct_key */
 	pf_u32 rev;		     /* pf_pod.rev of the fill */
 	pf_u8 family;		     /* PF_FAMILY_*: picks the key's layout */
 	pf_u8 verdict;		     /* the engine's verdict for the flow's packets */
-	pf_u16 pad;
+	pf_u8 flags;		     /* PF_FC_F_* */
+	pf_u8 pad;
 	pf_u32 pad2;
-	pf_u64 until_ns; /* bpf_ktime_get_coarse_ns() of the fill + PF_FC_TTL_NS */
+	pf_u64 until_jiffies; /* bpf_jiffies64() of the fill + PF_FC_TTL_JIFFIES */
 };
 
 /* The entry of a flow key of `words` 32-bit words: the top bits of a sum

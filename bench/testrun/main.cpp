@@ -75,10 +75,10 @@ struct Bench {
         if (!skel) die("loading the podfence and article skeletons");
     }
 
-    // What the per-attachment stub would write: the pod the engine serves;
-    // and the trie the LPM baseline reads.
-    void use_slot(std::uint32_t slot) const {
-        std::vector<pf_scratch> sc(static_cast<std::size_t>(ncpus), pf_scratch{slot, PF_DIR_INGRESS});
+    // What the per-attachment stub would write: the pod the engine serves
+    // and the direction; and the trie the LPM baseline reads.
+    void use_slot(std::uint32_t slot, std::uint32_t dir = PF_DIR_INGRESS) const {
+        std::vector<pf_scratch> sc(static_cast<std::size_t>(ncpus), pf_scratch{slot, dir});
         std::uint32_t zero = 0;
         if (bpf_map_update_elem(fd.scratch, &zero, sc.data(), BPF_ANY))
             die("bpf_map_update_elem(pf_scratch)");
@@ -170,6 +170,10 @@ std::uint32_t loop(const Bench& b, int prog, const std::vector<std::uint8_t>& fr
     return ns;
 }
 
+Addr pod_address(std::uint8_t family) {
+    return pftest::ip(family == PF_FAMILY_V4 ? "192.168.0.10" : "fc00::10");
+}
+
 Frame packet(std::uint8_t family, const pol::Rule& r, std::uint16_t sport, bool right_port) {
     const pol::Cidr& c = r.peers[0].cidr;
     Addr peer = c.addr;
@@ -178,7 +182,7 @@ Frame packet(std::uint8_t family, const pol::Rule& r, std::uint16_t sport, bool 
     Frame f;
     f.family = family;
     f.src = peer;
-    f.dst = pftest::ip(family == PF_FAMILY_V4 ? "192.168.0.10" : "fc00::10");
+    f.dst = pod_address(family);
     f.sport = sport;
     f.dport = static_cast<std::uint16_t>(right_port ? r.ports[0].port : r.ports[0].port ^ 0x8000);
     f.tcp_flags = pftest::kTcpSyn;
@@ -194,6 +198,7 @@ struct LoopCase {
     std::vector<std::uint8_t> frame;
     int expect;
     std::vector<std::uint32_t> ns;
+    std::uint32_t dir = PF_DIR_INGRESS;
 };
 
 // The LPM baseline's trie for the same rules (cidr -> its one port), put in
@@ -240,8 +245,17 @@ void measure(Bench& b, std::mt19937_64& rng, std::uint32_t slot, std::uint8_t fa
         if (bpf_map_update_elem(trie.get(), &e.key, &e.val, BPF_ANY)) die("bpf_map_update_elem(policy)");
     std::uint32_t outer = static_cast<std::uint32_t>(trie.get());
     if (bpf_map_update_elem(b.fd.policy, &slot, &outer, BPF_ANY)) die("bpf_map_update_elem(pf_policy)");
-    pf_pod pod{static_cast<std::uint32_t>(n), PF_POD_ACTIVE};
+    // With the source check, as ADD sets a pod up by default: its address
+    // (packet()'s destination) is its one source.
+    pf_pod pod{static_cast<std::uint32_t>(n), PF_POD_ACTIVE | PF_POD_SRC_CHECK};
     if (bpf_map_update_elem(b.fd.pods, &slot, &pod, BPF_ANY)) die("bpf_map_update_elem(pf_pods)");
+    pf_src_key src{};
+    src.slot = slot;
+    src.family = family;
+    const Addr pod_addr = pod_address(family);
+    std::memcpy(src.addr, pod_addr.data(), pod_addr.size());
+    const std::uint8_t owned = 1;
+    if (bpf_map_update_elem(b.fd.sources, &src, &owned, BPF_ANY)) die("bpf_map_update_elem(pf_sources)");
     std::printf("memory,policy,%s,%zu,memlock_bytes,%ld,%zu entries %u distinct ADDR lengths\n", fam, n,
                 memlock_of(trie.get()), entries.size(), addr_lengths(entries));
     maps.push_back(std::move(trie));
@@ -295,6 +309,14 @@ void measure(Bench& b, std::mt19937_64& rng, std::uint32_t slot, std::uint8_t fa
         auto est = pftest::build(est_flow);
         auto denied = pftest::build(packet(family, p.ingress[pick(rng)], 998, false));
         loops.push_back({"datapath," + label + "established", slot, prog, est, allow, {}});
+        // The same flow's packets from the pod: egress, through the source check.
+        loops.push_back({"datapath," + label + "established_egress",
+                         slot,
+                         prog,
+                         pftest::build(pftest::reply(est_flow)),
+                         allow,
+                         {},
+                         PF_DIR_EGRESS});
         loops.push_back({"datapath," + label + "denied", slot, prog, denied, deny, {}});
         // A peer outside every rule (11/8, fe00::/8 hold none): the search
         // misses at every length it tries, the most a denied packet can cost.
@@ -313,12 +335,12 @@ void measure(Bench& b, std::mt19937_64& rng, std::uint32_t slot, std::uint8_t fa
 // median of the rounds and their range.
 void run_loops(Bench& b, std::vector<LoopCase>& loops) {
     for (auto& c : loops) { // open the established flows (their entries stay)
-        b.use_slot(c.slot);
+        b.use_slot(c.slot, c.dir);
         b.run(c.prog, c.frame, 1);
     }
     for (int r = 0; r < kRounds; ++r)
         for (auto& c : loops) {
-            b.use_slot(c.slot);
+            b.use_slot(c.slot, c.dir);
             c.ns.push_back(loop(b, c.prog, c.frame, c.expect));
         }
     for (const auto& c : loops)
@@ -332,10 +354,11 @@ void measure_article(Bench& b, std::mt19937_64& rng, std::size_t n) {
     std::uniform_int_distribution<unsigned> port(1, 65535);
     std::uint8_t one = 1;
     std::uint16_t allowed = 8080;
-    bpf_map_update_elem(b.fd.article_ports, &allowed, &one, BPF_ANY);
+    if (bpf_map_update_elem(b.fd.article_ports, &allowed, &one, BPF_ANY))
+        die("bpf_map_update_elem(port_map)");
     for (std::size_t i = 1; i < std::min<std::size_t>(n, 65535); ++i) {
         std::uint16_t p = static_cast<std::uint16_t>(port(rng));
-        bpf_map_update_elem(b.fd.article_ports, &p, &one, BPF_ANY);
+        if (bpf_map_update_elem(b.fd.article_ports, &p, &one, BPF_ANY)) die("bpf_map_update_elem(port_map)");
     }
     auto frame = pftest::build(pftest::tcp4("10.1.2.3", 40000, "192.168.0.10", allowed));
     for (int prog : {b.fd.article_tc, b.fd.article_xdp}) {
@@ -354,7 +377,7 @@ void measure_article(Bench& b, std::mt19937_64& rng, std::size_t n) {
     std::uint16_t k = 0, next = 0;
     while (bpf_map_get_next_key(b.fd.article_ports, nullptr, &next) == 0) {
         k = next;
-        bpf_map_delete_elem(b.fd.article_ports, &k);
+        if (bpf_map_delete_elem(b.fd.article_ports, &k)) die("bpf_map_delete_elem(port_map)");
     }
 }
 

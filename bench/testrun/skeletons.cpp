@@ -48,6 +48,7 @@ std::unique_ptr<Skeletons, SkeletonsDeleter> load(Fds& fds) {
     fds.conntrack = s->dp.map_fd(Map::Conntrack);
     fds.conntrack4 = s->dp.map_fd(Map::Conntrack4);
     fds.flowcache = s->dp.map_fd(Map::FlowCache);
+    fds.sources = s->dp.map_fd(Map::Sources);
     fds.article_tc = bpf_program__fd(s->article->progs.article_tc);
     fds.article_xdp = bpf_program__fd(s->article->progs.article_xdp);
     fds.article_ports = bpf_map__fd(s->article->maps.port_map);

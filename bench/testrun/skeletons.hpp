@@ -8,7 +8,7 @@ namespace pfbench {
 
 struct Fds {
     int tc = -1, xdp = -1, policy = -1, pods = -1, scratch = -1, conntrack = -1, conntrack4 = -1,
-        flowcache = -1;
+        flowcache = -1, sources = -1;
     int article_tc = -1, article_xdp = -1, article_ports = -1;
     int lpm_tc = -1, lpm_v4 = -1, lpm_v6 = -1; // lpm_v4/v6: arrays of tries
     unsigned* lpm_slot = nullptr;              // which trie lpm_tc uses (.bss, mmap'd)

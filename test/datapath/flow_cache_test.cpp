@@ -1,12 +1,16 @@
 // The flow cache (pf_flowcache, ABI 7): an established flow's later packets
 // pass on a cached copy of its conntrack verdict, and that copy serves no
-// other flow, no other revision, no FIN or RST, and nothing after its time.
+// other flow, no other revision, no FIN or RST, and nothing after its time;
+// the pod's own packets skip the source check on it only from an address
+// that passed the check.
 #include <doctest/doctest.h>
 #include <sched.h>
 
+#include <chrono>
 #include <cstring>
 #include <optional>
 #include <string>
+#include <thread>
 
 #include "datapath/harness.hpp"
 #include "policy/policy.hpp"
@@ -173,11 +177,16 @@ TEST_CASE_FIXTURE(RepliesOnlyPod,
         const Frame f = tcp4(kPod4, 40009, "1.2.3.4", 443);
         const pf_ct_key key = ct_key_for(kSlot, PF_DIR_EGRESS, f);
         const FlowCacheKey c = flow_cache_key(key);
+        // A live expiry, in the engine's clock: that of a flow it just cached.
+        const Frame live = tcp4(kPod4, 40010, "1.2.3.4", 443);
+        open_and_cache(h, p, live);
+        const auto filled = cached(h, ct_key_for(kSlot, PF_DIR_EGRESS, live));
+        REQUIRE(filled.has_value());
         pf_fc_entry e{};
         std::memcpy(e.key, c.w, c.n * 4);
         e.rev = kRev;
         e.verdict = PF_VERDICT_ALLOW;
-        e.until_ns = coarse_now_ns() + PF_FC_TTL_NS;
+        e.until_jiffies = filled->until_jiffies;
         e.family = PF_FAMILY_V6;
         h.flow_cache_set(flow_cache_index(key), e);
         CHECK_FALSE(allowed(h, p, kSlot, PF_DIR_INGRESS, reply(f)));
@@ -202,7 +211,7 @@ TEST_CASE("datapath: a cached flow is re-validated at once by a new revision, an
         h.install(kSlot, podfence::policy::parse_policy(R"({"policyTypes":["Ingress","Egress"]})"), kRev + 1);
         CHECK_FALSE(allowed(h, p, kSlot, PF_DIR_INGRESS, reply(f)));
 
-        // An entry older than PF_FC_TTL_NS is not served: with the flow gone
+        // An entry older than PF_FC_TTL_JIFFIES is not served: with the flow gone
         // from conntrack (an LRU eviction), the cached copy lets its replies
         // pass only until then.
         h.install(kSlot, replies_only(), kRev + 2);
@@ -212,9 +221,16 @@ TEST_CASE("datapath: a cached flow is re-validated at once by a new revision, an
         h.conntrack_delete(key, /*keep_flow_cache=*/true);
         CHECK(allowed(h, p, kSlot, PF_DIR_INGRESS, reply(g))); // within the second
         pf_fc_entry e = *cached(h, key);
-        e.until_ns = coarse_now_ns() - 1;
+        e.until_jiffies -= PF_FC_TTL_JIFFIES; // as if filled that long ago
         h.flow_cache_set(flow_cache_index(key), e);
         CHECK_FALSE(allowed(h, p, kSlot, PF_DIR_INGRESS, reply(g)));
+
+        // And in wall time, whatever the kernel's HZ: gone after a second.
+        const Frame late = tcp4(kPod4, 40004, "1.2.3.4", 443);
+        open_and_cache(h, p, late);
+        h.conntrack_delete(ct_key_for(kSlot, PF_DIR_EGRESS, late), /*keep_flow_cache=*/true);
+        std::this_thread::sleep_for(std::chrono::milliseconds(1050));
+        CHECK_FALSE(allowed(h, p, kSlot, PF_DIR_INGRESS, reply(late)));
     }
 }
 
@@ -251,6 +267,49 @@ TEST_CASE("datapath: an audited flow's cached packets still count as would-deny"
         const pf_counter c = h.counters(kSlot, PF_DIR_INGRESS);
         CHECK(c.would_deny_packets == 3);
         CHECK(c.allowed_packets == 0);
+    }
+}
+
+TEST_CASE("datapath: a cached flow's egress skips the source check only once that passed") {
+    PinnedToOneCpu pin;
+    Harness h;
+    namespace pol = podfence::policy;
+    for (Prog p : kProgs) {
+        CAPTURE(prog_name(p));
+        h.conntrack_clear();
+        h.flow_cache_clear();
+        h.clear_slot_stats(kSlot);
+        h.set_sources(kSlot, {true, {*pol::parse_source(kPod4)}});
+        h.install(kSlot,
+                  pol::parse_policy(R"({"policyTypes":["Ingress"],"ingress":[{"ports":[{"port":8080}]}]})"),
+                  kRev);
+        // Flows the peer opens, so only ingress packets fill their entries:
+        // to the pod's address, and to one it does not own (routed to it,
+        // say, by a forged ARP reply).
+        for (const char* to : {kPod4, "10.0.0.99"}) {
+            CAPTURE(to);
+            const bool own = std::string(to) == kPod4;
+            const Frame in = tcp4("1.2.3.4", 40020, to, 8080);
+            REQUIRE(allowed(h, p, kSlot, PF_DIR_INGRESS, in));
+            REQUIRE(allowed(h, p, kSlot, PF_DIR_INGRESS, reply(reply(in)))); // conntrack, fills
+            const pf_ct_key key = ct_key_for(kSlot, PF_DIR_INGRESS, in);
+            REQUIRE(cached(h, key).has_value());
+            CHECK((cached(h, key)->flags & PF_FC_F_SRC_OK) == 0);
+            // The pod's replies: the source check still judges the first.
+            CHECK(allowed(h, p, kSlot, PF_DIR_EGRESS, reply(in)) == own);
+            CHECK(allowed(h, p, kSlot, PF_DIR_EGRESS, reply(in)) == own);
+            CHECK((cached(h, key)->flags & PF_FC_F_SRC_OK) == (own ? PF_FC_F_SRC_OK : 0u));
+            CHECK(h.counters(kSlot, PF_DIR_EGRESS).spoofed_packets == (own ? 0u : 2u));
+            h.clear_slot_stats(kSlot);
+        }
+        // A flow the pod opens is marked by its first egress packet's fill.
+        const Frame out = tcp4(kPod4, 40021, "1.2.3.4", 8080);
+        REQUIRE(allowed(h, p, kSlot, PF_DIR_EGRESS, out));
+        REQUIRE(allowed(h, p, kSlot, PF_DIR_EGRESS, reply(reply(out))));
+        const auto e = cached(h, ct_key_for(kSlot, PF_DIR_EGRESS, out));
+        REQUIRE(e.has_value());
+        CHECK((e->flags & PF_FC_F_SRC_OK) != 0);
+        h.set_sources(kSlot, {false, {}});
     }
 }
 

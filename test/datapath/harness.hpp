@@ -78,7 +78,7 @@ public:
     // pf_conntrack4 (by the narrow key), IPv6 ones in pf_conntrack. Writes
     // also drop the flow's cached copy (unless told to keep it): they stand
     // for time passing or for another writer, which that copy (at most
-    // PF_FC_TTL_NS old in the datapath) would hide from the next packet.
+    // PF_FC_TTL_JIFFIES old in the datapath) would hide from the next packet.
     std::size_t conntrack_size() const; // both tables
     std::size_t sources_size() const;   // pf_sources entries, every slot
     std::optional<pf_ct_val> conntrack_find(const pf_ct_key& k) const;

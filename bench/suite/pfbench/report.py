@@ -205,7 +205,8 @@ class Report:
         self.w()
         self.w("podfence engine (no stub) vs the article's program. `new`: allowed packet of a new flow "
                "(conntrack miss, both prefix matches, conntrack insert; median of single runs); `established_1`: "
-               "same packet again, single runs; `established`/`denied`/article `allowed`: repeat loops. "
+               "the flow's first ACK, single runs; `established`/`denied`/article `allowed`: repeat loops; "
+               "`established_egress`: the same flow's packets from the pod, through the source check (loop). "
                "Compare single-run cases with the article's `allowed_1`, loops with its `allowed`. "
                "`lpm`: a plain kernel LPM trie holding the same CIDRs (bench/testrun/lpm.bpf.c: one stateless "
                "lookup), fed the same established and denied packets; it shows how a trie's cost moves with "
