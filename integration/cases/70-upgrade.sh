@@ -9,7 +9,9 @@
 # that upgrade path too. tc mode moves through `podfence upgrade`, the others
 # through the first verb the new binary runs (a libcni CHECK). Then CHECK and
 # update work on every pod, the old datapath is gone, and the old binary
-# refuses to move pods back (downgrade).
+# refuses to move pods back (downgrade), or, when both binaries are of one
+# ABI (an older build of the same release line), moves them back as it would
+# any other datapath of its ABI.
 # Sourced by integration/run.sh. Namespaces pfti-up*, addresses 10.99.0.80-89.
 # shellcheck shell=bash
 
@@ -52,8 +54,10 @@ upgrade_case() {
 		return 0
 	fi
 	local s=$PREFIX-$mode-ups c=$PREFIX-$mode-upc p=$PREFIX-$mode-upp
-	local S4=10.99.0.80 C4=10.99.0.81 P4=10.99.0.82 pol cpol vabi
+	local S4=10.99.0.80 C4=10.99.0.81 P4=10.99.0.82 pol cpol vabi oabi odp
 	vabi=$(env -u CNI_COMMAND "$VARIANT" version | sed -n 's/.*(ABI \([0-9]*\)).*/\1/p')
+	oabi=$(env -u CNI_COMMAND "$old" version | sed -n 's/.*(ABI \([0-9]*\)).*/\1/p')
+	odp=$(env -u CNI_COMMAND "$old" version | sed -n 's/^datapath \([^ ]*\) .*/\1/p')
 	echo "# ---- mode $mode: in-place datapath upgrade to $(basename "$VARIANT") (ABI $vabi)"
 	for n in ups upc upp; do new_ns "$PREFIX-$n"; done
 	serve_tcp "$PREFIX-ups" 8080
@@ -104,9 +108,17 @@ upgrade_case() {
 	jq -cn --arg p "$P4/32" '{ingress: [{from: [{ipBlock: {cidr: $p}}], ports: [{protocol: "TCP", port: 8080}]}]}' >"$WORK/up-pol.json"
 	t "$mode: podfence update s (new binary): now p only" run_ok "$WORK/up-upd.out" pf update "$s" eth0 "$WORK/up-pol.json"
 	t "$mode: p->s 8080 allowed, c->s denied after update" eval 'tcp_ok "$PREFIX-upp" "$S4" 8080 && tcp_denied "$PREFIX-upc" "$S4" 8080'
-	t "$mode: the old binary refuses to move pods back (downgrade)" eval \
-		'! in_ns "$PREFIX-node" env -u CNI_COMMAND "$old" upgrade --bpffs-root "$BPFFS" >"$WORK/down.out" 2>&1 && grep -q "downgrad" "$WORK/down.out" || why "$(cat "$WORK/down.out")"'
-	t "$mode: pods still on ABI $vabi after the refused downgrade" up_on_datapath "$vabi"
+	if [ "$oabi" = "$vabi" ]; then
+		t "$mode: the old binary, also ABI $vabi, moves the pods to its own datapath" eval \
+			'in_ns "$PREFIX-node" env -u CNI_COMMAND "$old" upgrade --bpffs-root "$BPFFS" >"$WORK/down.out" 2>&1 || why "$(cat "$WORK/down.out")"'
+		t "$mode: pods on the old binary's datapath ($odp) after moving back" eval \
+			'up_on_datapath "$vabi" && [ "$(pf inspect --json | jq -r ".[].datapathDir" | xargs -rn1 basename | sort -u)" = "$odp" ] || why "not on $odp"'
+		t "$mode: the updated policy still holds after moving back" eval 'tcp_ok "$PREFIX-upp" "$S4" 8080 && tcp_denied "$PREFIX-upc" "$S4" 8080'
+	else
+		t "$mode: the old binary refuses to move pods back (downgrade)" eval \
+			'! in_ns "$PREFIX-node" env -u CNI_COMMAND "$old" upgrade --bpffs-root "$BPFFS" >"$WORK/down.out" 2>&1 && grep -q "downgrad" "$WORK/down.out" || why "$(cat "$WORK/down.out")"'
+		t "$mode: pods still on ABI $vabi after the refused downgrade" up_on_datapath "$vabi"
+	fi
 	for cid in "$s" "$c" "$p"; do t "$mode: DEL $cid (new binary)" del_ok "$cid"; done
 	for cid in "${extra[@]}"; do del_ok "$cid" || t "$mode: DEL $cid" false; done
 	t "$mode: nothing left after DEL" eval 'empty_or_why "$(attach_dirs)"'
