@@ -31,7 +31,7 @@
 union pf_ct_keybuf {
 	struct pf_ct_key wide;
 	struct pf_ct4_key k4;
-};
+} __attribute__((aligned(8))); /* the flow cache reads it in 64-bit words */
 
 static __always_inline void pf_ct_key_init(struct pf_ct_key *k, __u32 slot, __u8 dir,
 					   const struct pf_pkt *p)

@@ -15,7 +15,11 @@
 
 _Static_assert(sizeof(struct pf_ct_key) == PF_FC_KEY_WORDS * 4,
 	       "the wide key fills an entry's key");
-_Static_assert(sizeof(struct pf_ct4_key) % 4 == 0, "the narrow key is whole words");
+_Static_assert(sizeof(struct pf_ct4_key) == 5 * 4, "the narrow key is words 0-4");
+_Static_assert(__builtin_offsetof(struct pf_fc_entry, key) % 8 == 0 &&
+		       _Alignof(struct pf_fc_entry) == 8,
+	       "an entry's key is 8-byte aligned");
+_Static_assert(_Alignof(union pf_ct_keybuf) == 8, "a flow's key is 8-byte aligned");
 
 /* The key's words as the cache compares them: pf_ct4_key for IPv4 (the
  * zeroed rest of the buffer is not compared), pf_ct_key for IPv6. */
@@ -32,22 +36,30 @@ static __always_inline struct pf_fc_entry *pf_fc_slot(const union pf_ct_keybuf *
 	return bpf_map_lookup_elem(&pf_flowcache, &idx);
 }
 
+/* The key's words read two at a time: half the loads and compares. The
+ * words were written through the key's own fields, hence may_alias; both
+ * sides are 8-byte aligned (asserted above). */
+typedef __u64 __attribute__((may_alias)) pf_fc_dword;
+
+static __always_inline int pf_fc_key_eq(const __u32 *a, const __u32 *b, __u8 family)
+{
+	const pf_fc_dword *x = (const pf_fc_dword *)a, *y = (const pf_fc_dword *)b;
+
+	if (x[0] != y[0] || x[1] != y[1] || a[4] != b[4]) /* pf_ct4_key */
+		return 0;
+	return family == PF_FAMILY_V4 ||
+	       (a[5] == b[5] && x[3] == y[3] && x[4] == y[4] && a[10] == b[10]);
+}
+
 /* The verdict e holds for this flow, or -1 when e belongs to another flow,
  * another revision, or is older than PF_FC_TTL_JIFFIES. */
 static __always_inline int pf_fc_verdict(const struct pf_fc_entry *e, const union pf_ct_keybuf *kb,
 					 __u8 family, __u32 rev)
 {
-	const __u32 *k = (const __u32 *)kb;
-
 	if (e->rev != rev || e->family != family ||
 	    (__s64)(bpf_jiffies64() - e->until_jiffies) >= 0)
 		return -1;
-	if (e->key[0] != k[0] || e->key[1] != k[1] || e->key[2] != k[2] || e->key[3] != k[3] ||
-	    e->key[4] != k[4])
-		return -1;
-	if (family != PF_FAMILY_V4 &&
-	    (e->key[5] != k[5] || e->key[6] != k[6] || e->key[7] != k[7] || e->key[8] != k[8] ||
-	     e->key[9] != k[9] || e->key[10] != k[10]))
+	if (!pf_fc_key_eq(e->key, (const __u32 *)kb, family))
 		return -1;
 	return e->verdict;
 }

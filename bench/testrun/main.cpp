@@ -24,8 +24,13 @@
 // The loops (established, denied) run after every policy is installed, each
 // pod in its own slot, in rounds that visit every rule count in turn, so a
 // slow spell of the VM does not land on one rule count only.
+// kind=ratio: an established case over the article's allowed packet on the
+// same hook, timed next to each other in every round (per round the fastest
+// of 10 alternating short loops of each), so the VM's drift between the
+// phases of the run stays out of the ratio: median of the rounds, and range.
 // CSV on stdout: kind,prog,family,rules,case,value,detail (value: ns/packet,
-// or bytes for kind=memory: the policy map's memlock from /proc/self/fdinfo).
+// a ratio for kind=ratio, or bytes for kind=memory: the policy map's
+// memlock from /proc/self/fdinfo).
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <linux/pkt_cls.h>
@@ -60,6 +65,11 @@ using pftest::Frame;
 constexpr int kRounds = 7;
 constexpr int kRepeat = 100000;
 constexpr int kNewFlows = 3000;
+constexpr std::uint16_t kArticlePort = 8080;
+// A case paired with the article's program: per round, kPairs loops of each
+// of kPairRepeat runs, alternating.
+constexpr int kPairs = 10;
+constexpr int kPairRepeat = 10000;
 
 [[noreturn]] void die(const std::string& what) {
     throw std::runtime_error(what + ": " + std::strerror(errno));
@@ -157,15 +167,16 @@ unsigned addr_lengths(const std::vector<pol::PolicyEntry>& entries) {
     return static_cast<unsigned>(lens.size());
 }
 
-std::uint32_t median(std::vector<std::uint32_t> v) {
+template <typename T> T median(std::vector<T> v) {
     std::nth_element(v.begin(), v.begin() + static_cast<long>(v.size() / 2), v.end());
     return v[v.size() / 2];
 }
 
-// One kernel-timed loop of `kRepeat` runs of `frame`.
-std::uint32_t loop(const Bench& b, int prog, const std::vector<std::uint8_t>& frame, int expect) {
+// One kernel-timed loop of `repeat` runs of `frame`.
+std::uint32_t loop(const Bench& b, int prog, const std::vector<std::uint8_t>& frame, int expect,
+                   int repeat = kRepeat) {
     int rc = 0;
-    const std::uint32_t ns = b.run(prog, frame, kRepeat, &rc);
+    const std::uint32_t ns = b.run(prog, frame, repeat, &rc);
     if (rc != expect) throw std::runtime_error("unexpected verdict " + std::to_string(rc));
     return ns;
 }
@@ -199,6 +210,11 @@ struct LoopCase {
     int expect;
     std::vector<std::uint32_t> ns;
     std::uint32_t dir = PF_DIR_INGRESS;
+    // The article's program on the same hook, timed next to this case in
+    // every round: the ratio of the two comes from one moment of the VM, so
+    // its drift between phases of the run does not enter the ratio.
+    int article = -1;
+    std::vector<double> over_article{};
 };
 
 // The LPM baseline's trie for the same rules (cidr -> its one port), put in
@@ -308,7 +324,9 @@ void measure(Bench& b, std::mt19937_64& rng, std::uint32_t slot, std::uint8_t fa
         est_flow.tcp_flags = pftest::kTcpAck;
         auto est = pftest::build(est_flow);
         auto denied = pftest::build(packet(family, p.ingress[pick(rng)], 998, false));
-        loops.push_back({"datapath," + label + "established", slot, prog, est, allow, {}});
+        const int article = tc ? b.fd.article_tc : b.fd.article_xdp;
+        loops.push_back(
+            {"datapath," + label + "established", slot, prog, est, allow, {}, PF_DIR_INGRESS, article});
         // The same flow's packets from the pod: egress, through the source check.
         loops.push_back({"datapath," + label + "established_egress",
                          slot,
@@ -316,7 +334,8 @@ void measure(Bench& b, std::mt19937_64& rng, std::uint32_t slot, std::uint8_t fa
                          pftest::build(pftest::reply(est_flow)),
                          allow,
                          {},
-                         PF_DIR_EGRESS});
+                         PF_DIR_EGRESS,
+                         article});
         loops.push_back({"datapath," + label + "denied", slot, prog, denied, deny, {}});
         // A peer outside every rule (11/8, fe00::/8 hold none): the search
         // misses at every length it tries, the most a denied packet can cost.
@@ -332,8 +351,13 @@ void measure(Bench& b, std::mt19937_64& rng, std::uint32_t slot, std::uint8_t fa
 }
 
 // Runs every loop case once per round, all policies interleaved; prints the
-// median of the rounds and their range.
-void run_loops(Bench& b, std::vector<LoopCase>& loops) {
+// median of the rounds and their range. A case paired with the article's
+// program also prints the median and range of its per-round ratios to it
+// (kind `ratio`, case `<case>_over_article`): per round, the fastest of
+// kPairs short loops of each, run alternately; the article's map is filled
+// as for `article_rules`.
+void run_loops(Bench& b, std::vector<LoopCase>& loops, std::size_t article_rules) {
+    const auto article_frame = pftest::build(pftest::tcp4("10.1.2.3", 40000, "192.168.0.10", kArticlePort));
     for (auto& c : loops) { // open the established flows (their entries stay)
         b.use_slot(c.slot, c.dir);
         b.run(c.prog, c.frame, 1);
@@ -342,25 +366,52 @@ void run_loops(Bench& b, std::vector<LoopCase>& loops) {
         for (auto& c : loops) {
             b.use_slot(c.slot, c.dir);
             c.ns.push_back(loop(b, c.prog, c.frame, c.expect));
+            if (c.article < 0) continue;
+            // Short loops of each, alternating, and the fastest of each: a
+            // stall of the VM (steal, an interrupt) lands in one short loop
+            // and not in the round's ratio.
+            const int pass = c.article == b.fd.article_tc ? TC_ACT_OK : XDP_PASS;
+            std::uint32_t art = UINT32_MAX, own = UINT32_MAX;
+            for (int k = 0; k < kPairs; ++k) {
+                if (k % 2) art = std::min(art, loop(b, c.article, article_frame, pass, kPairRepeat));
+                own = std::min(own, loop(b, c.prog, c.frame, c.expect, kPairRepeat));
+                if (k % 2 == 0) art = std::min(art, loop(b, c.article, article_frame, pass, kPairRepeat));
+            }
+            c.over_article.push_back(static_cast<double>(own) / std::max<std::uint32_t>(art, 1));
         }
-    for (const auto& c : loops)
+    for (const auto& c : loops) {
         std::printf("%s,%u,median of %d rounds of repeat %d interleaved over all rule counts "
                     "(min %u max %u)\n",
                     c.label.c_str(), median(c.ns), kRounds, kRepeat,
                     *std::min_element(c.ns.begin(), c.ns.end()), *std::max_element(c.ns.begin(), c.ns.end()));
+        if (c.over_article.empty()) continue;
+        const auto [lo, hi] = std::minmax_element(c.over_article.begin(), c.over_article.end());
+        std::printf(
+            "ratio,%s_over_article,%.3f,median of %d per-round ratios to the article's allowed packet "
+            "on the same hook: fastest of %d alternating loops of repeat %d each; its map filled as "
+            "for %zu rules (min %.3f max %.3f)\n",
+            c.label.substr(c.label.find(',') + 1).c_str(), median(c.over_article), kRounds, kPairs,
+            kPairRepeat, article_rules, *lo, *hi);
+    }
 }
 
-void measure_article(Bench& b, std::mt19937_64& rng, std::size_t n) {
+// The article's allow list for an n-rule policy: kArticlePort and random
+// others, as many as its 16-bit key allows at most.
+void fill_article_ports(const Bench& b, std::mt19937_64& rng, std::size_t n) {
     std::uniform_int_distribution<unsigned> port(1, 65535);
     std::uint8_t one = 1;
-    std::uint16_t allowed = 8080;
+    std::uint16_t allowed = kArticlePort;
     if (bpf_map_update_elem(b.fd.article_ports, &allowed, &one, BPF_ANY))
         die("bpf_map_update_elem(port_map)");
     for (std::size_t i = 1; i < std::min<std::size_t>(n, 65535); ++i) {
         std::uint16_t p = static_cast<std::uint16_t>(port(rng));
         if (bpf_map_update_elem(b.fd.article_ports, &p, &one, BPF_ANY)) die("bpf_map_update_elem(port_map)");
     }
-    auto frame = pftest::build(pftest::tcp4("10.1.2.3", 40000, "192.168.0.10", allowed));
+}
+
+void measure_article(Bench& b, std::mt19937_64& rng, std::size_t n) {
+    fill_article_ports(b, rng, n);
+    auto frame = pftest::build(pftest::tcp4("10.1.2.3", 40000, "192.168.0.10", kArticlePort));
     for (int prog : {b.fd.article_tc, b.fd.article_xdp}) {
         const bool tc = prog == b.fd.article_tc;
         std::vector<std::uint32_t> loops;
@@ -419,7 +470,10 @@ int main(int argc, char** argv) try {
             measure(b, rng, slot++, fam, n, lengths, loops, maps);
         std::fflush(stdout);
     }
-    run_loops(b, loops);
+    // The article's map for the rounds: as for the largest rule count.
+    const std::size_t most = *std::max_element(sizes.begin(), sizes.end());
+    fill_article_ports(b, rng, most);
+    run_loops(b, loops, most);
     return 0;
 } catch (const std::exception& e) {
     std::fprintf(stderr, "podfence_testrun_bench: %s\n", e.what());

@@ -121,8 +121,10 @@ void fill(int fd, std::uint32_t slot, const std::vector<PolicyEntry>& entries) {
     }
 }
 
-// One BPF_MAP_LOOKUP_BATCH instead of a lookup per slot: ADD reads every
-// slot twice (free slot, next revision) and per-slot syscalls dominated its cost.
+// One BPF_MAP_LOOKUP_BATCH instead of a lookup per slot (per-slot syscalls
+// dominated ADD's cost). Still about 1 ms for PF_MAX_SLOTS entries (the
+// kernel copies each key and value out on its own): PolicyStore::pods()
+// reads it once per store.
 std::vector<pf_pod> read_pods(int pods_fd) {
     std::vector<pf_pod> pods(PF_MAX_SLOTS);
     std::vector<std::uint32_t> keys(PF_MAX_SLOTS);
@@ -216,28 +218,41 @@ void put_pod(int fd, std::uint32_t slot, const pf_pod& pod) {
                           errno);
 }
 
+} // namespace
+
+const std::vector<pf_pod>& PolicyStore::pods() const {
+    if (!pods_) pods_ = read_pods(dp_.pods_map());
+    return *pods_;
+}
+
+pf_pod PolicyStore::current(std::uint32_t slot) const {
+    return pods_ ? (*pods_)[slot] : pod(slot).value_or(pf_pod{});
+}
+
+void PolicyStore::put(std::uint32_t slot, const pf_pod& pod) {
+    put_pod(dp_.pods_map(), slot, pod);
+    if (pods_) (*pods_)[slot] = pod;
+}
+
 // pf_pods[slot] from `was` to `now`. The engine reads rev and flags as two
 // words while this update may land between them. Leaving audit therefore
 // takes two writes, the flag first at the old revision: no packet can see
 // the new revision with PF_POD_AUDIT still set and stamp a would-deny flow
 // as valid under it. Every other mix only delays or repeats a revalidation.
-void write_pod(int fd, std::uint32_t slot, const pf_pod& was, const pf_pod& now) {
+void PolicyStore::write(std::uint32_t slot, const pf_pod& was, const pf_pod& now) {
     if ((was.flags & PF_POD_AUDIT) && !(now.flags & PF_POD_AUDIT) && was.rev != 0)
-        put_pod(fd, slot, pf_pod{was.rev, now.flags});
-    put_pod(fd, slot, now);
+        put(slot, pf_pod{was.rev, now.flags});
+    put(slot, now);
 }
-
-} // namespace
 
 std::uint32_t PolicyStore::set_audit(std::uint32_t slot, bool audit) {
     check_slot(slot);
-    const std::vector<pf_pod> pods = read_pods(dp_.pods_map());
-    const pf_pod was = pods[slot];
+    const pf_pod was = pods()[slot];
     if (!(was.flags & PF_POD_ACTIVE))
         throw Error(Code::MapSeed, "pf_pods[" + std::to_string(slot) + "] is not active: no pod to switch");
     if (((was.flags & PF_POD_AUDIT) != 0) == audit) return was.rev;
-    const pf_pod now{next_rev(pods, 0), audit ? (was.flags | PF_POD_AUDIT) : (was.flags & ~PF_POD_AUDIT)};
-    write_pod(dp_.pods_map(), slot, was, now);
+    const pf_pod now{next_rev(pods(), 0), audit ? (was.flags | PF_POD_AUDIT) : (was.flags & ~PF_POD_AUDIT)};
+    write(slot, was, now);
     log::debug(slot_name(slot) + (audit ? " audits" : " enforces") + ", rev " + std::to_string(now.rev));
     return now.rev;
 }
@@ -247,8 +262,8 @@ std::uint32_t PolicyStore::replace(std::uint32_t slot, const std::vector<PolicyE
     check_slot(slot);
     require_same_abi(dp_);
     validate(slot, entries);
-    const std::vector<pf_pod> pods = read_pods(dp_.pods_map());
-    const std::uint32_t rev = next_rev(pods, min_rev);
+    const pf_pod was = pods()[slot];
+    const std::uint32_t rev = next_rev(pods(), min_rev);
 
     // An inactive slot (ADD, a pod moving in) whose spare map is large enough
     // is refilled in place: the engine reads no policy of an inactive slot,
@@ -256,7 +271,7 @@ std::uint32_t PolicyStore::replace(std::uint32_t slot, const std::vector<PolicyE
     // pf_policy update does (../FIELD-NOTES). A live pod's policy is always
     // built aside and swapped in one update: no packet sees half of it.
     UniqueFd inner;
-    if (!(pods[slot].flags & PF_POD_ACTIVE)) {
+    if (!(was.flags & PF_POD_ACTIVE)) {
         inner = open_inner(dp_.policy_map(), slot);
         if (inner && max_entries(inner.get()) < entries.size()) inner.reset();
     }
@@ -272,11 +287,11 @@ std::uint32_t PolicyStore::replace(std::uint32_t slot, const std::vector<PolicyE
     if (!refill && bpf_map_update_elem(dp_.policy_map(), &slot, &inner_fd, BPF_ANY) != 0)
         throw errno_error(Code::MapSeed, "bpf_map_update_elem", "pf_policy[" + std::to_string(slot) + "]",
                           errno);
-    const bool audits = audit.value_or((pods[slot].flags & PF_POD_AUDIT) != 0);
+    const bool audits = audit.value_or((was.flags & PF_POD_AUDIT) != 0);
     // Activation and mode in one write: an ADD's pod is never briefly in the other mode.
-    const pf_pod pod{rev, PF_POD_ACTIVE | (pods[slot].flags & (PF_POD_SRC_CHECK | PF_POD_CLAIMED)) |
+    const pf_pod pod{rev, PF_POD_ACTIVE | (was.flags & (PF_POD_SRC_CHECK | PF_POD_CLAIMED)) |
                               (audits ? PF_POD_AUDIT : 0u)};
-    write_pod(dp_.pods_map(), slot, pods[slot], pod);
+    write(slot, was, pod);
     log::debug("policy of " + slot_name(slot) + (refill ? " refilled: " : " replaced: ") +
                std::to_string(entries.size()) + " entries, rev " + std::to_string(rev));
     return rev;
@@ -330,10 +345,7 @@ void PolicyStore::clear(std::uint32_t slot, const Datapath* moved_to, After afte
     // Inactive first: from here on the engine denies the slot before it reads
     // a policy, so no new conntrack entries appear for it while we sweep.
     // The revision stays (next_rev).
-    const pf_pod cleared{revision(slot), after == After::Claimed ? PF_POD_CLAIMED : 0u};
-    if (bpf_map_update_elem(dp_.pods_map(), &slot, &cleared, BPF_ANY) != 0)
-        throw errno_error(Code::MapSeed, "bpf_map_update_elem", "pf_pods[" + std::to_string(slot) + "]",
-                          errno);
+    put(slot, pf_pod{revision(slot), after == After::Claimed ? PF_POD_CLAIMED : 0u});
     // The policy map stays, emptied, as the slot's spare (see replace()),
     // unless it is large or of another datapath's layout.
     UniqueFd inner = open_inner(dp_.policy_map(), slot);
@@ -393,14 +405,9 @@ void PolicyStore::set_sources(std::uint32_t slot, const policy::PodSources& sour
             throw errno_error(Code::MapSeed, "bpf_map_update_elem",
                               "pf_sources[" + slot_name(slot) + " " + policy::format_source(a) + "]", errno);
     }
-    pf_pod pod{};
-    if (bpf_map_lookup_elem(dp_.pods_map(), &slot, &pod) != 0)
-        throw errno_error(Code::MapSeed, "bpf_map_lookup_elem", "pf_pods[" + std::to_string(slot) + "]",
-                          errno);
+    pf_pod pod = current(slot);
     pod.flags = sources.check ? (pod.flags | PF_POD_SRC_CHECK) : (pod.flags & ~PF_POD_SRC_CHECK);
-    if (bpf_map_update_elem(dp_.pods_map(), &slot, &pod, BPF_ANY) != 0)
-        throw errno_error(Code::MapSeed, "bpf_map_update_elem", "pf_pods[" + std::to_string(slot) + "]",
-                          errno);
+    put(slot, pod);
 }
 
 policy::PodSources PolicyStore::read_sources(std::uint32_t slot) const {
@@ -429,7 +436,7 @@ policy::PodSources PolicyStore::read_sources(std::uint32_t slot) const {
 }
 
 std::uint32_t PolicyStore::allocate_slot(const std::set<std::uint32_t>& also_taken) const {
-    auto pods = read_pods(dp_.pods_map());
+    const std::vector<pf_pod>& pods = this->pods();
     for (std::uint32_t s = 0; s < PF_MAX_SLOTS; ++s)
         if (pods[s].flags == 0 && !also_taken.count(s)) return s;
     throw Error(Code::MapSeed, "no free slot in pf_pods: " + std::to_string(PF_MAX_SLOTS) +
@@ -438,7 +445,7 @@ std::uint32_t PolicyStore::allocate_slot(const std::set<std::uint32_t>& also_tak
 
 std::set<std::uint32_t> PolicyStore::used_slots() const {
     std::set<std::uint32_t> out;
-    auto pods = read_pods(dp_.pods_map());
+    const std::vector<pf_pod>& pods = this->pods();
     for (std::uint32_t s = 0; s < PF_MAX_SLOTS; ++s)
         if (pods[s].flags != 0) out.insert(s);
     return out;
@@ -452,16 +459,16 @@ std::uint32_t PolicyStore::claim_slot(const std::set<std::uint32_t>& also_taken)
 
 void PolicyStore::claim(std::uint32_t slot) {
     check_slot(slot);
-    pf_pod pod = this->pod(slot).value_or(pf_pod{});
+    pf_pod pod = current(slot);
     pod.flags |= PF_POD_CLAIMED;
-    put_pod(dp_.pods_map(), slot, pod);
+    put(slot, pod);
 }
 
 bool PolicyStore::release(std::uint32_t slot) {
     check_slot(slot);
-    const pf_pod pod = this->pod(slot).value_or(pf_pod{});
+    const pf_pod pod = current(slot);
     if ((pod.flags & ~PF_POD_CLAIMED) != 0) return false;
-    if (pod.flags != 0) put_pod(dp_.pods_map(), slot, pf_pod{pod.rev, 0});
+    if (pod.flags != 0) put(slot, pf_pod{pod.rev, 0});
     return true;
 }
 

@@ -16,9 +16,16 @@
 
 namespace podfence::bpf {
 
+// pf_pods is read whole once per store, at its first use, and that copy is
+// kept in step with the store's own writes (reading it costs about 1 ms, a
+// tenth of an ADD). So a store must be the only writer of its datapath's
+// pf_pods while it lives: one store per datapath within a verb, all under
+// the NodeLock. The datapath itself never writes pf_pods. pod() and
+// revision() read the kernel's entry.
 class PolicyStore {
 public:
     explicit PolicyStore(const Datapath& dp) : dp_(dp) {}
+    const Datapath& datapath() const { return dp_; }
 
     // Builds a new map aside (sized to `entries`), fills it, swaps pf_policy[slot] to it in one
     // update (an inactive slot's spare map that is large enough is refilled in place
@@ -92,7 +99,15 @@ public:
     static void require_source_capacity(std::size_t addresses, const std::string& ifname);
 
 private:
+    const std::vector<pf_pod>& pods() const;
+    // pf_pods[slot]: from the copy once there is one, else one lookup.
+    pf_pod current(std::uint32_t slot) const;
+    void put(std::uint32_t slot, const pf_pod& pod);
+    // pf_pods[slot] from `was` to `now` (see the definition: leaving audit).
+    void write(std::uint32_t slot, const pf_pod& was, const pf_pod& now);
+
     const Datapath& dp_;
+    mutable std::optional<std::vector<pf_pod>> pods_;
 };
 
 } // namespace podfence::bpf

@@ -106,7 +106,7 @@ Output add(const cni::Env& env, const cni::NetConf& conf) {
         if (store.remove_orphan(env.container_id, env.ifname))
             log::info("ADD: removed an attachment directory without a record (left by a killed verb)");
         Problems left; // a slot that stays claimed is only one slot less: logged, not fatal
-        release_unreferenced_slots(store, left, true);
+        release_unreferenced_slots(store, left, true, &policies);
         for (const auto& e : left.list())
             log::warn("ADD: " + e);
     }

@@ -3,6 +3,7 @@
 #include <sys/stat.h>
 
 #include <filesystem>
+#include <memory>
 #include <set>
 #include <utility>
 
@@ -84,10 +85,15 @@ bool teardown(bpf::StateStore& store, const bpf::AttachmentRecord& rec, Problems
     return errors.empty();
 }
 
-std::size_t release_unreferenced_slots(bpf::StateStore& store, Problems& problems, bool quick) {
+std::size_t release_unreferenced_slots(bpf::StateStore& store, Problems& problems, bool quick,
+                                       bpf::PolicyStore* open) {
     struct Used {
         std::string name, dir;
-        bpf::Datapath dp; // kept open for the freeing below
+        // Kept open for the freeing below: the caller's store of this
+        // datapath, or one of its own (heap: a store refers to its datapath).
+        std::unique_ptr<bpf::Datapath> own_dp;
+        std::unique_ptr<bpf::PolicyStore> own;
+        bpf::PolicyStore* policies;
         std::set<std::uint32_t> slots;
     };
     std::vector<Used> used;
@@ -95,10 +101,15 @@ std::size_t release_unreferenced_slots(bpf::StateStore& store, Problems& problem
     for (const auto& name : datapath_names(store.root())) {
         const std::string dir = bpf::layout::datapath_dir(store.root(), name);
         try {
-            bpf::Datapath dp = bpf::Datapath::open_dir(dir);
-            auto slots = bpf::PolicyStore(dp).used_slots();
-            total += slots.size();
-            used.push_back({name, dir, std::move(dp), std::move(slots)});
+            Used u{name, dir, nullptr, nullptr, open, {}};
+            if (!open || open->datapath().dir() != dir) {
+                u.own_dp = std::make_unique<bpf::Datapath>(bpf::Datapath::open_dir(dir));
+                u.own = std::make_unique<bpf::PolicyStore>(*u.own_dp);
+                u.policies = u.own.get();
+            }
+            u.slots = u.policies->used_slots();
+            total += u.slots.size();
+            used.push_back(std::move(u));
         } catch (const std::exception& e) {
             problems.add("slots of " + dir + ": " + e.what());
         }
@@ -123,7 +134,7 @@ std::size_t release_unreferenced_slots(bpf::StateStore& store, Problems& problem
     std::size_t freed = 0;
     for (const auto& u : used) {
         try {
-            bpf::PolicyStore slots(u.dp);
+            bpf::PolicyStore& slots = *u.policies;
             for (std::uint32_t slot : u.slots) {
                 if (named.count({u.name, slot})) continue;
                 // No kill leaves an active slot without its record (ADD

@@ -6,6 +6,7 @@
 #include <vector>
 #include "../common/error.hpp"
 
+#include "../bpf/policy_store.hpp"
 #include "../bpf/state.hpp"
 
 namespace podfence::verbs {
@@ -25,7 +26,10 @@ bool teardown(bpf::StateStore& store, const bpf::AttachmentRecord& rec, Problems
 // read the records only when the node has more used slots than attachment
 // directories (DEL of an unknown attachment, which runtimes send for every
 // pod). Nothing is freed while some record is unreadable. Failures go to
-// `problems`; returns how many slots were freed.
-std::size_t release_unreferenced_slots(bpf::StateStore& store, Problems& problems, bool quick);
+// `problems`; returns how many slots were freed. open: the caller's store of
+// one datapath, used for it instead of a second (PolicyStore: one per
+// datapath within a verb).
+std::size_t release_unreferenced_slots(bpf::StateStore& store, Problems& problems, bool quick,
+                                       bpf::PolicyStore* open = nullptr);
 
 } // namespace podfence::verbs

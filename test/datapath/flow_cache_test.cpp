@@ -11,6 +11,7 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "datapath/harness.hpp"
 #include "policy/policy.hpp"
@@ -115,11 +116,11 @@ TEST_CASE_FIXTURE(RepliesOnlyPod,
         // single key word and hashed onto the same entry, must find conntrack
         // (and be denied there), not the cached verdict.
         struct Case {
-            const char* what;
+            std::string what;
             const Frame& base;
             std::optional<Frame> other;
         };
-        const Case cases[] = {
+        std::vector<Case> cases = {
             {"v4 pod port", f4,
              colliding(f4,
                        [](Frame& g, std::uint32_t i) {
@@ -144,19 +145,29 @@ TEST_CASE_FIXTURE(RepliesOnlyPod,
                            g.dst = v4(0x01000000u + i);
                            return true;
                        })},
-            {"v6 peer address, last word", f6,
+            {"v6 pod port", f6,
              colliding(f6,
                        [](Frame& g, std::uint32_t i) {
-                           std::memcpy(&g.dst[12], &i, 4);
-                           return true;
+                           g.sport = static_cast<std::uint16_t>(i);
+                           return i < 65536;
                        })},
-            {"v6 pod address, first word", f6,
+            {"v6 peer port", f6,
              colliding(f6,
                        [](Frame& g, std::uint32_t i) {
-                           std::memcpy(&g.src[0], &i, 4);
-                           return true;
+                           g.dport = static_cast<std::uint16_t>(i);
+                           return i < 65536;
                        })},
         };
+        // Every word of both IPv6 addresses: the cache hashes only some of
+        // them and compares the key two words at a time.
+        for (const bool pod : {true, false})
+            for (unsigned word = 0; word < 4; ++word)
+                cases.push_back(
+                    {std::string(pod ? "v6 pod" : "v6 peer") + " address, word " + std::to_string(word), f6,
+                     colliding(f6, [pod, word](Frame& g, std::uint32_t i) {
+                         std::memcpy(&(pod ? g.src : g.dst)[4 * word], &i, 4);
+                         return true;
+                     })});
         for (const Case& c : cases) {
             CAPTURE(c.what);
             REQUIRE(c.other.has_value());

@@ -2,6 +2,8 @@
 import csv
 import math
 import os
+import random
+import re
 import subprocess
 
 from .util import log, median, summary
@@ -99,6 +101,39 @@ def _trip(t, tcp=False):
 
 def _r(x):
     return f"{x:.3f}" if _finite(x) else "n/a"
+
+
+def _line(pts):
+    """(intercept, slope) of the least-squares line through (x, y) points."""
+    n = len(pts)
+    mx, my = sum(x for x, _ in pts) / n, sum(y for _, y in pts) / n
+    sxx = sum((x - mx) ** 2 for x, _ in pts)
+    b = sum((x - mx) * (y - my) for x, y in pts) / sxx if sxx else 0.0
+    return my - b * mx, b
+
+
+def add_trend(pts, levels, resamples=400):
+    """How ADD latency moves with the pods already on the node, from every
+    ADD of the run instead of a few at each level: the least-squares line,
+    the ratio of its values at the last and the first level, and a 95%
+    bootstrap interval of that ratio (seeded: a report rebuilt from the same
+    CSV says the same). None with fewer than 20 points."""
+    if len(pts) < 20:
+        return None
+    lo_level, hi_level = levels[0], levels[-1]
+
+    def ratio(sample):
+        a, b = _line(sample)
+        base = a + b * lo_level
+        return (a + b * hi_level) / base if base > 0 else float("nan")
+
+    rng = random.Random(1)
+    boot = sorted(r for r in (ratio([pts[rng.randrange(len(pts))] for _ in pts]) for _ in range(resamples))
+                  if math.isfinite(r))
+    a, b = _line(pts)
+    return {"n": len(pts), "a": a, "b": b, "ratio": ratio(pts), "lo_level": lo_level, "hi_level": hi_level,
+            "ci": (boot[int(0.025 * len(boot))], boot[int(0.975 * len(boot)) - 1]) if boot else (float("nan"),) * 2,
+            "resamples": resamples}
 
 
 class Report:
@@ -219,6 +254,22 @@ class Report:
                     if (r["kind"], r["prog"], r["family"], r["case"]) == key}
             self.w("| " + " | ".join(key) + " | " + " | ".join(vals.get(n, "") for n in sizes) + " |")
         self.w()
+        ratios = [r for r in rows if r["kind"] == "ratio"]
+        if ratios:
+            rs = sorted({int(r["rules"]) for r in ratios})
+            self.w("Per-round ratios to the article's allowed packet, timed next to each other on the same hook "
+                   "(the fastest of 10 alternating short loops of each per round; median, min-max over the rounds):")
+            self.w()
+            self.w("| prog | family | case | " + " | ".join(f"{n} rules" for n in rs) + " |")
+            self.w("|---|---|---|" + "---|" * len(rs))
+            for key in sorted({(r["prog"], r["family"], r["case"]) for r in ratios}):
+                cells = []
+                for n in rs:
+                    r = next((r for r in ratios if (r["prog"], r["family"], r["case"], int(r["rules"])) == key + (n,)), None)
+                    m = re.search(r"min ([0-9.]+) max ([0-9.]+)", r["detail"]) if r else None
+                    cells.append(f"{r['ns_per_packet']} ({m.group(1)}-{m.group(2)})" if m else "")
+                self.w("| " + " | ".join(key) + " | " + " | ".join(cells) + " |")
+            self.w()
         if mem:
             self.w("Per-pod policy map for N rules (memlock from fdinfo): " + "; ".join(
                 f"{r['family']} {r['rules']} rules: {int(r['value']) / 1024:.0f} KiB ({r['detail']})"
@@ -296,6 +347,16 @@ class Report:
                 res[f"add_{lvl}"] = summary(add)
                 self.w(f"| {lvl} | {_ms(add)} | {_ms(dele)} |")
             self.w()
+            fit = add_trend([(r["pods_before"], r["secs"] * 1e3) for r in scale
+                             if r["verb"] == "ADD" and r["pods_before"] >= 1], self.ctx.p["scale_levels"])
+            if fit:
+                res["add_fit"] = fit
+                self.w(f"Least-squares line through all {fit['n']} ADDs after the first: {fit['a']:.1f} ms "
+                       f"+ {fit['b'] * 1000:.2f} ms per 1,000 pods already on the node; ADD at "
+                       f"{fit['hi_level']} over ADD at {fit['lo_level']} on that line: {_r(fit['ratio'])}x "
+                       f"(95% bootstrap interval {_r(fit['ci'][0])}-{_r(fit['ci'][1])}, "
+                       f"{fit['resamples']} resamples of the ADDs).")
+                self.w()
             mem = self.ctx.memory
             if mem:
                 n = mem["pods"]

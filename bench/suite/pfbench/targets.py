@@ -6,6 +6,7 @@ of the target; otherwise INCONCLUSIVE, which on a shared, busy machine is the
 honest answer for differences of a few percent.
 """
 import math
+import re
 
 from .report import _r
 
@@ -104,7 +105,8 @@ def write(rep, matrix, scaling, control, testrun_rows, p):
 
     worst, text = _testrun_established(testrun_rows, big)
     w(f"| test_run, established flow <= 1.2x the article's program (tc and xdp, v4 and v6, at 1 and "
-      f"{big} rules; worst decides) | {text} | {_verdict(worst, worst, worst, 1.2, at_least=False)} |")
+      f"{big} rules; per-round ratios, the article timed next to podfence; worst decides) | {text} | "
+      f"{_verdict(*worst, 1.2, at_least=False)} |")
     worst, text = _testrun_ratio(testrun_rows, big)
     w(f"| (context) test_run, every case over the article's | {text} | |")
 
@@ -120,7 +122,13 @@ def write(rep, matrix, scaling, control, testrun_rows, p):
         w("| ADD+DEL <= the bandwidth plugin's, same chain | n/a | NOT MEASURED |")
     levels = p["scale_levels"]
     first, last = control.get(f"add_{levels[0]}"), control.get(f"add_{levels[-1]}")
-    if first and last and _ok(first[1]) and _ok(last[1]):
+    fit = control.get("add_fit")
+    if fit and _ok(fit["ratio"]):
+        m, (lo, hi) = fit["ratio"], fit["ci"]
+        w(f"| ADD at {levels[-1]} pods <= 1.1x ADD at {levels[0]} pod | line through {fit['n']} ADDs: "
+          f"{fit['a']:.1f} ms + {fit['b'] * 1000:.2f} ms per 1,000 pods, {_r(m)}x (95% bootstrap {_r(lo)}-{_r(hi)}) | "
+          f"{_verdict(m, lo, hi, 1.1, at_least=False)} |")
+    elif first and last and _ok(first[1]) and _ok(last[1]):
         m = last[1] / first[1]
         lo, hi = last[0] / first[2], last[2] / first[0]
         w(f"| ADD at {levels[-1]} pods <= 1.1x ADD at {levels[0]} pod | {last[1]:.1f} ms vs "
@@ -191,32 +199,45 @@ def _added_cpu_ratio(pf, art):
 
 
 def _testrun_established(rows, n):
-    """(worst ratio, text): podfence's established-flow packet (repeat loop)
-    over the article's allowed packet, at 1 rule and at n (or the largest
-    size <= n); the article's program is IPv4-only, so v6 is set against
-    its v4 figure."""
-    rows = [r for r in rows if r.get("kind") in ("datapath", "article")]
+    """((worst median, worst low, worst high), text): podfence's
+    established-flow packet (repeat loop) over the article's allowed packet,
+    at 1 rule and at n (or the largest size <= n). bench/testrun times the
+    two side by side in every round (kind `ratio`): the median and range of
+    those per-round ratios. A CSV without them (an older tool) falls back to
+    the ratio of the two medians, timed apart. The article's program is
+    IPv4-only, so v6 is set against its v4 figure."""
+    rows = [r for r in rows if r.get("kind") in ("datapath", "article", "ratio")]
     sizes = sorted({int(r["rules"]) for r in rows if int(r["rules"]) <= n})
     if not sizes:
-        return float("nan"), "n/a"
+        return (float("nan"),) * 3, "n/a"
 
-    def ns(kind, prog, size, case, family):
+    def find(kind, prog, size, case, family):
         for r in rows:
             if (r["kind"], r["prog"], r["rules"], r["case"], r["family"]) == (kind, prog, str(size), case, family):
-                return float(r["ns_per_packet"])
-        return float("nan")
+                return r
+        return None
 
-    parts, worst = [], float("nan")
+    parts, worst = [], None
     for size in sorted({sizes[0], sizes[-1]}):
         for prog in ("tc", "xdp"):
-            b = ns("article", prog, size, "allowed", "v4")
             for fam in ("v4", "v6"):
-                a = ns("datapath", prog, size, "established", fam)
-                if _ok(a) and _ok(b) and b:
-                    worst = a / b if not _ok(worst) else max(worst, a / b)
-                    parts.append(f"{size} rule{'s' if size != 1 else ''} {prog} {fam} "
-                                 f"{a:.0f}/{b:.0f} ns = {a / b:.2f}x")
-    return worst, "; ".join(parts) if parts else "n/a"
+                label = f"{size} rule{'s' if size != 1 else ''} {prog} {fam}"
+                r = find("ratio", prog, size, "established_over_article", fam)
+                m = re.search(r"min ([0-9.]+) max ([0-9.]+)", r["detail"]) if r else None
+                if r and m:
+                    t = (float(r["ns_per_packet"]), float(m.group(1)), float(m.group(2)))
+                    parts.append(f"{label} {_fmt3(t)}")
+                else:
+                    a, b = find("datapath", prog, size, "established", fam), find("article", prog, size, "allowed", "v4")
+                    a, b = (float(x["ns_per_packet"]) if x else float("nan") for x in (a, b))
+                    if not (_ok(a) and _ok(b) and b):
+                        continue
+                    t = (a / b,) * 3
+                    parts.append(f"{label} {a:.0f}/{b:.0f} ns = {a / b:.2f}x")
+                worst = t if worst is None else tuple(max(x, y) for x, y in zip(worst, t))
+    if worst is None:
+        return (float("nan"),) * 3, "n/a"
+    return worst, "; ".join(parts)
 
 
 def _testrun_ratio(rows, n):
