@@ -36,7 +36,8 @@ static __always_inline struct pf_fc_entry *pf_fc_slot(const union pf_ct_keybuf *
 	return bpf_map_lookup_elem(&pf_flowcache, &idx);
 }
 
-/* The key's words read two at a time: half the loads and compares. The
+/* The key's words read two at a time where they can be: 7 compares
+ * instead of 11 for IPv6, 3 instead of 5 for IPv4. The
  * words were written through the key's own fields, hence may_alias; both
  * sides are 8-byte aligned (asserted above). */
 typedef __u64 __attribute__((may_alias)) pf_fc_dword;

@@ -299,8 +299,9 @@ struct pf_fc_entry {
  * 2-4 ns more in test_run). An IPv4 key (pf_ct4_key) enters whole. Of an
  * IPv6 key, the words that tell one flow of a pod from another: slot,
  * protocol and ports, the low word of each address, and the peer's middle
- * two folded into one (fewer products: 3-5 ns less per IPv6 packet). Flows
- * that differ only elsewhere share an entry and take turns missing it.
+ * two folded into one (6 products instead of 11; with the 64-bit key
+ * compare, an IPv6 packet of a cached flow cost 7-10 ns less in test_run).
+ * Flows that differ only elsewhere share an entry and take turns missing it.
  * Shared with the tests, which build colliding flows with it. A pod that
  * forges colliding flows only makes them miss. */
 static inline pf_u32 pf_fc_index(const pf_u32 *key, unsigned words)
