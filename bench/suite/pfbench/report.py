@@ -103,6 +103,12 @@ def _r(x):
     return f"{x:.3f}" if _finite(x) else "n/a"
 
 
+def ratio_range(row):
+    """(median, min, max) of a testrun.csv row of kind `ratio`, or None."""
+    m = re.search(r"min ([0-9.]+) max ([0-9.]+)", row["detail"]) if row else None
+    return (float(row["ns_per_packet"]), float(m.group(1)), float(m.group(2))) if m else None
+
+
 def _line(pts):
     """(intercept, slope) of the least-squares line through (x, y) points."""
     n = len(pts)
@@ -265,9 +271,9 @@ class Report:
             for key in sorted({(r["prog"], r["family"], r["case"]) for r in ratios}):
                 cells = []
                 for n in rs:
-                    r = next((r for r in ratios if (r["prog"], r["family"], r["case"], int(r["rules"])) == key + (n,)), None)
-                    m = re.search(r"min ([0-9.]+) max ([0-9.]+)", r["detail"]) if r else None
-                    cells.append(f"{r['ns_per_packet']} ({m.group(1)}-{m.group(2)})" if m else "")
+                    t = ratio_range(next((r for r in ratios
+                                          if (r["prog"], r["family"], r["case"], int(r["rules"])) == key + (n,)), None))
+                    cells.append(f"{t[0]:.3f} ({t[1]:.3f}-{t[2]:.3f})" if t else "")
                 self.w("| " + " | ".join(key) + " | " + " | ".join(cells) + " |")
             self.w()
         if mem:

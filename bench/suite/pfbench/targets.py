@@ -6,9 +6,8 @@ of the target; otherwise INCONCLUSIVE, which on a shared, busy machine is the
 honest answer for differences of a few percent.
 """
 import math
-import re
 
-from .report import _r
+from .report import _r, ratio_range
 
 INF = float("inf")
 
@@ -222,10 +221,8 @@ def _testrun_established(rows, n):
         for prog in ("tc", "xdp"):
             for fam in ("v4", "v6"):
                 label = f"{size} rule{'s' if size != 1 else ''} {prog} {fam}"
-                r = find("ratio", prog, size, "established_over_article", fam)
-                m = re.search(r"min ([0-9.]+) max ([0-9.]+)", r["detail"]) if r else None
-                if r and m:
-                    t = (float(r["ns_per_packet"]), float(m.group(1)), float(m.group(2)))
+                t = ratio_range(find("ratio", prog, size, "established_over_article", fam))
+                if t:
                     parts.append(f"{label} {_fmt3(t)}")
                 else:
                     a, b = find("datapath", prog, size, "established", fam), find("article", prog, size, "allowed", "v4")
