@@ -350,6 +350,12 @@ void measure(Bench& b, std::mt19937_64& rng, std::uint32_t slot, std::uint8_t fa
     }
 }
 
+// A packet the article's program allows: TCP to its one port that every
+// allow list holds.
+std::vector<std::uint8_t> article_frame() {
+    return pftest::build(pftest::tcp4("10.1.2.3", 40000, "192.168.0.10", kArticlePort));
+}
+
 // Runs every loop case once per round, all policies interleaved; prints the
 // median of the rounds and their range. A case paired with the article's
 // program also prints the median and range of its per-round ratios to it
@@ -357,7 +363,7 @@ void measure(Bench& b, std::mt19937_64& rng, std::uint32_t slot, std::uint8_t fa
 // kPairs short loops of each, run alternately; the article's map is filled
 // as for `article_rules`.
 void run_loops(Bench& b, std::vector<LoopCase>& loops, std::size_t article_rules) {
-    const auto article_frame = pftest::build(pftest::tcp4("10.1.2.3", 40000, "192.168.0.10", kArticlePort));
+    const auto frame = article_frame();
     for (auto& c : loops) { // open the established flows (their entries stay)
         b.use_slot(c.slot, c.dir);
         b.run(c.prog, c.frame, 1);
@@ -373,9 +379,9 @@ void run_loops(Bench& b, std::vector<LoopCase>& loops, std::size_t article_rules
             const int pass = c.article == b.fd.article_tc ? TC_ACT_OK : XDP_PASS;
             std::uint32_t art = UINT32_MAX, own = UINT32_MAX;
             for (int k = 0; k < kPairs; ++k) {
-                if (k % 2) art = std::min(art, loop(b, c.article, article_frame, pass, kPairRepeat));
+                if (k % 2) art = std::min(art, loop(b, c.article, frame, pass, kPairRepeat));
                 own = std::min(own, loop(b, c.prog, c.frame, c.expect, kPairRepeat));
-                if (k % 2 == 0) art = std::min(art, loop(b, c.article, article_frame, pass, kPairRepeat));
+                if (k % 2 == 0) art = std::min(art, loop(b, c.article, frame, pass, kPairRepeat));
             }
             c.over_article.push_back(static_cast<double>(own) / std::max<std::uint32_t>(art, 1));
         }
@@ -411,7 +417,7 @@ void fill_article_ports(const Bench& b, std::mt19937_64& rng, std::size_t n) {
 
 void measure_article(Bench& b, std::mt19937_64& rng, std::size_t n) {
     fill_article_ports(b, rng, n);
-    auto frame = pftest::build(pftest::tcp4("10.1.2.3", 40000, "192.168.0.10", kArticlePort));
+    const auto frame = article_frame();
     for (int prog : {b.fd.article_tc, b.fd.article_xdp}) {
         const bool tc = prog == b.fd.article_tc;
         std::vector<std::uint32_t> loops;

@@ -17,11 +17,11 @@
 namespace podfence::bpf {
 
 // pf_pods is read whole once per store, at its first use, and that copy is
-// kept in step with the store's own writes (reading it costs about 1 ms, a
-// tenth of an ADD). So a store must be the only writer of its datapath's
-// pf_pods while it lives: one store per datapath within a verb, all under
-// the NodeLock. The datapath itself never writes pf_pods. pod() and
-// revision() read the kernel's entry.
+// kept in step with the store's own writes (a read costs about 1 ms; ADD's
+// three reads were a third of it with rcu_expedited=1). So a store must be
+// the only writer of its datapath's pf_pods while it lives: one store per
+// datapath within a verb, all under the NodeLock. The datapath itself never
+// writes pf_pods. pod() and revision() read the kernel's entry.
 class PolicyStore {
 public:
     explicit PolicyStore(const Datapath& dp) : dp_(dp) {}
