@@ -79,10 +79,15 @@ cleanup() {
 	done
 	if mountpoint -q "$bpffs" 2>/dev/null; then umount "$bpffs" || umount -l "$bpffs" || true; fi
 	# podfence keeps record copies and a backup bpffs of the engine maps in
-	# /run/podfence/<bpffsRoot, / as _> (README "A lost bpffs"): the run's too.
-	local mirror=/run/podfence/${bpffs//\//_}
-	while mountpoint -q "$mirror/bpffs" 2>/dev/null; do umount "$mirror/bpffs" || umount -l "$mirror/bpffs" || break; done
-	rm -rf "$mirror" "$tmp"
+	# /run/podfence/<bpffsRoot, / as _> (README "A lost bpffs"): the run's
+	# too, for its root and the roots below it (control's reference node).
+	local mirror
+	for mirror in /run/podfence/"${bpffs//\//_}" /run/podfence/"${bpffs//\//_}"_*; do
+		[ -d "$mirror" ] || continue
+		while mountpoint -q "$mirror/bpffs" 2>/dev/null; do umount "$mirror/bpffs" || umount -l "$mirror/bpffs" || break; done
+		rm -rf "$mirror"
+	done
+	rm -rf "$tmp"
 	exit $rc
 }
 trap cleanup EXIT

@@ -344,8 +344,13 @@ void PolicyStore::clear(std::uint32_t slot, const Datapath* moved_to, After afte
     check_slot(slot);
     // Inactive first: from here on the engine denies the slot before it reads
     // a policy, so no new conntrack entries appear for it while we sweep.
-    // The revision stays (next_rev).
-    put(slot, pf_pod{revision(slot), after == After::Claimed ? PF_POD_CLAIMED : 0u});
+    // Claimed until the sweep is done, whatever `after` says: a verb killed
+    // mid-way leaves an inactive used slot, which the next verb's
+    // release_unreferenced_slots() clears again, never a free slot with
+    // another pod's entries (set_sources() relies on that). The revision
+    // stays (next_rev).
+    const std::uint32_t rev = revision(slot);
+    put(slot, pf_pod{rev, PF_POD_CLAIMED});
     // The policy map stays, emptied, as the slot's spare (see replace()),
     // unless it is large or of another datapath's layout.
     UniqueFd inner = open_inner(dp_.policy_map(), slot);
@@ -379,6 +384,20 @@ void PolicyStore::clear(std::uint32_t slot, const Datapath* moved_to, After afte
     // A new pod on this slot must not inherit admitted datagrams.
     if (dp_.frags_map() >= 0 && !shared(Map::Frags))
         delete_slot_keys<pf_frag_key>(dp_.frags_map(), slot, sizeof(pf_frag_val), "pf_frags");
+    if (after == After::Free) put(slot, pf_pod{rev, 0});
+}
+
+std::size_t PolicyStore::drop_stray_sources() {
+    if (dp_.sources_map() < 0) return 0;
+    const std::vector<pf_pod>& pods = this->pods();
+    std::size_t n = 0;
+    delete_keys_if<pf_src_key>(dp_.sources_map(), sizeof(std::uint8_t), "pf_sources",
+                               [&](const pf_src_key& k) {
+                                   const bool stray = k.slot >= PF_MAX_SLOTS || pods[k.slot].flags == 0;
+                                   n += stray;
+                                   return stray;
+                               });
+    return n;
 }
 
 void PolicyStore::require_source_capacity(std::size_t addresses, const std::string& ifname) {
@@ -393,8 +412,10 @@ void PolicyStore::set_sources(std::uint32_t slot, const policy::PodSources& sour
     check_slot(slot);
     require_same_abi(dp_);
     require_source_capacity(sources.addrs.size(), slot_name(slot));
-    // Whatever a crashed verb may have left for this slot goes first.
-    delete_slot_keys<pf_src_key>(dp_.sources_map(), slot, sizeof(std::uint8_t), "pf_sources");
+    // No search for another pod's entries on this slot: a slot is freed only
+    // once clear() has deleted them (see there), and ADD and a move write
+    // sources only to the slot they just claimed. Walking the whole map here
+    // made every ADD grow with the pods on the node.
     for (const policy::SourceAddr& a : sources.addrs) {
         pf_src_key k{};
         k.slot = slot;
@@ -449,6 +470,12 @@ std::set<std::uint32_t> PolicyStore::used_slots() const {
     for (std::uint32_t s = 0; s < PF_MAX_SLOTS; ++s)
         if (pods[s].flags != 0) out.insert(s);
     return out;
+}
+
+bool PolicyStore::has_inactive_used_slot() const {
+    const std::vector<pf_pod>& pods = this->pods();
+    return std::any_of(pods.begin(), pods.end(),
+                       [](const pf_pod& p) { return p.flags != 0 && !(p.flags & PF_POD_ACTIVE); });
 }
 
 std::uint32_t PolicyStore::claim_slot(const std::set<std::uint32_t>& also_taken) {

@@ -53,13 +53,19 @@ public:
     // Throws Error(Code::MapSeed) for a datapath of another policy-map ABI.
     std::vector<policy::PolicyEntry> read(std::uint32_t slot) const;
 
-    // The source check: replaces the slot's pf_sources entries with
-    // `sources.addrs` and sets PF_POD_SRC_CHECK in pf_pods[slot] to
-    // `sources.check` (not touching PF_POD_ACTIVE). ADD calls it before
-    // replace() activates the slot, so no packet sees the pod active without
-    // its addresses. Throws Error(Code::MapSeed) beyond PF_POD_MAX_SOURCES
+    // The source check: writes `sources.addrs` as the slot's pf_sources
+    // entries and sets PF_POD_SRC_CHECK in pf_pods[slot] to `sources.check`
+    // (not touching PF_POD_ACTIVE). ADD calls it before replace() activates
+    // the slot, so no packet sees the pod active without its addresses. For a
+    // slot just claimed, or one whose entries are these (a move resumed): it
+    // does not look for other entries, since clear() deletes them before a
+    // slot is freed. Throws Error(Code::MapSeed) beyond PF_POD_MAX_SOURCES
     // addresses or for a datapath of another ABI.
     void set_sources(std::uint32_t slot, const policy::PodSources& sources);
+    // Deletes pf_sources entries of free slots. No verb leaves any (clear()
+    // frees a slot last), but a podfence that freed it first and was killed
+    // mid-clear could. Walks the whole map; returns how many it deleted.
+    std::size_t drop_stray_sources();
     // The flag and the slot's pf_sources entries, sorted.
     policy::PodSources read_sources(std::uint32_t slot) const;
 
@@ -89,6 +95,9 @@ public:
     bool release(std::uint32_t slot);
     // Slots marked in use in pf_pods (claimed, active or with sources).
     std::set<std::uint32_t> used_slots() const;
+    // Whether a used slot is inactive: what a verb that was killed or failed
+    // leaves (one that finished leaves each used slot active).
+    bool has_inactive_used_slot() const;
 
     std::uint32_t revision(std::uint32_t slot) const;
     // pf_pods[slot]; nullopt when the kernel has no such entry.

@@ -97,7 +97,7 @@ std::size_t release_unreferenced_slots(bpf::StateStore& store, Problems& problem
         std::set<std::uint32_t> slots;
     };
     std::vector<Used> used;
-    std::size_t total = 0;
+    bool inactive = false;
     for (const auto& name : datapath_names(store.root())) {
         const std::string dir = bpf::layout::datapath_dir(store.root(), name);
         try {
@@ -108,14 +108,16 @@ std::size_t release_unreferenced_slots(bpf::StateStore& store, Problems& problem
                 u.policies = u.own.get();
             }
             u.slots = u.policies->used_slots();
-            total += u.slots.size();
+            inactive = inactive || u.policies->has_inactive_used_slot();
             used.push_back(std::move(u));
         } catch (const std::exception& e) {
             problems.add("slots of " + dir + ": " + e.what());
         }
     }
+    // Only an inactive slot is ever cleared below: with none, quick skips
+    // reading the records (a directory listing that grows with the pods).
+    if (quick && !inactive) return 0;
     const std::size_t dirs = store.count();
-    if (total == 0 || (quick && total <= dirs)) return 0;
     auto records = store.list();
     if (records.size() < dirs) {
         log::warn("some attachment records are unreadable: slots no readable record names are kept");
@@ -150,6 +152,9 @@ std::size_t release_unreferenced_slots(bpf::StateStore& store, Problems& problem
                 slots.clear(slot);
                 ++freed;
             }
+            if (std::size_t n = slots.drop_stray_sources())
+                log::warn(std::to_string(n) + " source check entries of free slots in " + u.dir +
+                          " (left by an older podfence killed mid-way): deleted");
         } catch (const std::exception& e) {
             problems.add("freeing unreferenced slots of " + u.dir + ": " + e.what());
         }

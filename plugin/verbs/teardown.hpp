@@ -22,13 +22,14 @@ bool teardown(bpf::StateStore& store, const bpf::AttachmentRecord& rec, Problems
 // Clears and frees every inactive used slot, in every datapath of the node, that no
 // attachment record names (every network's, lost copies too): what a verb
 // killed between claiming a slot and writing its record, or between removing
-// a record and freeing its slot, leaves. Call with the NodeLock held. quick:
-// read the records only when the node has more used slots than attachment
-// directories (DEL of an unknown attachment, which runtimes send for every
-// pod). Nothing is freed while some record is unreadable. Failures go to
-// `problems`; returns how many slots were freed. open: the caller's store of
-// one datapath, used for it instead of a second (PolicyStore: one per
-// datapath within a verb).
+// a record and freeing its slot, leaves. Then deletes source check entries of
+// free slots (PolicyStore::drop_stray_sources). Call with the NodeLock held.
+// quick: only when some used slot is inactive (ADD, and DEL, which runtimes
+// send for every pod): on a node where no verb was killed, that check is all
+// it costs, the pod tables it reads and no listing of the records. Nothing is
+// freed while some record is unreadable. Failures go to `problems`; returns
+// how many slots were freed. open: the caller's store of one datapath, used
+// for it instead of a second (PolicyStore: one per datapath within a verb).
 std::size_t release_unreferenced_slots(bpf::StateStore& store, Problems& problems, bool quick,
                                        bpf::PolicyStore* open = nullptr);
 

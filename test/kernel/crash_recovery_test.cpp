@@ -9,6 +9,7 @@
 // new ADD must attach it again.
 #include <doctest/doctest.h>
 
+#include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <fcntl.h>
 #include <linux/filter.h>
@@ -24,6 +25,7 @@
 
 #include <cerrno>
 #include <cstddef>
+#include <cstring>
 #include <filesystem>
 #include <functional>
 #include <iterator>
@@ -365,6 +367,97 @@ TEST_CASE("GC keeps the slot of a pod whose record spells bpffsRoot another way"
     const auto pod = bpf::PolicyStore(dp).pod(rec->slot);
     REQUIRE(pod);
     CHECK((pod->flags & PF_POD_ACTIVE) != 0);
+    p.del();
+    expect_nothing_left(p, pristine);
+}
+
+namespace {
+
+// The slots of the pf_sources entries of the node's datapath.
+std::vector<std::uint32_t> source_slots(const Pod& p) {
+    bpf::Datapath dp = bpf::Datapath::open_dir(layout::datapath_dir(p.root(), bpf::embedded_datapath_name()));
+    std::vector<std::uint32_t> out;
+    pf_src_key k{}, next{};
+    for (const void* prev = nullptr; bpf_map_get_next_key(dp.sources_map(), prev, &next) == 0; prev = &k) {
+        out.push_back(next.slot);
+        k = next;
+    }
+    return out;
+}
+
+// What a verb killed between claiming a slot and writing its record would
+// leave if it had seeded sources: a claimed slot with entries, no record.
+void leave_claimed_slot_with_sources(const Pod& p) {
+    bpf::Datapath dp = bpf::Datapath::open_dir(layout::datapath_dir(p.root(), bpf::embedded_datapath_name()));
+    bpf::PolicyStore store(dp);
+    const std::uint32_t slot = store.claim_slot();
+    store.set_sources(slot, {true, {*policy::parse_source("10.99.0.44")}});
+}
+
+} // namespace
+
+// ADD no longer searches pf_sources for a killed verb's leftovers on the slot
+// it takes (that search grew with the pods on the node): clear() keeps a slot
+// claimed until everything of it is deleted. Killed at each of its bpf calls
+// while it clears such a slot, ADD must never leave it free with entries.
+TEST_CASE("crash: a slot being cleared is never free while it still has source entries") {
+    Pod p("tc", "auto");
+    p.add();
+    p.del();
+    const std::string pristine = host_veth_state();
+    for (int n = 1;; ++n) {
+        CAPTURE(n);
+        leave_claimed_slot_with_sources(p);
+        const Outcome o = kill_at(SYS_bpf, n, [&] { p.add(); });
+        REQUIRE(o != Outcome::Failed);
+        {
+            bpf::Datapath dp =
+                bpf::Datapath::open_dir(layout::datapath_dir(p.root(), bpf::embedded_datapath_name()));
+            const bpf::PolicyStore store(dp);
+            for (std::uint32_t s : source_slots(p)) {
+                CAPTURE(s);
+                const auto pod = store.pod(s);
+                REQUIRE(pod);
+                CHECK(pod->flags != 0);
+            }
+            // Finished: ADD cleared the leftover (and may have taken its
+            // slot); only the pod's own address is left.
+            if (o == Outcome::Finished) CHECK(source_slots(p).size() == 1);
+        }
+        CHECK_NOTHROW(p.del());
+        expect_nothing_left(p, pristine);
+        CHECK(source_slots(p).empty());
+        if (o == Outcome::Finished) break;
+    }
+}
+
+// A free slot's entries (which an older podfence killed mid-clear could
+// leave) would let the next pod on that slot send from the old pod's
+// addresses: GC deletes them, and keeps a live pod's.
+TEST_CASE("GC deletes source check entries of free slots and keeps a live pod's") {
+    Pod p("tc", "auto");
+    const std::string pristine = host_veth_state();
+    p.add();
+    const auto rec = bpf::StateStore(p.root()).find(kCid, kPodIf);
+    REQUIRE(rec);
+    bpf::Datapath dp = bpf::Datapath::open_dir(rec->datapath_dir);
+    const std::uint32_t free_slot = rec->slot + 1;
+    REQUIRE(bpf::PolicyStore(dp).pod(free_slot)->flags == 0);
+    pf_src_key k{};
+    k.slot = free_slot;
+    k.family = PF_FAMILY_V4;
+    const std::uint8_t one = 1, addr[4] = {10, 99, 0, 45};
+    std::memcpy(k.addr, addr, sizeof addr);
+    REQUIRE(bpf_map_update_elem(dp.sources_map(), &k, &one, BPF_ANY) == 0);
+    REQUIRE(source_slots(p).size() == 2);
+
+    json c = {{"cniVersion", "1.1.0"},
+              {"name", "pfcs-net"},
+              {"type", "podfence"},
+              {"bpffsRoot", p.root()},
+              {"cni.dev/valid-attachments", json::array({{{"containerID", kCid}, {"ifname", kPodIf}}})}};
+    REQUIRE_NOTHROW(verbs::gc(cni::Env{}, cni::parse_netconf(c.dump())));
+    CHECK(source_slots(p) == std::vector<std::uint32_t>{rec->slot});
     p.del();
     expect_nothing_left(p, pristine);
 }

@@ -15,12 +15,12 @@ from .util import log
 FULL = {
     "reps": 5, "pps_secs": 0.5, "tcp_secs": 2, "matrix_rules": 10000,
     "scaling_rules": [1, 100, 1000, 10000, 100000], "scaling_reps": 3, "scaling_secs": 0.4,
-    "chain_pods": 20, "scale_pods": 1005, "scale_levels": [1, 100, 1000],
+    "chain_pods": 20, "scale_pods": 1005, "scale_levels": [1, 100, 1000], "scale_probes": 40,
 }
 QUICK = {
     "reps": 1, "pps_secs": 0.2, "tcp_secs": 1, "matrix_rules": 10000,
     "scaling_rules": [1, 10000], "scaling_reps": 1, "scaling_secs": 0.2,
-    "chain_pods": 2, "scale_pods": 105, "scale_levels": [1, 100],
+    "chain_pods": 2, "scale_pods": 105, "scale_levels": [1, 100], "scale_probes": 5,
 }
 PARTS = ["matrix", "scaling", "testrun", "control"]
 

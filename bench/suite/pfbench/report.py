@@ -142,6 +142,19 @@ def add_trend(pts, levels, resamples=400):
             "resamples": resamples}
 
 
+def paired_ratio(num, den, resamples=400):
+    """Median of per-pair ratios num[k] / den[k] (pairs measured back to back),
+    their range, and a 95% bootstrap interval of that median (seeded, as
+    add_trend). None without pairs."""
+    ratios = sorted(num[k] / den[k] for k in num if k in den and den[k] > 0)
+    if not ratios:
+        return None
+    rng = random.Random(1)
+    boot = sorted(median([ratios[rng.randrange(len(ratios))] for _ in ratios]) for _ in range(resamples))
+    return {"n": len(ratios), "ratio": median(ratios), "min": ratios[0], "max": ratios[-1],
+            "ci": (boot[int(0.025 * len(boot))], boot[int(0.975 * len(boot)) - 1]), "resamples": resamples}
+
+
 class Report:
     def __init__(self, ctx):
         self.ctx = ctx
@@ -362,6 +375,25 @@ class Report:
                        f"{fit['hi_level']} over ADD at {fit['lo_level']} on that line: {_r(fit['ratio'])}x "
                        f"(95% bootstrap interval {_r(fit['ci'][0])}-{_r(fit['ci'][1])}, "
                        f"{fit['resamples']} resamples of the ADDs).")
+                self.w()
+            probes = {}
+            for side in ("node", "ref"):
+                for verb in ("ADD", "DEL"):
+                    probes[side, verb] = {r["pod"]: r["secs"] * 1e3 for r in rows
+                                          if r["test"] == f"scale_probe_{side}" and r["verb"] == verb}
+            at = next((r["pods_before"] for r in rows if r["test"] == "scale_probe_node"), None)
+            pair = {v: paired_ratio(probes["node", v], probes["ref", v]) for v in ("ADD", "DEL")}
+            if pair["ADD"]:
+                res["add_probe"] = dict(pair["ADD"], pods=at)
+                self.w(f"Side by side, {pair['ADD']['n']} pairs: one more pod's ADD and DEL on this node "
+                       f"({at} pods) and on a node with 1 pod (its own bpffsRoot), in turn. ADD "
+                       f"{_ms(list(probes['node', 'ADD'].values()))} against "
+                       f"{_ms(list(probes['ref', 'ADD'].values()))} ms; per-pair ratio, median (min-max) "
+                       f"[95% bootstrap interval of the median]: ADD {_r(pair['ADD']['ratio'])}x "
+                       f"({_r(pair['ADD']['min'])}-{_r(pair['ADD']['max'])}) "
+                       f"[{_r(pair['ADD']['ci'][0])}-{_r(pair['ADD']['ci'][1])}], DEL {_r(pair['DEL']['ratio'])}x "
+                       f"({_r(pair['DEL']['min'])}-{_r(pair['DEL']['max'])}) "
+                       f"[{_r(pair['DEL']['ci'][0])}-{_r(pair['DEL']['ci'][1])}].")
                 self.w()
             mem = self.ctx.memory
             if mem:

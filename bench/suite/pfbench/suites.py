@@ -267,7 +267,7 @@ def control_scale(ctx):
     policy = _small_policy()
     with _Node(ctx, "cps") as node:
         t0 = time.perf_counter()
-        node.add_pods(total)
+        node.add_pods(total + 1)  # the last one is the probe (_scale_probes)
         log(f"control: created {total} veth pairs in {time.perf_counter() - t0:.1f}s")
         conf = cni.podfence_conf(ctx.bpffs, ctx.podfence_log, "tc", policy=policy)
         maps0, progs0 = _bpf_objects("map"), _bpf_objects("prog")
@@ -280,6 +280,7 @@ def control_scale(ctx):
         maps1, progs1 = _bpf_objects("map"), _bpf_objects("prog")
         new_maps = [m for k, m in maps1.items() if k not in maps0]
         new_progs = [p for k, p in progs1.items() if k not in progs0]
+        _scale_probes(ctx, node, total, conf, policy)
         ctx.memory = {
             "pods": total,
             "new_maps": len(new_maps), "new_progs": len(new_progs),
@@ -292,6 +293,32 @@ def control_scale(ctx):
             _, secs = node.invoke(ctx.podfence, "DEL", c, i)
             ctx.rows["control"].append({"test": "scale", "plugin": "podfence", "verb": "DEL",
                                         "pod": i, "pods_before": i, "secs": secs})
+
+
+def _scale_probes(ctx, node, probe, conf, policy):
+    """ADD at `probe` pods on the node against ADD at 1, side by side: one
+    more pod goes through ADD and DEL on this node and on a reference node
+    (its own bpffsRoot) holding 1 pod, in turn, pair after pair. Each pair
+    sees the same moment of the machine; the growth loop above cannot tell
+    a trend with the pods from the run's drift (grace periods, load)."""
+    ref_root = os.path.join(ctx.bpffs, "ref")
+    os.makedirs(ref_root, exist_ok=True)
+    ref_conf = cni.podfence_conf(ref_root, ctx.podfence_log, "tc", policy=policy)
+    with _Node(ctx, "cpr") as ref:
+        ref.add_pods(2)
+        ref.invoke(ctx.podfence, "ADD", dict(ref_conf, prevResult=ref.prev(0, cni.CNI_VERSION)), 0)
+        sides = [("ref", ref, ref_conf, 1, 1), ("node", node, conf, probe, probe)]
+        # Pair 0 is not recorded: each probe's first ADD allocates its slot's
+        # policy map, which later ADDs of that slot refill.
+        for k in range(ctx.p["scale_probes"] + 1):
+            for side, n, c, i, before in (sides if k % 2 else sides[::-1]):
+                for verb in ("ADD", "DEL"):
+                    _, secs = n.invoke(ctx.podfence, verb, dict(c, prevResult=n.prev(i, cni.CNI_VERSION)), i)
+                    if k:
+                        ctx.rows["control"].append({"test": f"scale_probe_{side}", "plugin": "podfence",
+                                                    "verb": verb, "pod": k, "pods_before": before,
+                                                    "secs": secs})
+        ref.invoke(ctx.podfence, "DEL", dict(ref_conf, prevResult=ref.prev(0, cni.CNI_VERSION)), 0)
 
 
 def control_backends(ctx):

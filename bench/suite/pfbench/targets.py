@@ -121,8 +121,15 @@ def write(rep, matrix, scaling, control, testrun_rows, p):
         w("| ADD+DEL <= the bandwidth plugin's, same chain | n/a | NOT MEASURED |")
     levels = p["scale_levels"]
     first, last = control.get(f"add_{levels[0]}"), control.get(f"add_{levels[-1]}")
-    fit = control.get("add_fit")
-    if fit and _ok(fit["ratio"]):
+    fit, probe = control.get("add_fit"), control.get("add_probe")
+    if probe and _ok(probe["ratio"]):
+        m, (lo, hi) = probe["ratio"], probe["ci"]
+        w(f"| ADD at {levels[-1]} pods <= 1.1x ADD at {levels[0]} pod | side by side, {probe['n']} pairs "
+          f"(a node with {probe['pods']} pods, one with 1): {_r(m)}x (95% bootstrap of the median "
+          f"{_r(lo)}-{_r(hi)}; pairs {_r(probe['min'])}-{_r(probe['max'])})"
+          + (f"; line through {fit['n']} ADDs {_r(fit['ratio'])}x" if fit and _ok(fit["ratio"]) else "")
+          + f" | {_verdict(m, lo, hi, 1.1, at_least=False)} |")
+    elif fit and _ok(fit["ratio"]):
         m, (lo, hi) = fit["ratio"], fit["ci"]
         w(f"| ADD at {levels[-1]} pods <= 1.1x ADD at {levels[0]} pod | line through {fit['n']} ADDs: "
           f"{fit['a']:.1f} ms + {fit['b'] * 1000:.2f} ms per 1,000 pods, {_r(m)}x (95% bootstrap {_r(lo)}-{_r(hi)}) | "
