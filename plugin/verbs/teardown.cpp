@@ -94,20 +94,18 @@ std::size_t release_unreferenced_slots(bpf::StateStore& store, Problems& problem
         std::unique_ptr<bpf::Datapath> own_dp;
         std::unique_ptr<bpf::PolicyStore> own;
         bpf::PolicyStore* policies;
-        std::set<std::uint32_t> slots;
     };
     std::vector<Used> used;
     bool inactive = false;
     for (const auto& name : datapath_names(store.root())) {
         const std::string dir = bpf::layout::datapath_dir(store.root(), name);
         try {
-            Used u{name, dir, nullptr, nullptr, open, {}};
+            Used u{name, dir, nullptr, nullptr, open};
             if (!open || open->datapath().dir() != dir) {
                 u.own_dp = std::make_unique<bpf::Datapath>(bpf::Datapath::open_dir(dir));
                 u.own = std::make_unique<bpf::PolicyStore>(*u.own_dp);
                 u.policies = u.own.get();
             }
-            u.slots = u.policies->used_slots();
             inactive = inactive || u.policies->has_inactive_used_slot();
             used.push_back(std::move(u));
         } catch (const std::exception& e) {
@@ -137,7 +135,7 @@ std::size_t release_unreferenced_slots(bpf::StateStore& store, Problems& problem
     for (const auto& u : used) {
         try {
             bpf::PolicyStore& slots = *u.policies;
-            for (std::uint32_t slot : u.slots) {
+            for (std::uint32_t slot : slots.used_slots()) {
                 if (named.count({u.name, slot})) continue;
                 // No kill leaves an active slot without its record (ADD
                 // activates after writing it, DEL clears before removing it):

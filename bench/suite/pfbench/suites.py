@@ -268,7 +268,7 @@ def control_scale(ctx):
     with _Node(ctx, "cps") as node:
         t0 = time.perf_counter()
         node.add_pods(total + 1)  # the last one is the probe (_scale_probes)
-        log(f"control: created {total} veth pairs in {time.perf_counter() - t0:.1f}s")
+        log(f"control: created {total + 1} veth pairs in {time.perf_counter() - t0:.1f}s")
         conf = cni.podfence_conf(ctx.bpffs, ctx.podfence_log, "tc", policy=policy)
         maps0, progs0 = _bpf_objects("map"), _bpf_objects("prog")
         # The first ADD on a node loads the shared datapath: recorded apart.
