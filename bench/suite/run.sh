@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# podfence benchmark suite: data plane (pps, TCP), rule scaling, test_run
-# ns/packet, control-plane latency. See README.md "Performance".
+# podfence benchmark suite: data plane (pps, TCP), rule scaling, program time,
+# test_run ns/packet, control-plane latency. See README.md "Performance".
 #
 #   bench/suite/run.sh [--quick] [--out DIR] [--podfence BIN] [--testrun BIN]
-#                      [--only matrix,scaling,testrun,control] [--verbose]
+#                      [--only matrix,scaling,progtime,testrun,control] [--verbose]
 #                      [--set KEY=JSON ...]   (e.g. --set scaling_rules=[1,100000])
 #   bench/suite/run.sh --report-only --out DIR  (rebuild summary.md and plots)
 #
@@ -95,7 +95,7 @@ trap 'exit 130' INT TERM
 
 # Tools: built fresh into the temp dir (no CMake dependency for the suite).
 mkdir -p "$tmp/bin" "$bpffs"
-cc -O2 -Wall -Wextra -Werror -o "$tmp/bin/pfb_blast" "$here/tools/pfb_blast.c"
+cc -O2 -Wall -Wextra -Werror -o "$tmp/bin/pfb_blast" "$here/tools/pfb_blast.c" -lbpf
 cc -O2 -Wall -Wextra -Werror -o "$tmp/bin/pfb_attach" "$here/tools/pfb_attach.c" -lbpf
 clang -O2 -g -target bpf -I/usr/include/$(gcc -dumpmachine) \
 	-c "$here/../article.bpf.c" -o "$tmp/bin/article.bpf.o"

@@ -16,13 +16,15 @@ FULL = {
     "reps": 5, "pps_secs": 0.5, "tcp_secs": 2, "matrix_rules": 10000,
     "scaling_rules": [1, 100, 1000, 10000, 100000], "scaling_reps": 3, "scaling_secs": 0.4,
     "chain_pods": 20, "scale_pods": 1005, "scale_levels": [1, 100, 1000], "scale_probes": 40,
+    "progtime_rounds": 40, "progtime_secs": 0.05, "progtime_flows": ["allowed", "denied"],
 }
 QUICK = {
     "reps": 1, "pps_secs": 0.2, "tcp_secs": 1, "matrix_rules": 10000,
     "scaling_rules": [1, 10000], "scaling_reps": 1, "scaling_secs": 0.2,
     "chain_pods": 2, "scale_pods": 105, "scale_levels": [1, 100], "scale_probes": 5,
+    "progtime_rounds": 4, "progtime_secs": 0.05, "progtime_flows": ["allowed", "denied"],
 }
-PARTS = ["matrix", "scaling", "testrun", "control"]
+PARTS = ["matrix", "scaling", "progtime", "testrun", "control"]
 
 
 class Ctx:
@@ -36,7 +38,7 @@ class Ctx:
         # The tool takes the rule counts as arguments.
         self.p["testrun_args"] = (a.testrun_args.split() if a.testrun_args
                                   else [str(n) for n in self.p["scaling_rules"]])
-        self.rows = {k: [] for k in ("matrix", "scaling", "testrun", "control")}
+        self.rows = {k: [] for k in ("matrix", "scaling", "progtime", "testrun", "control")}
         self.missing = []
         self.memory = {}
 
@@ -86,12 +88,14 @@ def main():
                 suites.matrix(ctx, base)
             if "scaling" in parts:
                 suites.scaling(ctx, base)
+    if "progtime" in parts:
+        suites.progtime(ctx)
     if "testrun" in parts:
         suites.testrun(ctx)
     if "control" in parts:
         suites.control(ctx)
 
-    for part in ("matrix", "scaling", "control"):
+    for part in ("matrix", "scaling", "progtime", "control"):
         report.write_csv(os.path.join(ctx.out, f"{part}.csv"), ctx.rows[part])
     meta = {"quick": a.quick, "params": ctx.p, "memory": ctx.memory, "missing": ctx.missing, "machine": machine,
             "machine_end": util.machine_info(), "elapsed_s": time.time() - t_start}
@@ -112,7 +116,7 @@ def load_run(ctx):
                 pass
         return v
 
-    for part in ("matrix", "scaling", "control"):
+    for part in ("matrix", "scaling", "progtime", "control"):
         path = os.path.join(ctx.out, f"{part}.csv")
         if os.path.exists(path):
             with open(path) as f:
@@ -138,11 +142,12 @@ def write_report(ctx, meta, quick):
     rep.w()
     m = rep.matrix()
     s = rep.scaling()
+    pt = rep.progtime()
     rep.testrun()
     c = rep.control()
-    targets.write(rep, m, s, c, ctx.rows["testrun"], ctx.p)
-    bad = sorted({f"{r['config']} {r['metric']} ({r['role']}): {r['check']}"
-                  for part in ("matrix", "scaling") for r in ctx.rows[part] if r["check"] != "ok"})
+    targets.write(rep, m, s, pt, c, ctx.rows["testrun"], ctx.p)
+    bad = sorted({f"{r['config']} {r['metric']} ({r.get('role', 'progtime')}): {r['check']}"
+                  for part in ("matrix", "scaling", "progtime") for r in ctx.rows[part] if r["check"] != "ok"})
     if ctx.missing or bad:
         rep.w("### Problems in this run")
         rep.w()

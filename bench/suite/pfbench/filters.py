@@ -4,6 +4,8 @@ its rule set in place (rule scaling) and is removed with the topology.
 Where each one sits (traffic = the pod's egress, received on pfbh):
   article-tc           tcx ingress on pfbh (the article's own attach point)
   article-xdp-*        XDP on pfbh, driver (native) or generic mode
+  empty-tc, empty-xdp-generic  a program that only passes the packet on, at
+                       the article's hooks (program time's floor, "progtime")
   podfence-tc          podfence CNI ADD, mode tc: tcx ingress+egress on pfbh
   podfence-xdp-*       podfence CNI ADD, mode xdp: XDP on pfbh and on eth0
   iptables-linear      iptables-legacy INPUT -> per-pod chain, one rule each
@@ -59,6 +61,21 @@ class Article(Filter):
         # Unpinning the tcx link detaches it; XDP goes with the netns.
         for f in os.listdir(self.pin_dir) if os.path.isdir(self.pin_dir) else ():
             os.unlink(os.path.join(self.pin_dir, f))
+
+
+class Empty(Article):
+    """A do-nothing program on the article's hook: what a program costs there
+    before it does anything."""
+
+    def __init__(self, ctx, topo, hook):
+        super().__init__(ctx, topo, hook)
+        self.name = self.name.replace("article-", "empty-")
+        self.pin_dir = os.path.join(ctx.bpffs, f"{topo.name}-empty")
+
+    def setup(self, rules, family):
+        os.makedirs(self.pin_dir, exist_ok=True)
+        run([self.ctx.tool("pfb_attach"), "--empty", "--ifname", HOST_IF, "--hook", self.hook,
+             "--pin-dir", self.pin_dir], netns=self.topo.node)
 
 
 class Podfence(Filter):
@@ -134,6 +151,10 @@ def make(ctx, topo, name):
         return Article(ctx, topo, "tcx-ingress")
     if name.startswith("article-xdp-"):
         return Article(ctx, topo, name.removeprefix("article-"))
+    if name == "empty-tc":
+        return Empty(ctx, topo, "tcx-ingress")
+    if name.startswith("empty-xdp-"):
+        return Empty(ctx, topo, name.removeprefix("empty-"))
     if name == "podfence-tc":
         return Podfence(ctx, topo, "tc")
     if name.startswith("podfence-xdp-"):

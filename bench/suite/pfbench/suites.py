@@ -1,4 +1,5 @@
-"""The four parts of the suite. Each appends plain dict rows to ctx.rows[<part>]."""
+"""The five parts of the suite. Each appends plain dict rows to ctx.rows[<part>]."""
+import contextlib
 import json
 import os
 import time
@@ -22,6 +23,9 @@ def _check(cfg, metric, m):
         return f"allowed flow lost {1 - m['received'] / max(m['sent'], 1):.0%}"
     if metric == "pps_denied" and cfg != "none" and m["received"] > 0.01 * m["sent"]:
         return f"denied flow leaked {m['received'] / max(m['sent'], 1):.0%}"
+    if m.get("replies", 0) > 0.01 * m["sent"]:
+        # Its replies would cross the filter's other direction and the CPU.
+        return f"the receiver answered {m['replies']} of {m['sent']} packets"
     return "ok"
 
 
@@ -104,6 +108,57 @@ def scaling(ctx, base):
                 log(f"scaling: {cfg} FAILED: {e}")
             finally:
                 f.teardown()
+
+
+PROGTIME_HOOKS = ["tc", "xdp-generic"]
+
+
+def progtime(ctx):
+    """Each BPF filter's own run time per packet in the datapath, from the
+    kernel's run-time statistics: a do-nothing program, the article's and
+    podfence's on the same hook (tcx ingress, XDP generic), each in its own
+    topology, all attached at once. A round gives each one short window in
+    turn (the order reversed every other round), so the VM's drift spreads
+    over the three alike. Flows (`progtime_flows`): "allowed", an
+    established flow's ACKs; "denied", the matrix's; "allowed_rst", the
+    allowed flow's RSTs (what the matrix sent until 2026-12-03; podfence
+    sends FIN and RST through conntrack). Without podfence only the first
+    two programs run."""
+    nrules = ctx.p["matrix_rules"]
+    rules = R.make_rules(nrules, 4)
+    for hook in PROGTIME_HOOKS:
+        cfgs = [f"empty-{hook}", f"article-{hook}"] + ([f"podfence-{hook}"] if ctx.podfence else [])
+        log(f"progtime: {', '.join(cfgs)} ({nrules} rules, {ctx.p['progtime_rounds']} rounds)")
+        try:
+            with contextlib.ExitStack() as stack:
+                topos = {}
+                for i, cfg in enumerate(cfgs):
+                    topo = stack.enter_context(Topology(ctx.run_id, f"p{hook[0]}{i}"))
+                    f = filters.make(ctx, topo, cfg)
+                    stack.callback(f.teardown)
+                    f.setup(rules, 4)
+                    topos[cfg] = topo
+                for rnd in range(ctx.p["progtime_rounds"]):
+                    for metric in ctx.p["progtime_flows"]:
+                        allowed = metric != "denied"
+                        for cfg in cfgs if rnd % 2 == 0 else cfgs[::-1]:
+                            m = traffic.blast(ctx, topos[cfg], allowed=allowed, family=4,
+                                              duration=ctx.p["progtime_secs"], bpf_stats=True,
+                                              rst=metric == "allowed_rst")
+                            # The do-nothing program passes the denied flow too.
+                            m["check"] = _check("none" if cfg.startswith("empty") else cfg,
+                                                "pps_allowed" if allowed else "pps_denied", m)
+                            if m["prog_runs"] < 0.9 * m["sent"]:
+                                m["check"] = (f"the filter's program ran {m['prog_runs']} times for "
+                                              f"{m['sent']} packets")
+                            traffic.settle()
+                            ctx.rows["progtime"].append({"config": cfg, "hook": hook, "rules": nrules,
+                                                         "metric": metric, "round": rnd, **m})
+                            if m["check"] != "ok":
+                                log(f"CHECK progtime {cfg} {metric}: {m['check']}")
+        except BenchError as e:
+            ctx.missing.append(f"progtime/{hook}: {e}")
+            log(f"progtime: {hook} FAILED: {e}")
 
 
 def testrun(ctx):

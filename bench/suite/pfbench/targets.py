@@ -65,7 +65,7 @@ def _fmt3(t):
     return f"{_r(m)} ({_r(lo)}-{_r(hi)})" if _ok(lo) else _r(m)
 
 
-def write(rep, matrix, scaling, control, testrun_rows, p):
+def write(rep, matrix, scaling, progtime, control, testrun_rows, p):
     w = rep.w
     w("### Targets")
     w()
@@ -92,6 +92,18 @@ def write(rep, matrix, scaling, control, testrun_rows, p):
         t, text = _added_cpu_ratio(_a(matrix, (pf,), "pps_allowed"), _a(matrix, (art,), "pps_allowed"))
         w(f"| CPU podfence adds per allowed packet over no filter <= 1.2x what the article's program "
           f"adds ({n} rules, {label}) | {text} | {_verdict(*t, 1.2, at_least=False)} |")
+    for hook, label in (("tc", "tc vs the article's tcx"), ("xdp-generic", "xdp generic vs the article's")):
+        pt = progtime.get((hook, "allowed"))
+        if pt:
+            mu, (lo, hi) = pt["means"], pt["ci"]
+            text = (f"podfence {mu['podfence']:.1f} ns, the article {mu['article']:.1f} ns, a do-nothing program "
+                    f"{mu['empty']:.1f} ns per run; beyond the latter {_r(pt['ratio'])}x (95% bootstrap over "
+                    f"{pt['n']} rounds {_r(lo)}-{_r(hi)})")
+            verdict = _verdict(pt["ratio"], lo, hi, 1.2, at_least=False)
+        else:
+            text, verdict = "n/a", "NOT MEASURED"
+        w(f"| The same, bounded by the programs' own run time (kernel statistics; {n} rules, {label}; "
+          f"\"Program time per packet\") | {text} | {verdict} |")
 
     for fam in (4, 6):
         for metric, label in (("pps_allowed", "allowed, established flow"),

@@ -1,8 +1,9 @@
 """The measured topology: a pod netns and a node netns joined by one veth.
 
     [pod netns]  eth0 ==veth== pfbh  [node netns]
-    sender (pfb_blast,          receiver (kernel stack: TCP discards the
-    iperf3 client)              RSTs, iperf3 server); filters attach here
+    sender (pfb_blast,          receiver (kernel stack: TCP drops the
+    iperf3 client)              packets unanswered, iperf3 server);
+                                filters attach here
 
 Traffic flows FROM the pod (the pod's egress), so every filter sits on the
 RECEIVING side of the veth, where podfence attaches for that direction: tcx

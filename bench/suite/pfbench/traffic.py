@@ -2,20 +2,29 @@
 
 pps (allowed flow): packets that reached the receiver's TCP layer (Tcp
   InSegs delta in the node netns, i.e. after every filter) per second of the
-  sender's send window. The sender (pfb_blast, pinned to one CPU) saturates
+  sender's send window. They are an established flow's packets: plain ACKs,
+  which the receiver drops unanswered because their TCP checksum is wrong on
+  purpose (pfb_blast --ack; no filter here reads TCP checksums). Until
+  2026-12-03 they were RSTs, which a stateful filter may not treat like the
+  rest of a flow (podfence sends FIN and RST through conntrack, past its
+  flow cache). The sender (pfb_blast, pinned to one CPU) saturates
   that CPU: the veth delivers synchronously in softirq on the sending CPU, so
   the whole per-packet path (syscall, veth, filter, IP, TCP lookup, discard)
   runs there and pps ~ 1 / (CPU time per packet).
-pps (denied flow): packets the sender pushed through the same path per
-  second while the filter dropped them (InSegs must stay ~0). For "none" the
-  same packets are discarded by the stack (no socket): the baseline is the
-  stack's own discard.
+pps (denied flow): RSTs to a port no rule allows, which the sender pushed
+  through the same path per second while the filter dropped them (InSegs
+  must stay ~0). For "none" the same packets are discarded by the stack (no
+  socket): the baseline is the stack's own discard.
 cpu_ns_per_pkt: CPU time of the sender process plus its CPU's ksoftirqd
   (schedstat, ns) divided by the packets counted above. Softirq work done
   in the sender's context is charged to it, so this is the per-packet cost of
   the whole path, and other processes on a shared machine do not count.
   machine_ns_per_pkt: the same from machine-wide /proc/stat busy time (only
   meaningful on a quiet machine).
+prog_ns_per_pkt (bpf_stats=True): run time per run of the BPF program that
+  ran most in the window (the filter's: once per packet), from the kernel's
+  run-time statistics (on only for that window: they cost two clock reads
+  per program run, so such a window's pps is not comparable with others').
 tcp: one iperf3 stream pod -> node, receiver goodput in Gbit/s, plus CPU ns
   per KiB delivered from iperf3's own client+server CPU accounting (the
   article's "CPU for the same throughput"), and machine-wide for reference.
@@ -31,24 +40,38 @@ from .util import run
 SENDER_CPU = (os.cpu_count() or 1) - 1
 
 
-def blast(ctx, topo, *, allowed, family, duration):
-    """One pfb_blast window. Returns a dict of raw counts and derived rates."""
+def blast(ctx, topo, *, allowed, family, duration, bpf_stats=False, rst=False):
+    """One pfb_blast window. Returns a dict of raw counts and derived rates.
+    rst: the allowed flow's packets are RSTs, like the denied flow's."""
     src, dst = (POD_V4, HOST_V4) if family == 4 else (POD_V6, HOST_V6)
     out = run([ctx.tool("pfb_blast"), "--ifname", POD_IF, "--src-mac", POD_MAC,
                "--dst-mac", HOST_MAC, "--src", src, "--dst", dst,
                "--dport", str(ALLOWED_PORT if allowed else DENIED_PORT),
                "--duration", str(duration), "--cpu", str(SENDER_CPU),
-               "--rx-netns", topo.node_path], netns=topo.pod).stdout
-    sent, received, elapsed_ns, cpu_total_ns, cpu_task_ns, errors = map(int, out.strip().split(","))
+               "--rx-netns", topo.node_path]
+              + (["--ack"] if allowed and not rst else []) + (["--bpf-stats"] if bpf_stats else []),
+              netns=topo.pod).stdout
+    fields = out.strip().split(",")
+    sent, received, elapsed_ns, cpu_total_ns, cpu_task_ns, errors, replies = map(int, fields[:7])
     secs = elapsed_ns / 1e9
     counted = received if allowed else sent
     nan = float("nan")
-    return {
-        "sent": sent, "received": received, "secs": secs, "send_errors": errors,
+    m = {
+        "sent": sent, "received": received, "secs": secs, "send_errors": errors, "replies": replies,
         "value": counted / secs,
         "cpu_ns_per_pkt": cpu_task_ns / counted if counted else nan,
         "machine_ns_per_pkt": cpu_total_ns / counted if counted else nan,
     }
+    if bpf_stats:
+        # The filter's program runs once per packet; a stray one elsewhere
+        # (another topology's neighbour discovery) a few times.
+        progs = [(int(r), int(ns), name) for name, r, ns in
+                 (e.rsplit(":", 2) for e in fields[7].split("+") if e != "-")]
+        runs, run_ns, name = max(progs, default=(0, 0, "-"))
+        m.update({"prog_name": name, "prog_runs": runs, "prog_run_ns": run_ns,
+                  "prog_others": len(progs) - 1 if progs else 0,
+                  "prog_ns_per_pkt": run_ns / runs if runs else nan})
+    return m
 
 
 def tcp(ctx, topo, *, duration):

@@ -17,11 +17,24 @@
  *              us; work deferred to ksoftirqd is charged to it). Other
  *              processes on a shared machine do not count. Also the
  *              machine-wide busy time from /proc/stat, for reference.
- * The TCP flags are RST: the receiver's stack discards a RST for which no
- * socket exists without replying, so no reply traffic pollutes the numbers.
+ * No segment may draw a reply, or reply traffic would pollute the numbers.
+ * By default the TCP flags are RST: the receiver's stack discards a RST for
+ * which no socket exists without replying. --ack sends an established
+ * flow's packet instead: a plain ACK whose TCP checksum is wrong on purpose.
+ * tcp_v4_rcv/tcp_v6_rcv count it in InSegs before they verify the checksum,
+ * then drop it (InCsumErrors) without a reply; no filter under test reads
+ * TCP checksums. This matters for stateful filters: podfence serves an
+ * established flow's ACK from its flow cache, but sends every FIN and RST
+ * through conntrack (it must see a flow close).
+ * --bpf-stats: the kernel's run-time statistics (BPF_ENABLE_STATS, on only
+ * while this process holds the fd) of every BPF program that ran during the
+ * window: one more CSV field, name:runs:run_ns of each, joined by '+'.
+ * Tail calls are charged to the program that made them.
  *
  * Output: one CSV line on stdout:
- *   sent,received,elapsed_ns,cpu_busy_ns_total,cpu_task_ns,send_errors
+ *   sent,received,elapsed_ns,cpu_busy_ns_total,cpu_task_ns,send_errors,replies
+ *   (replies: the receiver's "Tcp: OutRsts" delta, which must stay ~0)
+ *   [,name:runs:run_ns+... of the BPF programs that ran ('-' if none)]
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -44,6 +57,7 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
+#include <bpf/bpf.h>
 
 #define MAX_BATCH 256
 #define FRAME_MAX 128
@@ -61,6 +75,7 @@ struct opts {
 	double duration;
 	unsigned batch;
 	int cpu;
+	bool ack, bpf_stats;
 };
 
 static void die(const char *what)
@@ -74,7 +89,8 @@ static void usage(void)
 	fprintf(stderr,
 		"usage: pfb_blast --ifname IF --src-mac M --dst-mac M --src IP --dst IP\n"
 		"                 --dport N [--sport N] [--flows N] [--count N]\n"
-		"                 [--duration SEC] [--batch N] [--cpu N] [--rx-netns PATH]\n");
+		"                 [--duration SEC] [--batch N] [--cpu N] [--rx-netns PATH]\n"
+		"                 [--ack] [--bpf-stats]\n");
 	exit(2);
 }
 
@@ -161,9 +177,12 @@ static size_t build_frame(const struct opts *o, unsigned sport, uint8_t *buf)
 	tcp->dest = htons(o->dport);
 	tcp->seq = htonl(1);
 	tcp->doff = 5;
-	tcp->rst = 1;
+	tcp->rst = !o->ack;
+	tcp->ack = o->ack;
 	tcp->window = htons(512);
 	tcp->check = csum_fold(csum_add(sum, tcp, sizeof(*tcp)));
+	if (o->ack)
+		tcp->check ^= htons(0x5555); /* so that the receiver drops it unanswered */
 	return sizeof(*eth) + l3len + sizeof(*tcp);
 }
 
@@ -267,8 +286,8 @@ static int open_rx_counter(const char *netns)
 	return fd;
 }
 
-/* "Tcp: InSegs" from an open snmp file: a names line, then a values line. */
-static unsigned long long read_in_segs(int fd)
+/* One "Tcp:" counter from an open snmp file: a names line, then a values line. */
+static unsigned long long read_tcp_counter(int fd, const char *name)
 {
 	char buf[8192], *names, *vals, *save_n, *save_v, *n, *v;
 	unsigned long long result = 0;
@@ -285,7 +304,7 @@ static unsigned long long read_in_segs(int fd)
 	vals = strndup(vals + 1, strcspn(vals + 1, "\n"));
 	for (n = strtok_r(names, " ", &save_n), v = strtok_r(vals, " ", &save_v); n && v;
 	     n = strtok_r(NULL, " ", &save_n), v = strtok_r(NULL, " ", &save_v)) {
-		if (!strcmp(n, "InSegs")) {
+		if (!strcmp(n, name)) {
 			result = strtoull(v, NULL, 10);
 			break;
 		}
@@ -295,14 +314,86 @@ static unsigned long long read_in_segs(int fd)
 	return result;
 }
 
+/* Run-time statistics of every loaded BPF program, by id. */
+struct prog_stat {
+	__u32 id;
+	__u64 runs, run_ns;
+	char name[BPF_OBJ_NAME_LEN];
+};
+
+struct prog_stats {
+	struct prog_stat *v;
+	size_t n, cap;
+};
+
+static void read_prog_stats(struct prog_stats *ps)
+{
+	__u32 id = 0;
+
+	ps->n = 0;
+	while (!bpf_prog_get_next_id(id, &id)) {
+		struct bpf_prog_info info;
+		__u32 len = sizeof(info);
+		int fd = bpf_prog_get_fd_by_id(id);
+
+		if (fd < 0)
+			continue; /* unloaded since */
+		memset(&info, 0, sizeof(info));
+		if (bpf_obj_get_info_by_fd(fd, &info, &len))
+			die("bpf_obj_get_info_by_fd");
+		close(fd);
+		if (ps->n == ps->cap) {
+			ps->cap = ps->cap ? 2 * ps->cap : 256;
+			ps->v = realloc(ps->v, ps->cap * sizeof(*ps->v));
+			if (!ps->v)
+				die("realloc");
+		}
+		ps->v[ps->n].id = id;
+		ps->v[ps->n].runs = info.run_cnt;
+		ps->v[ps->n].run_ns = info.run_time_ns;
+		memcpy(ps->v[ps->n].name, info.name, sizeof(info.name));
+		ps->n++;
+	}
+}
+
+/* Prints ",name:runs:run_ns+..." for each program that ran between the two
+ * snapshots (ids ascend in both), "," then "-" if none did. */
+static void print_prog_delta(const struct prog_stats *a, const struct prog_stats *b)
+{
+	size_t i = 0, shown = 0;
+
+	printf(",");
+	for (size_t j = 0; j < b->n; j++) {
+		const struct prog_stat *p = &b->v[j];
+		__u64 runs0 = 0, ns0 = 0;
+
+		while (i < a->n && a->v[i].id < p->id)
+			i++;
+		if (i < a->n && a->v[i].id == p->id) {
+			runs0 = a->v[i].runs;
+			ns0 = a->v[i].run_ns;
+		}
+		if (p->runs <= runs0)
+			continue;
+		printf("%s%s:%llu:%llu", shown++ ? "+" : "", p->name,
+		       (unsigned long long)(p->runs - runs0),
+		       (unsigned long long)(p->run_ns - ns0));
+	}
+	if (!shown)
+		printf("-");
+}
+
 static void parse_args(int argc, char **argv, struct opts *o)
 {
 	static const struct option longopts[] = {
-		{"ifname", 1, 0, 'i'},	 {"src-mac", 1, 0, 'm'}, {"dst-mac", 1, 0, 'M'},
-		{"src", 1, 0, 's'},	 {"dst", 1, 0, 'd'},	 {"dport", 1, 0, 'p'},
-		{"sport", 1, 0, 'P'},	 {"flows", 1, 0, 'f'},	 {"count", 1, 0, 'c'},
-		{"duration", 1, 0, 't'}, {"batch", 1, 0, 'b'},	 {"cpu", 1, 0, 'C'},
-		{"rx-netns", 1, 0, 'r'}, {0, 0, 0, 0},
+		{"ifname", 1, 0, 'i'},	  {"src-mac", 1, 0, 'm'},
+		{"dst-mac", 1, 0, 'M'},	  {"src", 1, 0, 's'},
+		{"dst", 1, 0, 'd'},	  {"dport", 1, 0, 'p'},
+		{"sport", 1, 0, 'P'},	  {"flows", 1, 0, 'f'},
+		{"count", 1, 0, 'c'},	  {"duration", 1, 0, 't'},
+		{"batch", 1, 0, 'b'},	  {"cpu", 1, 0, 'C'},
+		{"rx-netns", 1, 0, 'r'},  {"ack", 0, 0, 'a'},
+		{"bpf-stats", 0, 0, 'S'}, {0, 0, 0, 0},
 	};
 	int c, fs = 0, fd = 0;
 	bool have_src_mac = false, have_dst_mac = false;
@@ -357,6 +448,12 @@ static void parse_args(int argc, char **argv, struct opts *o)
 		case 'r':
 			o->rx_netns = optarg;
 			break;
+		case 'a':
+			o->ack = true;
+			break;
+		case 'S':
+			o->bpf_stats = true;
+			break;
 		default:
 			usage();
 		}
@@ -374,10 +471,11 @@ int main(int argc, char **argv)
 	static struct iovec iovs[MAX_BATCH];
 	struct sockaddr_ll sll = {0};
 	uint64_t cpu_total0, cpu_task0, cpu_total1, cpu_task1, start, deadline, end;
-	unsigned long long sent = 0, errors = 0, rx0 = 0, rx1 = 0;
+	unsigned long long sent = 0, errors = 0, rx0 = 0, rx1 = 0, rst0 = 0, rst1 = 0;
 	unsigned next_flow = 0;
 	struct opts o;
-	int sock, rxfd = -1, ksoftirqd = 0;
+	int sock, rxfd = -1, ksoftirqd = 0, stats_fd = -1;
+	struct prog_stats stats0 = {0}, stats1 = {0};
 
 	parse_args(argc, argv, &o);
 	if (o.cpu >= 0) {
@@ -414,10 +512,17 @@ int main(int argc, char **argv)
 		msgs[i].msg_hdr.msg_namelen = sizeof(sll);
 	}
 
+	if (o.bpf_stats) {
+		stats_fd = bpf_enable_stats(BPF_STATS_RUN_TIME);
+		if (stats_fd < 0)
+			die("bpf_enable_stats");
+		read_prog_stats(&stats0);
+	}
 	cpu_total0 = read_cpu_busy();
 	cpu_task0 = read_task_cpu(ksoftirqd);
 	if (rxfd >= 0)
-		rx0 = read_in_segs(rxfd);
+		rx0 = read_tcp_counter(rxfd, "InSegs");
+	rst0 = read_tcp_counter(rxfd, "OutRsts");
 	start = now_ns();
 	deadline = start + (uint64_t)(o.duration * 1e9);
 	while (sent < o.count) {
@@ -446,11 +551,21 @@ int main(int argc, char **argv)
 	/* Let the receive softirq drain what is still queued before reading. */
 	usleep(20000);
 	if (rxfd >= 0)
-		rx1 = read_in_segs(rxfd);
+		rx1 = read_tcp_counter(rxfd, "InSegs");
+	rst1 = read_tcp_counter(rxfd, "OutRsts");
 	cpu_task1 = read_task_cpu(ksoftirqd);
 	cpu_total1 = read_cpu_busy();
-	printf("%llu,%llu,%llu,%llu,%llu,%llu\n", sent, rx1 - rx0,
+	if (o.bpf_stats)
+		read_prog_stats(&stats1);
+	printf("%llu,%llu,%llu,%llu,%llu,%llu,%llu", sent, rx1 - rx0,
 	       (unsigned long long)(end - start), (unsigned long long)(cpu_total1 - cpu_total0),
-	       (unsigned long long)(cpu_task1 - cpu_task0), errors);
+	       (unsigned long long)(cpu_task1 - cpu_task0), errors, rst1 - rst0);
+	if (o.bpf_stats) {
+		print_prog_delta(&stats0, &stats1);
+		close(stats_fd);
+		free(stats0.v);
+		free(stats1.v);
+	}
+	printf("\n");
 	return 0;
 }
