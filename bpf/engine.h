@@ -151,22 +151,79 @@ static __always_inline int pf_decide_related(__u32 slot, __u8 dir, __u32 rev, in
 	return v;
 }
 
-/* The whole engine for one frame. Fails closed on anything it cannot
- * attribute or read: no scratch, unknown or inactive slot, bad direction,
- * truncated IP/L4 header. Non-IP frames and ICMPv6 neighbour/router
- * discovery pass without policy or conntrack (but are counted). Before all
- * of that, an egress IP packet from a source the pod does not own is
- * dropped when the pod has the source check on (source_check.h); only a
- * cached flow's packets skip it, from an address that already passed it
+/* What the engine reads and works out once per frame. */
+struct pf_frame {
+	struct pf_pkt pkt;
+	struct pf_flow flow;
+	__u32 rev;	 /* the pod's, read once with pod_flags */
+	__u32 pod_flags; /* PF_POD_* */
+	int rc;		 /* PF_PARSE_* */
+};
+
+/* Step 0 for one frame of pod `slot`: reads the pod, parses the frame and
+ * asks the flow cache. Returns the cached verdict of an established flow's
+ * packet (then only pf_engine_finish is left), -1 when the rest of the
+ * engine must decide, or PF_ENGINE_DEAD for an unknown or inactive slot.
+ * Shared by the engine and the per-attachment program (fastpath.bpf.c),
+ * which serves a cached packet without the tail call and parses only the
+ * common frame (`common_only`; any other is the engine's, -1). */
+#define PF_ENGINE_DEAD (-2)
+
+static __always_inline int pf_engine_start(__u32 slot, __u8 dir, void *data, void *data_end,
+					   struct pf_frame *fr, int common_only)
+{
+	struct pf_pod *pod = bpf_map_lookup_elem(&pf_pods, &slot); /* NULL: slot >= PF_MAX_SLOTS */
+
+	if (!pod || !(pod->flags & PF_POD_ACTIVE))
+		return PF_ENGINE_DEAD;
+	/* Read once: one (revision, mode) pair decides the packet. A switch
+	 * to enforce clears the flag before it bumps rev (policy_store.cpp), so
+	 * no packet stamps an audited flow with the new revision. */
+	fr->rev = pod->rev;
+	fr->pod_flags = pod->flags;
+	fr->rc = common_only ? pf_parse_common(data, data_end, &fr->pkt)
+			     : pf_parse_frame(data, data_end, &fr->pkt);
+	/* An established flow's packet, served from the cache, skips all that
+	 * follows (the source check too, once it passed for the flow). */
+	if (fr->rc != PF_PARSE_OK || fr->pkt.frag || fr->pkt.icmp_err)
+		return -1;
+	return pf_fc_serve(slot, dir, fr->rev, fr->pod_flags, &fr->pkt, &fr->flow);
+}
+
+/* The last steps for every verdict: a passing first fragment's datagram is
+ * recorded, the packet counted, a drop or an audited flow reported.
+ * Returns PF_VERDICT_ALLOW or PF_VERDICT_DENY, all the entry points see. */
+static __always_inline int pf_engine_finish(__u32 slot, __u8 dir, int verdict,
+					    const struct pf_frame *fr, __u32 len)
+{
+	if (fr->rc == PF_PARSE_OK && verdict != PF_VERDICT_DENY && fr->pkt.first_frag)
+		pf_frag_record(slot, dir, &fr->pkt, verdict != PF_VERDICT_ALLOW);
+
+	pf_count_packet(slot, dir, verdict, len);
+	if (verdict == PF_VERDICT_DENY) {
+		pf_emit_drop(slot, dir, &fr->pkt, len);
+		return PF_VERDICT_DENY;
+	}
+	if (verdict == PF_VERDICT_AUDIT_NEW)
+		pf_emit_drop_reason(slot, dir, &fr->pkt, len, PF_EVENT_AUDIT);
+	return PF_VERDICT_ALLOW; /* AUDIT and AUDIT_NEW pass */
+}
+
+/* The whole engine for one frame of the pod the stub or the per-attachment
+ * program named (pf_scratch). Fails closed on anything it cannot attribute
+ * or read: no scratch, unknown or inactive slot, bad direction, truncated
+ * IP/L4 header. Non-IP frames and ICMPv6 neighbour/router discovery pass
+ * without policy or conntrack (but are counted). Before all of that, an
+ * egress IP packet from a source the pod does not own is dropped when the
+ * pod has the source check on (source_check.h); only a cached flow's
+ * packets skip it, from an address that already passed it
  * (PF_FC_F_SRC_OK). */
 static __always_inline int pf_engine(void *data, void *data_end, __u32 len)
 {
-	struct pf_flow flow = {};
-	struct pf_pkt pkt = {};
+	struct pf_frame fr = {};
 	struct pf_scratch *sc;
-	struct pf_pod *pod;
-	__u32 zero = 0, slot, dir, rev;
-	int verdict, rc, audit, related;
+	__u32 zero = 0, slot, dir;
+	int verdict, audit;
 
 	sc = bpf_map_lookup_elem(&pf_scratch, &zero);
 	if (!sc)
@@ -175,45 +232,24 @@ static __always_inline int pf_engine(void *data, void *data_end, __u32 len)
 	dir = sc->dir;
 	if (dir >= PF_NUM_DIRS)
 		return PF_VERDICT_DENY;
-	pod = bpf_map_lookup_elem(&pf_pods, &slot); /* NULL when slot >= PF_MAX_SLOTS */
-	if (!pod || !(pod->flags & PF_POD_ACTIVE))
+	verdict = pf_engine_start(slot, dir, data, data_end, &fr, 0);
+	if (verdict == PF_ENGINE_DEAD)
 		return PF_VERDICT_DENY;
-	/* Read once: one (revision, mode) pair decides the packet. A switch
-	 * to enforce clears the flag before it bumps rev (policy_store.cpp), so
-	 * no packet stamps an audited flow with the new revision. */
-	rev = pod->rev;
-	audit = !!(pod->flags & PF_POD_AUDIT);
-
-	rc = pf_parse_frame(data, data_end, &pkt);
-	related = pkt.frag || pkt.icmp_err;
-	/* An established flow's packet, served from the cache, skips all that
-	 * follows (the source check too, once it passed for the flow). */
-	verdict = rc == PF_PARSE_OK && !related
-			  ? pf_fc_serve(slot, dir, rev, pod->flags, &pkt, &flow)
-			  : -1;
 	if (verdict < 0) {
-		if (pf_source_spoofed(slot, dir, pod->flags, &pkt, len))
+		if (pf_source_spoofed(slot, dir, fr.pod_flags, &fr.pkt, len))
 			return PF_VERDICT_DENY; /* before ND's pass and the policy; counted apart */
-		if (rc == PF_PARSE_OK)
-			verdict = related ? pf_decide_related(slot, dir, rev, audit, &pkt, data,
-							      data_end)
-					  : pf_decide(slot, dir, rev, audit, &pkt, &flow);
-		else if (rc == PF_PARSE_NOT_IP || rc == PF_PARSE_NEIGH)
+		audit = !!(fr.pod_flags & PF_POD_AUDIT);
+		if (fr.rc == PF_PARSE_OK)
+			verdict = fr.pkt.frag || fr.pkt.icmp_err
+					  ? pf_decide_related(slot, dir, fr.rev, audit, &fr.pkt,
+							      data, data_end)
+					  : pf_decide(slot, dir, fr.rev, audit, &fr.pkt, &fr.flow);
+		else if (fr.rc == PF_PARSE_NOT_IP || fr.rc == PF_PARSE_NEIGH)
 			verdict = PF_VERDICT_ALLOW;
 		else
 			verdict = PF_VERDICT_DENY;
 	}
-	if (rc == PF_PARSE_OK && verdict != PF_VERDICT_DENY && pkt.first_frag)
-		pf_frag_record(slot, dir, &pkt, verdict != PF_VERDICT_ALLOW);
-
-	pf_count_packet(slot, dir, verdict, len);
-	if (verdict == PF_VERDICT_DENY) {
-		pf_emit_drop(slot, dir, &pkt, len);
-		return PF_VERDICT_DENY;
-	}
-	if (verdict == PF_VERDICT_AUDIT_NEW)
-		pf_emit_drop_reason(slot, dir, &pkt, len, PF_EVENT_AUDIT);
-	return PF_VERDICT_ALLOW; /* AUDIT and AUDIT_NEW pass */
+	return pf_engine_finish(slot, dir, verdict, &fr, len);
 }
 
 #endif /* PODFENCE_ENGINE_H */

@@ -177,12 +177,11 @@ static __always_inline int pf_ipv6_ext_step(struct pf_cursor *c, void *data_end,
 	}
 }
 
-/* IPv6 with a bounded walk over hop-by-hop, routing, destination options
- * and fragment headers. More than PF_IPV6_EXT_MAX of them: drop. */
-static __always_inline int pf_parse_ipv6(struct pf_cursor *c, void *data_end, struct pf_pkt *p)
+/* The fixed IPv6 header; p->proto is its next header. */
+static __always_inline int pf_parse_ipv6_fixed(struct pf_cursor *c, void *data_end,
+					       struct pf_pkt *p)
 {
 	struct ipv6hdr *ip6 = c->pos;
-	int i, rc;
 
 	if ((void *)(ip6 + 1) > data_end)
 		return PF_PARSE_BAD;
@@ -194,6 +193,17 @@ static __always_inline int pf_parse_ipv6(struct pf_cursor *c, void *data_end, st
 	__builtin_memcpy(p->src, &ip6->saddr, 16);
 	__builtin_memcpy(p->dst, &ip6->daddr, 16);
 	c->pos = ip6 + 1;
+	return PF_PARSE_OK;
+}
+
+/* IPv6 with a bounded walk over hop-by-hop, routing, destination options
+ * and fragment headers. More than PF_IPV6_EXT_MAX of them: drop. */
+static __always_inline int pf_parse_ipv6(struct pf_cursor *c, void *data_end, struct pf_pkt *p)
+{
+	int i, rc;
+
+	if (pf_parse_ipv6_fixed(c, data_end, p) != PF_PARSE_OK)
+		return PF_PARSE_BAD;
 
 #pragma unroll
 	for (i = 0; i < PF_IPV6_EXT_MAX; i++) {
@@ -287,26 +297,50 @@ static __always_inline int pf_parse_l4(struct pf_cursor *c, void *data_end, stru
 	}
 }
 
+/* Ethernet and the IP header (with IPv6's extension headers when
+ * `v6_ext`, else the fixed header only), the cursor left on what follows. */
+static __always_inline int pf_parse_l3(struct pf_cursor *c, void *data_end, struct pf_pkt *p,
+				       int v6_ext)
+{
+	__be16 h_proto;
+	int rc;
+
+	rc = pf_parse_eth(c, data_end, &h_proto);
+	if (rc != PF_PARSE_OK)
+		return rc;
+	if (h_proto == bpf_htons(ETH_P_IP))
+		return pf_parse_ipv4(c, data_end, p);
+	if (h_proto == bpf_htons(ETH_P_IPV6))
+		return v6_ext ? pf_parse_ipv6(c, data_end, p) : pf_parse_ipv6_fixed(c, data_end, p);
+	return PF_PARSE_NOT_IP;
+}
+
 /* Whole frame: Ethernet, IPv4/IPv6, upper layer. */
 static __always_inline int pf_parse_frame(void *data, void *data_end, struct pf_pkt *p)
 {
 	struct pf_cursor c = {.pos = data};
-	__be16 h_proto;
-	int rc;
+	int rc = pf_parse_l3(&c, data_end, p, 1);
 
-	rc = pf_parse_eth(&c, data_end, &h_proto);
-	if (rc != PF_PARSE_OK)
-		return rc;
-	if (h_proto == bpf_htons(ETH_P_IP))
-		rc = pf_parse_ipv4(&c, data_end, p);
-	else if (h_proto == bpf_htons(ETH_P_IPV6))
-		rc = pf_parse_ipv6(&c, data_end, p);
-	else
-		return PF_PARSE_NOT_IP;
 	if (rc != PF_PARSE_OK)
 		return rc;
 	p->l4_off = c.pos - data;
 	return pf_parse_l4(&c, data_end, p);
+}
+
+/* The common frame alone, as pf_parse_frame would parse it: Ethernet, IPv4
+ * or IPv6 without extension headers, TCP/UDP/SCTP, no fragment. Anything
+ * else is PF_PARSE_BAD here, which means only "not this case": the full
+ * parse decides it. A few instructions for the verifier where the full
+ * parse is hundreds (the per-attachment program, fastpath.bpf.c). */
+static __always_inline int pf_parse_common(void *data, void *data_end, struct pf_pkt *p)
+{
+	struct pf_cursor c = {.pos = data};
+
+	if (pf_parse_l3(&c, data_end, p, 0) != PF_PARSE_OK || p->frag || p->first_frag ||
+	    (p->proto != IPPROTO_TCP && p->proto != IPPROTO_UDP && p->proto != PF_IPPROTO_SCTP))
+		return PF_PARSE_BAD;
+	p->l4_off = c.pos - data;
+	return pf_parse_ports(&c, data_end, p);
 }
 
 #endif /* PODFENCE_PARSE_H */

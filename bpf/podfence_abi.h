@@ -182,13 +182,16 @@ struct pf_src_key {
 };
 
 /* ---- attachment context handed from the per-attachment stub to the engine --
- * Each attach point runs a tiny per-attachment stub program (generated in
- * userspace from raw instructions, see plugin/bpf/stub.cpp) that writes
+ * Each attach point runs a per-attachment stub program that writes
  * {slot, dir} into pf_scratch (per-CPU, index 0) and tail-calls the shared
  * engine in pf_tc_engine[0] / pf_xdp_engine[0]. If the tail call fails the
- * stub drops: fail closed. Why a stub: XDP has no netns cookie and the pod
- * side ifindex is not unique on a node; the stub costs one verifier run of a
- * dozen instructions per attachment instead of one of the whole engine.
+ * stub drops: fail closed. On the datapath of its own binary the stub first
+ * serves an established flow's packet from the flow cache itself
+ * (fastpath.bpf.c, slot and dir as load-time constants); on an older one it
+ * is a dozen raw instructions (plugin/bpf/stub.cpp). Why a stub: XDP has no
+ * netns cookie and the pod side ifindex is not unique on a node; the stub
+ * costs one verifier run of its own code per attachment instead of one of
+ * the whole engine.
  */
 struct pf_scratch {
 	pf_u32 slot;

@@ -1,6 +1,9 @@
-// podfence_testrun_bench [--lengths L,L,...] [rules...]: BPF_PROG_TEST_RUN
-// ns/packet of the datapath engine for policies of N rules (default 1 100
-// 10000 100000), v4 and v6, tc and xdp, next to the seed article's single
+// podfence_testrun_bench [--raw-stub] [--lengths L,L,...] [rules...]:
+// BPF_PROG_TEST_RUN ns/packet of a pod's per-attachment program, as ADD
+// loads it (the flow cache itself, the engine behind a tail call for every
+// other packet; --raw-stub: the stub that only hands over, as before
+// 2026-12-03 and on an older datapath), for policies of N rules (default 1
+// 100 10000 100000), v4 and v6, tc and xdp, next to the seed article's single
 // dport hash lookup and a plain kernel LPM trie holding the same CIDRs (tc,
 // kind=lpm: allowed/denied = the established/denied packets below, one
 // stateless trie lookup each). Rules are distinct random CIDRs with one TCP port each
@@ -50,6 +53,7 @@
 
 #include "bpf/podfence_abi.h"
 #include "common/fd.hpp"
+#include "support/attachments.hpp"
 #include "support/frames.hpp"
 #include "support/map_keys.hpp"
 #include "policy/compile.hpp"
@@ -85,14 +89,20 @@ struct Bench {
         if (!skel) die("loading the podfence and article skeletons");
     }
 
-    // What the per-attachment stub would write: the pod the engine serves
-    // and the direction; and the trie the LPM baseline reads.
+    // The trie the LPM baseline reads; and the pod and direction in
+    // pf_scratch, as a pod's program writes them when it hands over.
     void use_slot(std::uint32_t slot, std::uint32_t dir = PF_DIR_INGRESS) const {
         std::vector<pf_scratch> sc(static_cast<std::size_t>(ncpus), pf_scratch{slot, dir});
         std::uint32_t zero = 0;
         if (bpf_map_update_elem(fd.scratch, &zero, sc.data(), BPF_ANY))
             die("bpf_map_update_elem(pf_scratch)");
         *fd.lpm_slot = slot;
+    }
+
+    // The per-attachment program of (xdp, slot, dir), as ADD loads it.
+    pftest::Attachments attachments{[this](podfence::bpf::Map m) { return pfbench::map_fd(*skel, m); }};
+    int attachment(bool xdp, std::uint32_t slot, std::uint32_t dir) {
+        return attachments.get(xdp, slot, dir);
     }
 
     // Returns the kernel's mean duration per run.
@@ -279,8 +289,8 @@ void measure(Bench& b, std::mt19937_64& rng, std::uint32_t slot, std::uint8_t fa
     b.use_slot(slot);
 
     std::uniform_int_distribution<std::size_t> pick(0, n - 1);
-    for (int prog : {b.fd.tc, b.fd.xdp}) {
-        const bool tc = prog == b.fd.tc;
+    for (const bool tc : {true, false}) {
+        const int prog = b.attachment(!tc, slot, PF_DIR_INGRESS);
         const char* pname = tc ? "tc" : "xdp";
         const int allow = tc ? TC_ACT_UNSPEC : XDP_PASS, deny = tc ? TC_ACT_SHOT : XDP_DROP;
 
@@ -330,7 +340,7 @@ void measure(Bench& b, std::mt19937_64& rng, std::uint32_t slot, std::uint8_t fa
         // The same flow's packets from the pod: egress, through the source check.
         loops.push_back({"datapath," + label + "established_egress",
                          slot,
-                         prog,
+                         b.attachment(!tc, slot, PF_DIR_EGRESS),
                          pftest::build(pftest::reply(est_flow)),
                          allow,
                          {},
@@ -443,7 +453,12 @@ void measure_article(Bench& b, std::mt19937_64& rng, std::size_t n) {
 int main(int argc, char** argv) try {
     std::vector<std::size_t> sizes;
     std::vector<unsigned> lengths;
+    bool raw_stub = false;
     for (int i = 1; i < argc; ++i) {
+        if (std::string(argv[i]) == "--raw-stub") {
+            raw_stub = true;
+            continue;
+        }
         if (std::string(argv[i]) == "--lengths" && i + 1 < argc) {
             for (const char* c = argv[++i]; *c;) {
                 char* end = nullptr;
@@ -465,6 +480,7 @@ int main(int argc, char** argv) try {
     CPU_SET(std::max(sched_getcpu(), 0), &one);
     if (sched_setaffinity(0, sizeof(one), &one)) die("sched_setaffinity");
     Bench b;
+    b.attachments.use_raw_stubs(raw_stub);
     std::mt19937_64 rng(42);
     std::printf("kind,prog,family,rules,case,value,detail\n");
     std::vector<LoopCase> loops;

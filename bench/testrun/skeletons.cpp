@@ -1,5 +1,6 @@
 #include "skeletons.hpp"
 
+#include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
 #include <cerrno>
@@ -56,7 +57,15 @@ std::unique_ptr<Skeletons, SkeletonsDeleter> load(Fds& fds) {
     fds.lpm_v4 = bpf_map__fd(s->lpm->maps.lpm_v4);
     fds.lpm_v6 = bpf_map__fd(s->lpm->maps.lpm_v6);
     fds.lpm_slot = &s->lpm->bss->lpm_slot;
+    const std::uint32_t zero = 0;
+    if (bpf_map_update_elem(s->dp.map_fd(Map::TcEngine), &zero, &fds.tc, BPF_ANY) ||
+        bpf_map_update_elem(s->dp.map_fd(Map::XdpEngine), &zero, &fds.xdp, BPF_ANY))
+        return nullptr;
     return s;
+}
+
+int map_fd(const Skeletons& s, podfence::bpf::Map m) {
+    return s.dp.map_fd(m);
 }
 
 } // namespace pfbench

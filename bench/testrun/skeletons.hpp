@@ -4,6 +4,8 @@
 
 #include <memory>
 
+#include "bpf/maps.hpp"
+
 namespace pfbench {
 
 struct Fds {
@@ -19,7 +21,11 @@ struct SkeletonsDeleter {
     void operator()(Skeletons* s) const;
 };
 
-// Null with errno set when one fails to load.
+// Null with errno set when one fails to load. The engine arrays hold the
+// engine programs, as a pinned datapath's do.
 std::unique_ptr<Skeletons, SkeletonsDeleter> load(Fds& fds);
+
+// The fd of the datapath's map m (for the per-attachment programs).
+int map_fd(const Skeletons& s, podfence::bpf::Map m);
 
 } // namespace pfbench

@@ -270,8 +270,15 @@ void adopt_wide_ipv4_flows(const Datapath& to, const Datapath* from, const std::
 }
 
 std::string embedded_datapath_name() {
-    const auto elf = EmbeddedObject::elf();
-    return layout::datapath_name(PF_ABI_VERSION, detail::fnv1a64(elf.data(), elf.size()));
+    static const std::string name = [] {
+        // Both objects: the per-attachment program runs only on the datapath
+        // of the same name (stub.cpp), whose maps and engine it assumes.
+        std::vector<std::byte> both(EmbeddedObject::elf().begin(), EmbeddedObject::elf().end());
+        const auto fast = EmbeddedObject::fastpath_elf();
+        both.insert(both.end(), fast.begin(), fast.end());
+        return layout::datapath_name(PF_ABI_VERSION, detail::fnv1a64(both.data(), both.size()));
+    }();
+    return name;
 }
 
 Datapath Datapath::open_dir(const std::string& dir) {

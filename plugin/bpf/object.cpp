@@ -9,6 +9,7 @@
 #include "common/error.hpp"
 #include "common/log.hpp"
 #include "pf_datapath.skel.h"
+#include "pf_fastpath.skel.h"
 
 namespace podfence::bpf {
 
@@ -58,6 +59,12 @@ EmbeddedObject EmbeddedObject::load(std::span<const std::pair<Map, int>> reuse) 
 std::span<const std::byte> EmbeddedObject::elf() {
     std::size_t size = 0;
     const void* data = pf_datapath::elf_bytes(&size);
+    return {static_cast<const std::byte*>(data), size};
+}
+
+std::span<const std::byte> EmbeddedObject::fastpath_elf() {
+    std::size_t size = 0;
+    const void* data = pf_fastpath::elf_bytes(&size);
     return {static_cast<const std::byte*>(data), size};
 }
 

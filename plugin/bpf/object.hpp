@@ -26,6 +26,9 @@ public:
     static EmbeddedObject load(std::span<const std::pair<Map, int>> reuse);
     // The ELF the skeleton embeds (its hash names the datapath directory).
     static std::span<const std::byte> elf();
+    // The per-attachment program's ELF (bpf/fastpath.bpf.c, plugin/bpf/stub.cpp),
+    // which loads on this datapath's maps: part of that name too.
+    static std::span<const std::byte> fastpath_elf();
 
     explicit operator bool() const { return skel_ != nullptr; }
     int tc_prog() const;

@@ -1,18 +1,26 @@
-// The stub program, assembled from raw instructions and loaded per attachment.
+// The per-attachment program: the fast path of bpf/fastpath.bpf.c on this
+// binary's own datapath, else the stub assembled from raw instructions.
 #include "stub.hpp"
 
 #include <bpf/bpf.h>
+#include <bpf/libbpf.h>
 #include <linux/bpf.h>
 #include <linux/pkt_cls.h>
 
+#include <fcntl.h>
+
 #include <cerrno>
 #include <cstddef>
+#include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "bpf/podfence_abi.h"
 #include "common/error.hpp"
 #include "insn.hpp"
+#include "libbpf_log.hpp"
+#include "pf_fastpath.skel.h"
 #include "util.hpp"
 
 namespace podfence::bpf {
@@ -74,16 +82,77 @@ UniqueFd load_stub(bpf_prog_type type, bpf_attach_type expected, const char* nam
     return UniqueFd(fd);
 }
 
+struct FastpathDeleter {
+    void operator()(pf_fastpath* s) const { pf_fastpath::destroy(s); }
+};
+
+// The fast path shares the maps and the pf_frame layout of the engine it
+// hands over to, so it runs only on the datapath built from this binary.
+bool is_own_datapath(const Datapath& dp) {
+    const std::string& dir = dp.dir();
+    return dir.substr(dir.rfind('/') + 1) == embedded_datapath_name();
+}
+
 } // namespace
 
+UniqueFd load_attachment_program(const std::function<int(Map)>& map_fd, bool xdp, std::uint32_t slot,
+                                 std::uint32_t dir) {
+    const char* what = xdp ? "pf_stub_xdp" : "pf_stub_tc";
+    const auto fail = [&](const char* call, int e, const std::string& log) -> Error {
+        return Error(
+            Code::BpfLoad,
+            failed(call, std::string(what) + " slot " + std::to_string(slot) + " dir " + std::to_string(dir),
+                   e) +
+                (log.empty() ? "" : "; libbpf/verifier output (tail):\n" + log));
+    };
+    detail::LibbpfCapture capture;
+    std::unique_ptr<pf_fastpath, FastpathDeleter> skel(pf_fastpath::open());
+    if (!skel) throw fail("pf_fastpath__open", errno, capture.tail(1500));
+    bpf_program__set_autoload(xdp ? skel->progs.pf_stub_tc : skel->progs.pf_stub_xdp, false);
+    bpf_map* map = nullptr;
+    bpf_object__for_each_map(map, skel->obj) {
+        if (bpf_map__is_internal(map)) {
+            // .rodata: this program's constants, read by the verifier, never
+            // by userspace: not mmapable, which would round it up to pages.
+            if (bpf_map__set_map_flags(map, bpf_map__map_flags(map) & ~BPF_F_MMAPABLE) != 0)
+                throw fail("bpf_map__set_map_flags", errno, capture.tail(1500));
+            continue;
+        }
+        int fd = -1;
+        for (std::size_t i = 0; i < kMaps.size(); ++i)
+            if (std::string_view(bpf_map__name(map)) == kMaps[i].name) fd = map_fd(static_cast<Map>(i));
+        // Without an fd: a map the fast path does not read (a program that
+        // did would fail to load), so nothing to create.
+        if (fd < 0 ? bpf_map__set_autocreate(map, false) != 0 : bpf_map__reuse_fd(map, fd) != 0)
+            throw fail("bpf_map__reuse_fd", errno, capture.tail(1500));
+    }
+    skel->rodata->pf_fast_slot = slot;
+    skel->rodata->pf_fast_dir = dir;
+    if (pf_fastpath::load(skel.get()) != 0) throw fail("pf_fastpath__load", errno, capture.tail(1500));
+    bpf_program* prog = xdp ? skel->progs.pf_stub_xdp : skel->progs.pf_stub_tc;
+    // The object goes, the program stays: the caller's fd holds it.
+    int fd = fcntl(bpf_program__fd(prog), F_DUPFD_CLOEXEC, 3);
+    if (fd < 0) throw fail("fcntl(F_DUPFD_CLOEXEC)", errno, "");
+    return UniqueFd(fd);
+}
+
+UniqueFd load_raw_stub(int scratch_fd, int engine_fd, bool xdp, std::uint32_t slot, std::uint32_t dir) {
+    return xdp ? load_stub(BPF_PROG_TYPE_XDP, BPF_XDP, "pf_stub_xdp", scratch_fd, engine_fd, slot, dir,
+                           XDP_DROP)
+               : load_stub(BPF_PROG_TYPE_SCHED_CLS, static_cast<bpf_attach_type>(0), "pf_stub_tc", scratch_fd,
+                           engine_fd, slot, dir, TC_ACT_SHOT);
+}
+
 UniqueFd load_tc_stub(const Datapath& dp, std::uint32_t slot, std::uint32_t dir) {
-    return load_stub(BPF_PROG_TYPE_SCHED_CLS, static_cast<bpf_attach_type>(0), "pf_stub_tc", dp.scratch_map(),
-                     dp.tc_engine_map(), slot, dir, TC_ACT_SHOT);
+    if (is_own_datapath(dp))
+        return load_attachment_program([&](Map m) { return dp.map(m); }, false, slot, dir);
+    return load_raw_stub(dp.scratch_map(), dp.tc_engine_map(), false, slot, dir);
 }
 
 UniqueFd load_xdp_stub(const Datapath& dp, std::uint32_t slot, std::uint32_t dir) {
-    return load_stub(BPF_PROG_TYPE_XDP, BPF_XDP, "pf_stub_xdp", dp.scratch_map(), dp.xdp_engine_map(), slot,
-                     dir, XDP_DROP);
+    if (is_own_datapath(dp))
+        return load_attachment_program([&](Map m) { return dp.map(m); }, true, slot, dir);
+    return load_raw_stub(dp.scratch_map(), dp.xdp_engine_map(), true, slot, dir);
 }
 
 } // namespace podfence::bpf

@@ -20,7 +20,7 @@ namespace {
 constexpr std::uint32_t kSlot = 21;
 constexpr const char* kPod = "10.0.0.21";
 constexpr const char* kPeer = "10.7.0.1";
-const Prog kProgs[] = {Prog::Tc, Prog::Xdp};
+const Prog kProgs[] = {Prog::Tc, Prog::Xdp, Prog::FastTc, Prog::FastXdp};
 constexpr std::uint32_t kAudit = PF_POD_ACTIVE | PF_POD_AUDIT;
 
 // Ingress isolated: TCP 80 and UDP 53 from anywhere. Egress open.

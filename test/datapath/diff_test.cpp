@@ -650,7 +650,8 @@ TEST_CASE("datapath: differential against the reference evaluator") {
 
     // Part 2, 40%: packet sequences (replies, repeats, policy replacements)
     // against StatefulEvaluator, kSeqs sequences in lockstep, each with its
-    // own tc slot and xdp slot so their conntrack entries stay apart.
+    // own tc slot and xdp slot so their conntrack entries stay apart, run
+    // through the per-attachment programs (Prog::Fast*) as a pod's hooks run.
     constexpr std::uint32_t kSeqs = 16, kSeqSlot = 200;
     constexpr std::size_t kSegments = 3, kSegLen = 20;
     const std::uint64_t seq_total = total - fresh_total;
@@ -669,7 +670,7 @@ TEST_CASE("datapath: differential against the reference evaluator") {
         std::vector<Harness::Install> ins;
         const std::uint32_t rev0 = ++g_rev;
         for (std::uint32_t k = 0; k < 2 * kSeqs; ++k) {
-            duts.push_back({h, k % 2 ? Prog::Xdp : Prog::Tc, kSeqSlot + k});
+            duts.push_back({h, k % 2 ? Prog::FastXdp : Prog::FastTc, kSeqSlot + k});
             evs.emplace_back(seqs[k / 2].initial, rev0);
             set_sources(h, kSeqSlot + k, random_sources(rng));
             evs.back().set_sources(g_sources[kSeqSlot + k]);
@@ -707,12 +708,14 @@ TEST_CASE("datapath: differential against the reference evaluator") {
         }
     }
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    MESSAGE("differential: " << done << " new-flow packets (" << allowed << " allowed) and " << seq_done
-                             << " packets in " << sequences
-                             << " stateful sequences, each through tc and xdp, in " << secs << " s; of these "
-                             << frag_verdicts[1] << "/" << frag_verdicts[0] << " later fragments and "
-                             << error_verdicts[1] << "/" << error_verdicts[0]
-                             << " ICMP errors with a quote allowed/denied (sequence 0 of each batch)");
+    MESSAGE("differential: "
+            << done << " new-flow packets (" << allowed << " allowed) and " << seq_done << " packets in "
+            << sequences
+            << " stateful sequences, each through tc and xdp (new flows: the engines; sequences: the "
+               "per-attachment programs), in "
+            << secs << " s; of these " << frag_verdicts[1] << "/" << frag_verdicts[0]
+            << " later fragments and " << error_verdicts[1] << "/" << error_verdicts[0]
+            << " ICMP errors with a quote allowed/denied (sequence 0 of each batch)");
     MESSAGE("source check: " << spoofed << " of the new-flow packets had a forged source");
     CHECK(spoofed > 0);
     CHECK(failures == 0);

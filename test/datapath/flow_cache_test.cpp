@@ -23,7 +23,7 @@ constexpr std::uint32_t kSlot = 31;
 constexpr std::uint32_t kRev = 5;
 constexpr const char* kPod4 = "10.0.0.31";
 constexpr const char* kPod6 = "fd00::31";
-const Prog kProgs[] = {Prog::Tc, Prog::Xdp};
+const Prog kProgs[] = {Prog::Tc, Prog::Xdp, Prog::FastTc, Prog::FastXdp};
 
 // Egress to TCP 443 of anyone; ingress isolated with no rule: a packet to
 // the pod passes only as a reply of a tracked flow.

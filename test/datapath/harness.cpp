@@ -28,7 +28,13 @@ void check(int rc, const std::string& what) {
 } // namespace
 
 const char* prog_name(Prog p) {
-    return p == Prog::Tc ? "tc" : "xdp";
+    switch (p) {
+    case Prog::Tc: return "tc";
+    case Prog::Xdp: return "xdp";
+    case Prog::FastTc: return "fast_tc";
+    case Prog::FastXdp: return "fast_xdp";
+    }
+    return "?";
 }
 
 Entry addr_entry(std::uint8_t dir, std::uint8_t family, const Addr& a, unsigned plen, std::uint32_t set) {
@@ -60,17 +66,23 @@ Entry port_entry(std::uint32_t set, int proto, int port, int port_plen, std::uin
     return e;
 }
 
-Harness::Harness() {
+Harness::Harness() : attachments_([this](podfence::bpf::Map m) { return map_fd(fd_, m); }) {
     skel_ = load_skeleton(fd_);
     if (!skel_) fail("pf_datapath__open_and_load (embedded BPF object)", errno);
     ncpus_ = libbpf_num_possible_cpus();
     if (ncpus_ <= 0) fail("libbpf_num_possible_cpus", -ncpus_);
+    // Where the Fast* programs hand over, as Datapath pins them.
+    const std::uint32_t zero = 0;
+    check(bpf_map_update_elem(fd_.tc_engine, &zero, &fd_.tc, BPF_ANY), "bpf_map_update_elem(pf_tc_engine)");
+    check(bpf_map_update_elem(fd_.xdp_engine, &zero, &fd_.xdp, BPF_ANY),
+          "bpf_map_update_elem(pf_xdp_engine)");
 }
 
 Harness::~Harness() = default;
 
-int Harness::prog_fd(Prog p) const {
-    return p == Prog::Tc ? fd_.tc : fd_.xdp;
+int Harness::prog_fd(Prog p) {
+    if (p == Prog::Tc || p == Prog::Xdp) return p == Prog::Tc ? fd_.tc : fd_.xdp;
+    return attachments_.get(p == Prog::FastXdp, scratch_slot_, scratch_dir_);
 }
 
 namespace {
@@ -138,6 +150,8 @@ void Harness::set_pod(std::uint32_t slot, std::uint32_t rev, std::uint32_t flags
 }
 
 void Harness::set_scratch(std::uint32_t slot, std::uint32_t dir) {
+    scratch_slot_ = slot;
+    scratch_dir_ = dir;
     std::vector<pf_scratch> v(static_cast<std::size_t>(ncpus_), pf_scratch{slot, dir});
     std::uint32_t zero = 0;
     check(bpf_map_update_elem(fd_.scratch, &zero, v.data(), BPF_ANY), "bpf_map_update_elem(pf_scratch)");
@@ -191,10 +205,10 @@ RunResult Harness::run(Prog p, const std::vector<std::uint8_t>& frame, std::uint
 }
 
 int Harness::allow_code(Prog p) {
-    return p == Prog::Tc ? TC_ACT_UNSPEC : XDP_PASS;
+    return p == Prog::Tc || p == Prog::FastTc ? TC_ACT_UNSPEC : XDP_PASS;
 }
 int Harness::deny_code(Prog p) {
-    return p == Prog::Tc ? TC_ACT_SHOT : XDP_DROP;
+    return p == Prog::Tc || p == Prog::FastTc ? TC_ACT_SHOT : XDP_DROP;
 }
 
 pf_counter Harness::counters(std::uint32_t slot, std::uint32_t dir) const {

@@ -1,6 +1,8 @@
 // Loads the datapath skeleton unpinned and drives pf_tc / pf_xdp through
 // BPF_PROG_TEST_RUN with the state a test sets up (policy tries, pod records,
-// the stub's scratch, config), then reads back conntrack and counters.
+// the stub's scratch, config), then reads back conntrack and counters. The
+// Fast* programs are the per-attachment program a pod's hook runs
+// (bpf/fastpath.bpf.c): the flow cache itself, the engine for the rest.
 #pragma once
 
 #include <cstdint>
@@ -11,6 +13,7 @@
 
 #include "bpf/podfence_abi.h"
 #include "common/fd.hpp"
+#include "support/attachments.hpp"
 #include "support/frames.hpp"
 #include "support/map_keys.hpp"
 #include "datapath/skel_loader.hpp"
@@ -20,7 +23,9 @@
 
 namespace pftest {
 
-enum class Prog { Tc, Xdp };
+// Fast*: the per-attachment program for the slot and direction of the last
+// set_scratch(), loaded on first use, handing over to pf_tc / pf_xdp.
+enum class Prog { Tc, Xdp, FastTc, FastXdp };
 const char* prog_name(Prog p);
 
 // Hand-written policy entries (see the two longest-prefix matches in
@@ -41,7 +46,7 @@ public:
     Harness(const Harness&) = delete;
     Harness& operator=(const Harness&) = delete;
 
-    int prog_fd(Prog p) const;
+    int prog_fd(Prog p);
 
     // New policy map holding exactly `entries`, swapped into pf_policy[slot].
     void set_policy(std::uint32_t slot, const std::vector<Entry>& entries);
@@ -109,6 +114,8 @@ private:
     SkelPtr skel_;
     SkelFds fd_;
     int ncpus_ = 0;
+    std::uint32_t scratch_slot_ = 0, scratch_dir_ = 0; // the last set_scratch()
+    Attachments attachments_;                          // the Fast* programs
     std::map<std::uint32_t, podfence::UniqueFd> policy_maps_;
     std::map<std::uint32_t, std::uint32_t> src_flags_; // slot -> PF_POD_SRC_CHECK or 0
 };

@@ -39,4 +39,10 @@ SkelPtr load_skeleton(SkelFds& fds) {
     return owner;
 }
 
+int map_fd(const SkelFds& fds, Map m) {
+    for (const auto& [map, field] : kFields)
+        if (map == m) return fds.*field;
+    return -1;
+}
+
 } // namespace pftest

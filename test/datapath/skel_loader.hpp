@@ -4,6 +4,8 @@
 
 #include <memory>
 
+#include "bpf/maps.hpp"
+
 namespace pftest {
 
 struct SkelFds {
@@ -20,5 +22,8 @@ using SkelPtr = std::unique_ptr<SkelObject, SkelObjectDeleter>;
 
 // pf_datapath__open_and_load(), unpinned. Null with errno set on failure.
 SkelPtr load_skeleton(SkelFds& fds);
+
+// The fd in `fds` of map m.
+int map_fd(const SkelFds& fds, podfence::bpf::Map m);
 
 } // namespace pftest

@@ -21,7 +21,7 @@ namespace pol = podfence::policy;
 constexpr const char* kPod4 = "10.0.0.10";
 constexpr const char* kPod6 = "fd00::10";
 constexpr std::uint32_t kSlot = 31;
-constexpr Prog kProgs[] = {Prog::Tc, Prog::Xdp};
+constexpr Prog kProgs[] = {Prog::Tc, Prog::Xdp, Prog::FastTc, Prog::FastXdp};
 
 pol::SourceAddr src(const char* text) {
     return *pol::parse_source(text);

@@ -257,7 +257,7 @@ def _testrun_established(rows, n):
 
 
 def _testrun_ratio(rows, n):
-    """(worst ratio, text) of podfence's engine over the article's program at
+    """(worst ratio, text) of podfence (its stub and engine) over the article's program at
     n rules (or the largest size <= n), like for like: single-run cases over
     the article's single runs, repeat loops over its loops; tc and xdp."""
     rows = [r for r in rows if r.get("kind") in ("datapath", "article")]

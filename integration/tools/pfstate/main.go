@@ -591,8 +591,8 @@ func stubState(id uint32) string {
 	if info(int(fd), buf) != nil {
 		return "?"
 	}
-	slot := -1
-	for i := 0; i+8 <= int(xlen); i += 8 {
+	slot := rodataSlot(maps[:4*nmaps])
+	for i := 0; slot < 0 && i+8 <= int(xlen); i += 8 {
 		// BPF_ST|BPF_MEM|BPF_W, dst r0, off 0
 		if insns[i] == 0x62 && insns[i+1]&0x0f == 0 && le.Uint16(insns[i+2:]) == 0 {
 			slot = int(le.Uint32(insns[i+4:]))
@@ -614,6 +614,28 @@ func stubState(id uint32) string {
 		return fmt.Sprintf("%d@%s:nopolicy", slot, dp.name)
 	}
 	return fmt.Sprintf("%d@%s:live", slot, dp.name)
+}
+
+// rodataSlot: the slot in the .rodata map of a stub with a fast path
+// (bpf/fastpath.bpf.c: pf_fast_slot, its first constant), or -1 for the raw
+// stub, which stores it with an immediate.
+func rodataSlot(ids []byte) int {
+	for i := 0; i+4 <= len(ids); i += 4 {
+		attr := struct{ id, next, flags uint32 }{id: binary.LittleEndian.Uint32(ids[i:])}
+		fd, e := bpf(bpfMapGetFdByID, unsafe.Pointer(&attr), unsafe.Sizeof(attr))
+		if e != 0 {
+			continue
+		}
+		buf := make([]byte, 128)
+		ok := info(int(fd), buf) == nil && strings.HasSuffix(strings.TrimRight(string(buf[24:40]), "\x00"), ".rodata")
+		value := make([]byte, binary.LittleEndian.Uint32(buf[12:])+8)
+		ok = ok && lookup(int(fd), make([]byte, 4), value)
+		syscall.Close(int(fd))
+		if ok {
+			return int(binary.LittleEndian.Uint32(value))
+		}
+	}
+	return -1
 }
 
 // progList: "ID:NAME", and for podfence stubs ":SLOT@DATAPATH:STATE".
