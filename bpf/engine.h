@@ -209,15 +209,14 @@ static __always_inline int pf_engine_finish(__u32 slot, __u8 dir, int verdict,
 	return PF_VERDICT_ALLOW; /* AUDIT and AUDIT_NEW pass */
 }
 
-/* The whole engine for one frame of the pod the stub or the per-attachment
- * program named (pf_scratch). Fails closed on anything it cannot attribute
- * or read: no scratch, unknown or inactive slot, bad direction, truncated
- * IP/L4 header. Non-IP frames and ICMPv6 neighbour/router discovery pass
- * without policy or conntrack (but are counted). Before all of that, an
- * egress IP packet from a source the pod does not own is dropped when the
- * pod has the source check on (source_check.h); only a cached flow's
- * packets skip it, from an address that already passed it
- * (PF_FC_F_SRC_OK). */
+/* The whole engine for one frame of the pod its stub named (pf_scratch).
+ * Fails closed on anything it cannot attribute or read: no scratch, unknown
+ * or inactive slot, bad direction, truncated IP/L4 header. Non-IP frames and
+ * ICMPv6 neighbour/router discovery pass without policy or conntrack (but
+ * are counted). Before all of that, an egress IP packet from a source the
+ * pod does not own is dropped when the pod has the source check on
+ * (source_check.h); only a cached flow's packets skip it, from an address
+ * that already passed it (PF_FC_F_SRC_OK). */
 static __always_inline int pf_engine(void *data, void *data_end, __u32 len)
 {
 	struct pf_frame fr = {};

@@ -273,10 +273,9 @@ std::string embedded_datapath_name() {
     static const std::string name = [] {
         // Both objects: the per-attachment program runs only on the datapath
         // of the same name (stub.cpp), whose maps and engine it assumes.
-        std::vector<std::byte> both(EmbeddedObject::elf().begin(), EmbeddedObject::elf().end());
-        const auto fast = EmbeddedObject::fastpath_elf();
-        both.insert(both.end(), fast.begin(), fast.end());
-        return layout::datapath_name(PF_ABI_VERSION, detail::fnv1a64(both.data(), both.size()));
+        const auto elf = EmbeddedObject::elf(), fast = EmbeddedObject::fastpath_elf();
+        const std::uint64_t h = detail::fnv1a64(elf.data(), elf.size());
+        return layout::datapath_name(PF_ABI_VERSION, detail::fnv1a64(fast.data(), fast.size(), h));
     }();
     return name;
 }

@@ -16,8 +16,7 @@
 
 namespace podfence::bpf::detail {
 
-std::uint64_t fnv1a64(const void* data, std::size_t len) {
-    std::uint64_t h = 0xcbf29ce484222325ull;
+std::uint64_t fnv1a64(const void* data, std::size_t len, std::uint64_t h) {
     const auto* p = static_cast<const unsigned char*>(data);
     for (std::size_t i = 0; i < len; ++i) {
         h ^= p[i];

@@ -9,7 +9,8 @@
 
 namespace podfence::bpf::detail {
 
-std::uint64_t fnv1a64(const void* data, std::size_t len);
+// FNV-1a; pass a previous result as `h` to hash a concatenation piece by piece.
+std::uint64_t fnv1a64(const void* data, std::size_t len, std::uint64_t h = 0xcbf29ce484222325ull);
 std::string hex16(std::uint64_t v);
 
 // Entry names in a directory (no "." / ".."); empty if it does not exist.
