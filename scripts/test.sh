@@ -11,7 +11,8 @@
 #   integration real libcni driver, real reference plugins, real traffic in netns,
 #               with the installed Release binary
 # plus the benchmark suite in --quick mode (every configuration once, no speed
-# assertions: it only has to run and produce numbers).
+# assertions: it only has to run and produce numbers), comparing ADD/DEL with the
+# variant build's.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 jobs=$(nproc)
@@ -48,15 +49,18 @@ DESTDIR=$stage cmake --install build --strip
 env -u CNI_COMMAND "$stage/opt/cni/bin/podfence" version
 step "Release build, package and install"
 
-bench/suite/run.sh --quick --out build/bench-quick
-step "benchmark suite, quick"
 # The upgrade test's "other binary": another datapath ABI and policy layout.
 cmake -S . -B build/variant -DCMAKE_BUILD_TYPE=Release -DPODFENCE_WERROR=ON -DPODFENCE_DATAPATH_VARIANT=ON \
   -DPODFENCE_TESTS=OFF >/dev/null
 cmake --build build/variant -j"$jobs" --target podfence
+# --podfence: the newest build is now the variant. --compare runs the control
+# part's pod-by-pod comparison (bench/README.md).
+bench/suite/run.sh --quick --out build/bench-quick --podfence build/plugin/podfence \
+  --compare build/variant/plugin/podfence
+step "variant build and the benchmark suite, quick"
 # The sanitizer tree ran the other layers; the Release tree is the shipped binary.
 (cd build && PFTI_VARIANT_PLUGIN=$PWD/variant/plugin/podfence ctest --output-on-failure -L '^integration$')
-step "variant build and the integration layer"
+step "integration layer"
 # Crash sweep: the installed binary killed (SIGKILL) at each syscall of ADD and
 # DEL in mode tc, then DEL/GC/ADD must recover (integration/crash_sweep.sh;
 # --long covers every verb and mode).

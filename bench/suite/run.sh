@@ -5,6 +5,7 @@
 #   bench/suite/run.sh [--quick] [--out DIR] [--podfence BIN] [--testrun BIN]
 #                      [--only matrix,scaling,progtime,testrun,control] [--verbose]
 #                      [--set KEY=JSON ...]   (e.g. --set scaling_rules=[1,100000])
+#                      [--compare BIN]        (control: ADD/DEL pod by pod against BIN)
 #   bench/suite/run.sh --report-only --out DIR  (rebuild summary.md and plots)
 #
 # Needs root. Everything it creates is named pfb-<run id>-* (netns) or lives
@@ -13,15 +14,16 @@ set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/../.." && pwd)
-quick=0 report_only=0 out="" podfence="" testrun="" only="" verbose="" sets=()
+quick=0 report_only=0 out="" podfence="" testrun="" compare="" only="" verbose="" sets=()
 
-usage() { sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
+usage() { sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--quick) quick=1 ;;
 	--out) out=$2; shift ;;
 	--podfence) podfence=$2; shift ;;
 	--testrun) testrun=$2; shift ;;
+	--compare) compare=$2; shift ;;
 	--only) only=$2; shift ;;
 	--verbose) verbose=--verbose ;;
 	--set) sets+=(--set "$2"); shift ;;
@@ -61,6 +63,10 @@ done
 # Absolute: the driver runs tools from other directories.
 [ -z "$podfence" ] || podfence=$(readlink -f "$podfence")
 [ -z "$testrun" ] || testrun=$(readlink -f "$testrun")
+if [ -n "$compare" ]; then
+	[ -x "$compare" ] || { echo "run.sh: --compare $compare is not an executable" >&2; exit 2; }
+	compare=$(readlink -f "$compare")
+fi
 
 [ -n "$out" ] || out="$repo/bench-results/$(date +%Y%m%d-%H%M%S)"
 mkdir -p "$out"
@@ -107,6 +113,7 @@ echo "pfbench: out=$out run=$run_id podfence=${podfence:-none} testrun=${testrun
 args=(--out "$out" --tmp "$tmp" --tools "$tmp/bin" --bpffs "$bpffs" --run-id "$run_id")
 [ -n "$podfence" ] && args+=(--podfence "$podfence")
 [ -n "$testrun" ] && args+=(--testrun "$testrun")
+[ -n "$compare" ] && args+=(--compare "$compare")
 [ "$quick" = 1 ] && args+=(--quick)
 [ -n "$only" ] && args+=(--only "$only")
 [ -n "$verbose" ] && args+=("$verbose")

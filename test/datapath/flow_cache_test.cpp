@@ -208,6 +208,29 @@ TEST_CASE_FIXTURE(RepliesOnlyPod,
     }
 }
 
+// The engine caches only ALLOW and AUDIT (pf_decide). The per-pod program
+// serves only those; anything else in an entry goes to the engine, which
+// decides and counts the packet once.
+TEST_CASE_FIXTURE(RepliesOnlyPod,
+                  "datapath: a cached verdict the engine never writes is not served, and counted once") {
+    for (Prog p : kProgs) {
+        CAPTURE(prog_name(p));
+        h.conntrack_clear();
+        h.clear_slot_stats(kSlot);
+        const Frame f = tcp4(kPod4, 40011, "1.2.3.4", 443);
+        open_and_cache(h, p, f);
+        const pf_ct_key key = ct_key_for(kSlot, PF_DIR_EGRESS, f);
+        pf_fc_entry e = *cached(h, key);
+        e.verdict = PF_VERDICT_DENY;
+        h.flow_cache_set(flow_cache_index(key), e);
+        CHECK_FALSE(allowed(h, p, kSlot, PF_DIR_INGRESS, reply(f)));
+        const pf_counter c = h.counters(kSlot, PF_DIR_INGRESS);
+        CHECK(c.denied_packets == 1);
+        CHECK(c.allowed_packets == 2); // open_and_cache's replies
+        h.flow_cache_clear();
+    }
+}
+
 TEST_CASE("datapath: a cached flow is re-validated at once by a new revision, and by nothing stale") {
     PinnedToOneCpu pin;
     Harness h;

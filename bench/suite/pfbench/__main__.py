@@ -15,13 +15,13 @@ from .util import log
 FULL = {
     "reps": 5, "pps_secs": 0.5, "tcp_secs": 2, "matrix_rules": 10000,
     "scaling_rules": [1, 100, 1000, 10000, 100000], "scaling_reps": 3, "scaling_secs": 0.4,
-    "chain_pods": 20, "scale_pods": 1005, "scale_levels": [1, 100, 1000], "scale_probes": 40,
+    "chain_pods": 20, "compare_pairs": 40, "scale_pods": 1005, "scale_levels": [1, 100, 1000], "scale_probes": 40,
     "progtime_rounds": 40, "progtime_secs": 0.05, "progtime_flows": ["allowed", "denied"],
 }
 QUICK = {
     "reps": 1, "pps_secs": 0.2, "tcp_secs": 1, "matrix_rules": 10000,
     "scaling_rules": [1, 10000], "scaling_reps": 1, "scaling_secs": 0.2,
-    "chain_pods": 2, "scale_pods": 105, "scale_levels": [1, 100], "scale_probes": 5,
+    "chain_pods": 2, "compare_pairs": 3, "scale_pods": 105, "scale_levels": [1, 100], "scale_probes": 5,
     "progtime_rounds": 4, "progtime_secs": 0.05, "progtime_flows": ["allowed", "denied"],
 }
 PARTS = ["matrix", "scaling", "progtime", "testrun", "control"]
@@ -33,6 +33,7 @@ class Ctx:
         self.tools, self.run_id = a.tools, a.run_id
         self.podfence = a.podfence if a.podfence and os.access(a.podfence, os.X_OK) else None
         self.testrun = a.testrun if a.testrun and os.access(a.testrun, os.X_OK) else None
+        self.compare = a.compare if a.compare and os.access(a.compare, os.X_OK) else None
         self.podfence_log = os.path.join(a.out, "podfence.log")
         self.p = dict(QUICK if a.quick else FULL)
         # The tool takes the rule counts as arguments.
@@ -56,6 +57,8 @@ def main():
     ap.add_argument("--podfence")
     ap.add_argument("--testrun")
     ap.add_argument("--testrun-args", default="")
+    ap.add_argument("--compare", help="another podfence binary: control times its ADD/DEL pod by pod "
+                                      "against --podfence's")
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--only", default=",".join(PARTS))
     ap.add_argument("--verbose", action="store_true")
@@ -97,7 +100,8 @@ def main():
 
     for part in ("matrix", "scaling", "progtime", "control"):
         report.write_csv(os.path.join(ctx.out, f"{part}.csv"), ctx.rows[part])
-    meta = {"quick": a.quick, "params": ctx.p, "memory": ctx.memory, "missing": ctx.missing, "machine": machine,
+    meta = {"quick": a.quick, "params": ctx.p, "podfence": ctx.podfence, "compare": ctx.compare,
+            "memory": ctx.memory, "missing": ctx.missing, "machine": machine,
             "machine_end": util.machine_info(), "elapsed_s": time.time() - t_start}
     with open(os.path.join(ctx.out, "run.json"), "w") as f:
         json.dump(meta, f, indent=1)
@@ -126,6 +130,7 @@ def load_run(ctx):
         meta = json.load(f)
     ctx.p.update(meta["params"])
     ctx.memory, ctx.missing = meta["memory"], meta["missing"]
+    ctx.podfence, ctx.compare = meta.get("podfence"), meta.get("compare")
     return meta
 
 

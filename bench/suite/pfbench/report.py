@@ -432,6 +432,29 @@ class Report:
                     self.w(f"| {b} | {_ms(t['ADD'])} | {_ms(t['DEL'])} | "
                            f"{median(t['ADD']) + median(t['DEL']):.1f} | {_ms(t['veth-delete'])} |")
             self.w()
+        cmp_rows = [r for r in rows if r["test"] == "compare"]
+        if cmp_rows:
+            self._table(f"Control plane: this binary against another, pod by pod ({self.ctx.p['compare_pairs']} "
+                        f"pairs, which goes first alternating; ms, median (min-max))",
+                        ("binary", "ADD", "DEL", "ADD+DEL"))
+            for side, name in (("this", self.ctx.podfence), ("other", self.ctx.compare)):
+                add, dele = _msecs(cmp_rows, side, "ADD"), _msecs(cmp_rows, side, "DEL")
+                if add and dele:
+                    self.w(f"| {side}: `{name}` | {_ms(add)} | {_ms(dele)} | {median(add) + median(dele):.1f} |")
+            self.w()
+            per = {(s, v): {r["pod"]: r["secs"] for r in cmp_rows if r["plugin"] == s and r["verb"] == v}
+                   for s in ("this", "other") for v in ("ADD", "DEL")}
+            parts = []
+            for v in ("ADD", "DEL"):
+                pr = paired_ratio(per["this", v], per["other", v])
+                if pr:
+                    res[f"compare_{v.lower()}"] = pr
+                    parts.append(f"{v} {_r(pr['ratio'])}x ({_r(pr['min'])}-{_r(pr['max'])}) "
+                                 f"[{_r(pr['ci'][0])}-{_r(pr['ci'][1])}]")
+            if parts:
+                self.w("This over the other, per-pair ratio, median (min-max) [95% bootstrap interval of the "
+                       "median]: " + ", ".join(parts) + ".")
+                self.w()
         scale = [r for r in rows if r["test"] == "scale"]
         if scale:
             total = self.ctx.p["scale_pods"]

@@ -397,11 +397,37 @@ def control_backends(ctx):
                                         "pod": i, "pods_before": 0, "secs": secs})
 
 
+def control_compare(ctx):
+    """This binary against another (--compare), pod by pod: each pair is one
+    pod's ADD and DEL with each binary in turn (which goes first alternates),
+    on one node, each binary on its own bpffsRoot (so its own datapath).
+    Before/after figures of a change, taken at the same moments of the
+    machine instead of in two runs of it."""
+    sides = []
+    for side, binary in (("this", ctx.podfence), ("other", ctx.compare)):
+        root = os.path.join(ctx.bpffs, f"compare-{side}")
+        os.makedirs(root, exist_ok=True)
+        sides.append((side, binary, cni.podfence_conf(root, ctx.podfence_log, "tc", policy=_small_policy())))
+    with _Node(ctx, "cpx") as node:
+        pods = iter(node.add_pods(2 * (ctx.p["compare_pairs"] + 1)))
+        # Pair 0 is not recorded: each binary's first ADD loads its datapath.
+        for k in range(ctx.p["compare_pairs"] + 1):
+            for side, binary, conf in (sides if k % 2 else sides[::-1]):
+                i = next(pods)
+                for verb in ("ADD", "DEL"):
+                    _, secs = node.invoke(binary, verb, dict(conf, prevResult=node.prev(i, cni.CNI_VERSION)), i)
+                    if k:
+                        ctx.rows["control"].append({"test": "compare", "plugin": side, "verb": verb,
+                                                    "pod": k, "pods_before": 0, "secs": secs})
+                timed_run(["ip", "-n", node.node, "link", "del", f"h{i}"])
+
+
 def control(ctx):
     if not ctx.podfence:
         ctx.missing.append("control: podfence binary not found")
         return
-    for part in (control_chain, control_backends, control_scale):
+    parts = (control_compare,) if ctx.compare else ()
+    for part in parts + (control_chain, control_backends, control_scale):
         try:
             log(f"control: {part.__name__}")
             part(ctx)
