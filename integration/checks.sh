@@ -22,6 +22,32 @@ t() {
 	if "$@" && [ -z "$WHY" ]; then ok "$name"; else notok "$name"; fi
 }
 why() { WHY+="${WHY:+$'\n'}$*"; return 1; }
+# tq NAME PREDICATE ARGS...: t, with the predicate started in the background;
+# tq_run waits for the queue and reports it in order. Only for probes that
+# change nothing (traffic, reading state), so that the seconds a denied
+# probe waits for nothing overlap. Call tq_run before anything the queued
+# probes' outcome depends on changes (a policy update, a GC, a DEL).
+TQ_NAMES=() TQ_PIDS=() TQ_MAX=8 # at most this many at once, for a 2-core machine
+tq() {
+	local f=$WORK/tq/${#TQ_NAMES[@]} n=${#TQ_PIDS[@]}
+	TQ_NAMES+=("$1")
+	shift
+	mkdir -p "$WORK/tq"
+	((n < TQ_MAX)) || wait "${TQ_PIDS[n - TQ_MAX]}" || true
+	(
+		WHY=""
+		if "$@" >/dev/null 2>&1 && [ -z "$WHY" ]; then : >"$f.ok"; else printf '%s' "${WHY:-failed}" >"$f.why"; fi
+	) &
+	TQ_PIDS+=("$!")
+}
+tq_result() { [ -e "$1.ok" ] || why "$(cat "$1.why" 2>/dev/null || echo "no result")"; }
+tq_run() {
+	local i
+	((${#TQ_PIDS[@]} == 0)) || wait "${TQ_PIDS[@]}" || true
+	for i in "${!TQ_NAMES[@]}"; do t "${TQ_NAMES[$i]}" tq_result "$WORK/tq/$i"; done
+	TQ_NAMES=() TQ_PIDS=()
+	rm -rf "$WORK/tq"
+}
 # run_ok OUT CMD...: CMD succeeds (its stdout+stderr kept in OUT for the report).
 run_ok() {
 	local out=$1

@@ -84,7 +84,7 @@ source "$INTEG_DIR/checks.sh"
 # the veth at DEL) -> podfence. Each scenario group gets it and podfence's keys.
 FOREIGN=$(jq -cn --arg r "$REPORT" --arg d "$DRIVER" '{type: "pfti-foreign-tc", reportFile: $r, driver: $d}')
 run_mode() {
-	local mode=$1 pfkeys conf1 fn
+	local mode=$1 pfkeys conf1 fn t0
 	pfkeys=$(jq -cn --arg m "$mode" --arg root "$BPFFS" --arg lf "$WORK/podfence.log" \
 		'{mode: $m, bpffsRoot: $root, logFile: $lf, logLevel: "debug", defaultPolicy: "allow"}
 		 + (if $m == "xdp" then {xdpMode: "native"} elif $m == "tc-legacy" then {mode: "tc", tcBackend: "legacy"} else {} end)')
@@ -94,7 +94,10 @@ run_mode() {
 	insert_before_podfence "$conf1.tmp" "$FOREIGN" >"$conf1"
 	for fn in "${MODE_CASES[@]}"; do
 		[ -z "$ONLY" ] || [[ " $ONLY " == *" $fn "* ]] || continue
+		t0=$SECONDS
 		"$fn" "$mode" "$conf1" "$pfkeys"
+		# Where the layer's time goes (CI's budget is ~30 min for everything).
+		echo "# $mode $fn: $((SECONDS - t0)) s"
 	done
 }
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer targets (test/fuzz, clang) and runs each for N seconds,
-# one after another, on a copy of its seed corpus in a temporary directory
-# (the fuzzer adds files to its corpus; the repository's stays as committed).
+# as many at a time as there are cores, on a copy of its seed corpus in a
+# temporary directory (the fuzzer adds files to its corpus; the repository's
+# stays as committed).
 #
 #   scripts/fuzz.sh [--seconds N] [--build DIR] [--keep] [target...]
 #
@@ -40,15 +41,17 @@ for t in "${targets[@]}"; do
     [[ -n ${max_len[$t]:-} ]] || { echo "fuzz.sh: unknown target $t (known: ${all[*]})" >&2; exit 2; }
 done
 
-# CI has 2 cores: build with 2 jobs, run the targets one at a time.
+# CI has 2 cores: build with 2 jobs.
 CC=clang CXX=clang++ cmake -S . -B "$build" -DPODFENCE_FUZZ=ON -DPODFENCE_WERROR=ON >/dev/null
 cmake --build "$build" -j2 --target "${targets[@]}"
 
 work=$(mktemp -d /tmp/podfence-fuzz.XXXXXX)
 trap '((keep)) || rm -rf "$work"' EXIT
-failed=()
-summary=()
-for t in "${targets[@]}"; do
+
+# One target: its summary line in $work/<target>/line, and $work/<target>/failed
+# when it crashed.
+run_target() {
+    local t=$1 bin corpus artifacts log opts start rc wall_ms runs done_line line repro
     bin=$(realpath "$build/test/fuzz/$t")
     corpus=$work/$t/corpus
     artifacts=$work/$t/artifacts/
@@ -72,21 +75,45 @@ for t in "${targets[@]}"; do
         $((wall_ms / 1000)) $((wall_ms % 1000)) "${done_line:-no Done line}" "$(find "$corpus" -type f | wc -l)")
     if ((rc != 0)); then
         line+="  FAILED (exit $rc)"
-        failed+=("$t")
-        # shellcheck disable=SC2034 # read by the EXIT trap
-        keep=1
-        tail -n 40 "$log" >&2
-        repro=$(find "$artifacts" -type f | head -1)
-        if [[ -n $repro ]]; then
-            echo "$t: reproducer: $repro" >&2
-            echo "$t: re-run it: $bin $repro" >&2
-        else
-            echo "$t: no reproducer written; log: $log" >&2
-        fi
+        : >"$work/$t/failed"
+        {
+            tail -n 40 "$log"
+            repro=$(find "$artifacts" -type f | head -1)
+            if [[ -n $repro ]]; then
+                echo "$t: reproducer: $repro"
+                echo "$t: re-run it: $bin $repro"
+            else
+                echo "$t: no reproducer written; log: $log"
+            fi
+        } >&2
     fi
+    echo "$line" >"$work/$t/line"
     echo "$line"
-    summary+=("$line")
+}
+
+# As many targets at a time as there are cores (each libFuzzer process uses
+# one), so each still gets a core for its N seconds: on CI's 2 cores the
+# three targets take two rounds instead of three.
+jobs=$(nproc)
+running=0
+for t in "${targets[@]}"; do
+    if ((running >= jobs)); then
+        wait -n || true
+        running=$((running - 1))
+    fi
+    run_target "$t" &
+    running=$((running + 1))
 done
+wait || true
+
+failed=()
+summary=()
+for t in "${targets[@]}"; do
+    summary+=("$(cat "$work/$t/line" 2>/dev/null || echo "$t: no result")")
+    [[ -e $work/$t/line && ! -e $work/$t/failed ]] || failed+=("$t")
+done
+# shellcheck disable=SC2034 # read by the EXIT trap
+((${#failed[@]} == 0)) || keep=1
 
 echo "== summary"
 printf '%s\n' "${summary[@]}"

@@ -19,6 +19,7 @@ gc_list() { # CID...: valid-attachments JSON for these pods' eth0
 }
 
 # enforced CID IP: the pod's policy holds (8080 answers, 9090 does not).
+# Both predicates only probe, so the pods' checks run side by side (tq).
 gc_enforced() { tcp_ok "$PREFIX-node" "$2" 8080 && tcp_denied "$PREFIX-node" "$2" 9090; }
 # gc_removed CID IP: its attachment is gone and nothing filters it any more.
 gc_removed() { nothing_attached "$1" "${POD_VETH[$1]:-}" "${POD_NS[$1]}" && tcp_ok "$PREFIX-node" "$2" 9090; }
@@ -46,30 +47,35 @@ gc_networks_case() {
 		t "$mode/gc: ADD $p" add_pod "$c" "$p" "${ns[$p]}" "$(caps "${ip[$p]}/24" "fd99::7$n/64" "$pol")"
 		n=$((n + 1))
 	done
-	for p in "$a1" "$a2" "$b1" "$b2"; do t "$mode/gc: $p enforced after ADD" gc_enforced "$p" "${ip[$p]}"; done
+	for p in "$a1" "$a2" "$b1" "$b2"; do tq "$mode/gc: $p enforced after ADD" gc_enforced "$p" "${ip[$p]}"; done
+	tq_run
 	t "$mode/gc: records name their network" eval '[ "$(pf inspect --json | jq -r --arg c "$b1" ".[] | select(.containerID == \$c) | .network")" = pfti-net2 ] || why "inspect: $(pf inspect --json | jq -c .)"'
 
 	# 1. GC of B listing both of B's pods: nothing changes on either network
 	t "$mode/gc: GC pfti-net2 [b1, b2] succeeds" gc_net "$confb" "$(gc_list "$b1" "$b2")"
-	for p in "$a1" "$a2" "$b1" "$b2"; do t "$mode/gc: after GC pfti-net2 [b1 b2], $p still enforced" gc_enforced "$p" "${ip[$p]}"; done
+	for p in "$a1" "$a2" "$b1" "$b2"; do tq "$mode/gc: after GC pfti-net2 [b1 b2], $p still enforced" gc_enforced "$p" "${ip[$p]}"; done
+	tq_run
 
 	# 2. GC of B with an empty list: B's pods go, A's stay enforced
 	t "$mode/gc: GC pfti-net2 [] succeeds" gc_net "$confb" '[]'
-	for p in "$b1" "$b2"; do t "$mode/gc: after GC pfti-net2 [], $p removed" gc_removed "$p" "${ip[$p]}"; done
-	for p in "$a1" "$a2"; do t "$mode/gc: after GC pfti-net2 [], $p (pfti-net) still enforced" gc_enforced "$p" "${ip[$p]}"; done
+	for p in "$b1" "$b2"; do tq "$mode/gc: after GC pfti-net2 [], $p removed" gc_removed "$p" "${ip[$p]}"; done
+	for p in "$a1" "$a2"; do tq "$mode/gc: after GC pfti-net2 [], $p (pfti-net) still enforced" gc_enforced "$p" "${ip[$p]}"; done
+	tq_run
 
 	# 3. a new pod b3 on B; GC of A listing a1 only: a2 goes, a1 and b3 stay
 	t "$mode/gc: ADD b3 on pfti-net2" add_pod "$confb" "$b3" "${ns[$b3]}" "$(caps "${ip[$b3]}/24" fd99::75/64 "$pol")"
 	t "$mode/gc: GC pfti-net [a1] succeeds" gc_net "$confa" "$(gc_list "$a1")"
-	t "$mode/gc: after GC pfti-net [a1], a2 removed" gc_removed "$a2" "${ip[$a2]}"
-	t "$mode/gc: after GC pfti-net [a1], a1 still enforced" gc_enforced "$a1" "${ip[$a1]}"
-	t "$mode/gc: after GC pfti-net [a1], b3 (pfti-net2) still enforced" gc_enforced "$b3" "${ip[$b3]}"
+	tq "$mode/gc: after GC pfti-net [a1], a2 removed" gc_removed "$a2" "${ip[$a2]}"
+	tq "$mode/gc: after GC pfti-net [a1], a1 still enforced" gc_enforced "$a1" "${ip[$a1]}"
+	tq "$mode/gc: after GC pfti-net [a1], b3 (pfti-net2) still enforced" gc_enforced "$b3" "${ip[$b3]}"
+	tq_run
 
 	# 4. GC of A without a list (libcni's GCNetworkList(list, nil)): all of
 	# A's attachments go, B's stay
 	t "$mode/gc: GC pfti-net without a list succeeds" gc_net "$confa" none
-	t "$mode/gc: after GC pfti-net (no list), a1 removed" gc_removed "$a1" "${ip[$a1]}"
-	t "$mode/gc: after GC pfti-net (no list), b3 (pfti-net2) still enforced" gc_enforced "$b3" "${ip[$b3]}"
+	tq "$mode/gc: after GC pfti-net (no list), a1 removed" gc_removed "$a1" "${ip[$a1]}"
+	tq "$mode/gc: after GC pfti-net (no list), b3 (pfti-net2) still enforced" gc_enforced "$b3" "${ip[$b3]}"
+	tq_run
 	t "$mode/gc: CHECK b3 passes after both GCs" check_ok "$b3"
 
 	for p in "$a1" "$a2" "$b1" "$b2" "$b3"; do t "$mode/gc: DEL $p" del_ok "$p"; done

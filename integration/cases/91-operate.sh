@@ -213,7 +213,8 @@ operate_case() {
 		[ "$5" = - ] || lbl+=" $5"
 		lbl+=" $3 -> $6"
 		[ "$7" = - ] || lbl+=" by $7"
-		t "$mode: op: explain = real probe: $lbl" op_row "$@"
+		# read-only (explain and a probe): the rows run side by side
+		tq "$mode: op: explain = real probe: $lbl" op_row "$@"
 	done <<EOF
 ingress $OP_ANS $OP_A4 TCP 8000 allowed ingress[0]
 ingress $OP_ANS $OP_A6 TCP 8001 allowed ingress[0]
@@ -231,6 +232,7 @@ egress $OP_ANS $OP_A4 TCP 9001 denied -
 egress $OP_ANS $OP_A6 ICMP - denied -
 egress $OP_NNS $OP_N4 UDP 5353 denied -
 EOF
+	tq_run # before the events checks, which count denied flows
 	t "$mode: op: explain's text names the matching rule, or what failed" op_explain_text
 	t "$mode: op: events --json: a denied flow with pod identity, time, closest rule; filtered by pod" op_events
 	t "$mode: op: events lost to a full ring are counted and reported (--json)" op_lost
