@@ -140,7 +140,8 @@ def write_report(ctx, meta, quick):
     rep.w(f"## Benchmark results ({'quick' if quick else 'full'} run)")
     rep.w()
     rep.w(f"Machine: {machine['nproc']} CPUs, {machine['cpu']}, kernel {machine['kernel']}, "
-          f"/sys/kernel/rcu_expedited {machine.get('rcu_expedited', 'not recorded')}. "
+          f"/sys/kernel/rcu_expedited {machine.get('rcu_expedited', 'not recorded')}, "
+          f"SRSO (spec_rstack_overflow) \"{machine.get('srso', 'not recorded')}\". "
           f"Load average at start {machine['loadavg']}, at end {machine_end['loadavg']} "
           f"(a busy machine makes every number noisy; ratios are interleaved to cancel drift). "
           f"Suite wall time {meta['elapsed_s'] / 60:.1f} min.")

@@ -68,16 +68,23 @@ def machine_info():
                 break
     with open("/proc/loadavg") as f:
         load = f.read().split()[:3]
-    # How long an RCU grace period takes, which ADD and DEL wait for.
-    try:
-        with open("/sys/kernel/rcu_expedited") as f:
-            rcu_expedited = f.read().strip()
-    except OSError:
-        rcu_expedited = "unknown"
     return {
         "nproc": os.cpu_count(),
         "kernel": os.uname().release,
         "cpu": cpu,
         "loadavg": " ".join(load),
-        "rcu_expedited": rcu_expedited,
+        # How long an RCU grace period takes, which ADD and DEL wait for.
+        "rcu_expedited": _read_sys("/sys/kernel/rcu_expedited"),
+        # Whether returns go through AMD's safe-RET thunk: it made every call
+        # and return cost several ns, which moved the ratios of the data-plane
+        # targets (bench/README.md, stop 27).
+        "srso": _read_sys("/sys/devices/system/cpu/vulnerabilities/spec_rstack_overflow"),
     }
+
+
+def _read_sys(path):
+    try:
+        with open(path) as f:
+            return f.read().strip()
+    except OSError:
+        return "unknown"
