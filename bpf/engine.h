@@ -164,13 +164,12 @@ struct pf_frame {
  * asks the flow cache. Returns the cached verdict of an established flow's
  * packet (then only pf_engine_finish is left), -1 when the rest of the
  * engine must decide, or PF_ENGINE_DEAD for an unknown or inactive slot.
- * Shared by the engine and the per-attachment program (fastpath.bpf.c),
- * which serves a cached packet without the tail call and parses only the
- * common frame (`common_only`; any other is the engine's, -1). */
+ * The per-attachment program (fastpath.bpf.c) serves the common frame's
+ * cached packets before this, the same way. */
 #define PF_ENGINE_DEAD (-2)
 
 static __always_inline int pf_engine_start(__u32 slot, __u8 dir, void *data, void *data_end,
-					   struct pf_frame *fr, int common_only)
+					   struct pf_frame *fr)
 {
 	struct pf_pod *pod = bpf_map_lookup_elem(&pf_pods, &slot); /* NULL: slot >= PF_MAX_SLOTS */
 
@@ -181,8 +180,7 @@ static __always_inline int pf_engine_start(__u32 slot, __u8 dir, void *data, voi
 	 * no packet stamps an audited flow with the new revision. */
 	fr->rev = pod->rev;
 	fr->pod_flags = pod->flags;
-	fr->rc = common_only ? pf_parse_common(data, data_end, &fr->pkt)
-			     : pf_parse_frame(data, data_end, &fr->pkt);
+	fr->rc = pf_parse_frame(data, data_end, &fr->pkt);
 	/* An established flow's packet, served from the cache, skips all that
 	 * follows (the source check too, once it passed for the flow). */
 	if (fr->rc != PF_PARSE_OK || fr->pkt.frag || fr->pkt.icmp_err)
@@ -231,7 +229,7 @@ static __always_inline int pf_engine(void *data, void *data_end, __u32 len)
 	dir = sc->dir;
 	if (dir >= PF_NUM_DIRS)
 		return PF_VERDICT_DENY;
-	verdict = pf_engine_start(slot, dir, data, data_end, &fr, 0);
+	verdict = pf_engine_start(slot, dir, data, data_end, &fr);
 	if (verdict == PF_ENGINE_DEAD)
 		return PF_VERDICT_DENY;
 	if (verdict < 0) {

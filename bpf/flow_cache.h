@@ -52,13 +52,21 @@ static __always_inline int pf_fc_key_eq(const __u32 *a, const __u32 *b, __u8 fam
 	       (a[5] == b[5] && x[3] == y[3] && x[4] == y[4] && a[10] == b[10]);
 }
 
+/* Whether e may serve a flow of this family at this revision: filled for
+ * both, and younger than PF_FC_TTL_JIFFIES. Its key is the caller's to
+ * compare. */
+static __always_inline int pf_fc_live(const struct pf_fc_entry *e, __u8 family, __u32 rev)
+{
+	return e->rev == rev && e->family == family &&
+	       (__s64)(bpf_jiffies64() - e->until_jiffies) < 0;
+}
+
 /* The verdict e holds for this flow, or -1 when e belongs to another flow,
  * another revision, or is older than PF_FC_TTL_JIFFIES. */
 static __always_inline int pf_fc_verdict(const struct pf_fc_entry *e, const union pf_ct_keybuf *kb,
 					 __u8 family, __u32 rev)
 {
-	if (e->rev != rev || e->family != family ||
-	    (__s64)(bpf_jiffies64() - e->until_jiffies) >= 0)
+	if (!pf_fc_live(e, family, rev))
 		return -1;
 	if (!pf_fc_key_eq(e->key, (const __u32 *)kb, family))
 		return -1;

@@ -297,10 +297,9 @@ static __always_inline int pf_parse_l4(struct pf_cursor *c, void *data_end, stru
 	}
 }
 
-/* Ethernet and the IP header (with IPv6's extension headers when
- * `v6_ext`, else the fixed header only), the cursor left on what follows. */
-static __always_inline int pf_parse_l3(struct pf_cursor *c, void *data_end, struct pf_pkt *p,
-				       int v6_ext)
+/* Ethernet and the IP header (with IPv6's extension headers), the cursor
+ * left on what follows. */
+static __always_inline int pf_parse_l3(struct pf_cursor *c, void *data_end, struct pf_pkt *p)
 {
 	__be16 h_proto;
 	int rc;
@@ -311,7 +310,7 @@ static __always_inline int pf_parse_l3(struct pf_cursor *c, void *data_end, stru
 	if (h_proto == bpf_htons(ETH_P_IP))
 		return pf_parse_ipv4(c, data_end, p);
 	if (h_proto == bpf_htons(ETH_P_IPV6))
-		return v6_ext ? pf_parse_ipv6(c, data_end, p) : pf_parse_ipv6_fixed(c, data_end, p);
+		return pf_parse_ipv6(c, data_end, p);
 	return PF_PARSE_NOT_IP;
 }
 
@@ -319,28 +318,12 @@ static __always_inline int pf_parse_l3(struct pf_cursor *c, void *data_end, stru
 static __always_inline int pf_parse_frame(void *data, void *data_end, struct pf_pkt *p)
 {
 	struct pf_cursor c = {.pos = data};
-	int rc = pf_parse_l3(&c, data_end, p, 1);
+	int rc = pf_parse_l3(&c, data_end, p);
 
 	if (rc != PF_PARSE_OK)
 		return rc;
 	p->l4_off = c.pos - data;
 	return pf_parse_l4(&c, data_end, p);
-}
-
-/* The common frame alone, as pf_parse_frame would parse it: Ethernet, IPv4
- * or IPv6 without extension headers, TCP/UDP/SCTP, no fragment. Anything
- * else is PF_PARSE_BAD here, which means only "not this case": the full
- * parse decides it. A few instructions for the verifier where the full
- * parse is hundreds (the per-attachment program, fastpath.bpf.c). */
-static __always_inline int pf_parse_common(void *data, void *data_end, struct pf_pkt *p)
-{
-	struct pf_cursor c = {.pos = data};
-
-	if (pf_parse_l3(&c, data_end, p, 0) != PF_PARSE_OK || p->frag || p->first_frag ||
-	    (p->proto != IPPROTO_TCP && p->proto != IPPROTO_UDP && p->proto != PF_IPPROTO_SCTP))
-		return PF_PARSE_BAD;
-	p->l4_off = c.pos - data;
-	return pf_parse_ports(&c, data_end, p);
 }
 
 #endif /* PODFENCE_PARSE_H */

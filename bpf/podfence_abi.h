@@ -306,16 +306,24 @@ struct pf_fc_entry {
  * compare, an IPv6 packet of a cached flow cost 7-10 ns less in test_run).
  * Flows that differ only elsewhere share an entry and take turns missing it.
  * Shared with the tests, which build colliding flows with it. A pod that
- * forges colliding flows only makes them miss. */
+ * forges colliding flows only makes them miss. By the words it hashes, so
+ * that the per-attachment program can hash a key it holds in registers. */
+static inline pf_u32 pf_fc_index_of(pf_u32 k0, pf_u32 k1, pf_u32 k2, pf_u32 ka, pf_u32 kb,
+				    pf_u32 kx)
+{
+	pf_u32 h = k0 * 0x9e3779b1u + k1 * 0x85ebca77u + k2 * 0xc2b2ae3du + ka * 0x27d4eb2fu +
+		   kb * 0x165667b1u + kx * 0xd3a2646du;
+
+	return h >> (32 - PF_FC_INDEX_BITS);
+}
+
+/* The same for a key in memory. pf_ct4_key: the addresses are words 3 and
+ * 4; pf_ct_key: pod address words 3-6, peer's 7-10. */
 static inline pf_u32 pf_fc_index(const pf_u32 *key, unsigned words)
 {
-	pf_u32 h = key[0] * 0x9e3779b1u + key[1] * 0x85ebca77u + key[2] * 0xc2b2ae3du;
-
-	if (words < PF_FC_KEY_WORDS) /* pf_ct4_key: the addresses are words 3 and 4 */
-		h += key[3] * 0x27d4eb2fu + key[4] * 0x165667b1u;
-	else /* pf_ct_key: pod address words 3-6, peer's 7-10 */
-		h += key[6] * 0x27d4eb2fu + key[10] * 0x165667b1u + (key[8] ^ key[9]) * 0xd3a2646du;
-	return h >> (32 - PF_FC_INDEX_BITS);
+	if (words < PF_FC_KEY_WORDS)
+		return pf_fc_index_of(key[0], key[1], key[2], key[3], key[4], 0);
+	return pf_fc_index_of(key[0], key[1], key[2], key[6], key[10], key[8] ^ key[9]);
 }
 
 /* ---- fragments of admitted datagrams (pf_frags, LRU hash, node-wide) ------

@@ -347,4 +347,57 @@ TEST_CASE("datapath: a cached flow's egress skips the source check only once tha
     }
 }
 
+// The per-pod program serves an established flow's common frames itself, in
+// both directions, for every family and ported protocol: with the engine
+// unplugged (a hand-over then drops) they still pass, and count. What the
+// engine must see (FIN, RST, a lone SYN), and a flow never opened, it hands
+// over, so they drop here.
+TEST_CASE("datapath: the per-pod program serves cached flows itself, nothing else") {
+    PinnedToOneCpu pin;
+    Harness h;
+    h.install(kSlot,
+              podfence::policy::parse_policy(
+                  R"({"policyTypes":["Ingress","Egress"],"egress":[{"ports":[{"protocol":"TCP","port":443},)"
+                  R"({"protocol":"UDP","port":443},{"protocol":"SCTP","port":443}]}]})"),
+              kRev);
+    const std::vector<Frame> flows = {
+        tcp4(kPod4, 40030, "1.2.3.4", 443),
+        udp4(kPod4, 40031, "1.2.3.4", 443),
+        ip_proto(4, kPod4, "1.2.3.4", kSctp, 40032, 443),
+        tcp6(kPod6, 40033, "2001:db8::4", 443),
+        udp6(kPod6, 40034, "2001:db8::4", 443),
+        ip_proto(6, kPod6, "2001:db8::4", kSctp, 40035, 443),
+    };
+    for (Prog p : {Prog::FastTc, Prog::FastXdp}) {
+        for (const Frame& f : flows) {
+            CAPTURE(prog_name(p));
+            CAPTURE(f.describe());
+            h.conntrack_clear();
+            h.flow_cache_clear();
+            h.clear_slot_stats(kSlot);
+            const Frame in = reply(f);
+            const Frame out = reply(in); // the pod's next packet: an ACK for TCP
+            REQUIRE(allowed(h, p, kSlot, PF_DIR_EGRESS, f));
+            REQUIRE(allowed(h, p, kSlot, PF_DIR_INGRESS, in)); // conntrack, fills
+            h.plug_engines(false);
+            CHECK(allowed(h, p, kSlot, PF_DIR_INGRESS, in));
+            CHECK(allowed(h, p, kSlot, PF_DIR_EGRESS, out));
+            CHECK(allowed(h, p, kSlot, PF_DIR_EGRESS, out));
+            CHECK(h.counters(kSlot, PF_DIR_INGRESS).allowed_packets == 2);
+            CHECK(h.counters(kSlot, PF_DIR_EGRESS).allowed_packets == 3);
+            Frame other = f;
+            other.sport = static_cast<std::uint16_t>(f.sport + 100);
+            CHECK_FALSE(allowed(h, p, kSlot, PF_DIR_EGRESS, other));
+            if (f.proto == kTcp) {
+                for (std::uint8_t flags :
+                     {std::uint8_t(kTcpFin | kTcpAck), std::uint8_t(kTcpRst | kTcpAck), kTcpRst, kTcpSyn}) {
+                    CAPTURE(int(flags));
+                    CHECK_FALSE(allowed(h, p, kSlot, PF_DIR_INGRESS, reply(f, flags)));
+                }
+            }
+            h.plug_engines(true);
+        }
+    }
+}
+
 } // namespace pftest

@@ -12,6 +12,7 @@
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <tuple>
 
 namespace pftest {
 
@@ -71,11 +72,20 @@ Harness::Harness() : attachments_([this](podfence::bpf::Map m) { return map_fd(f
     if (!skel_) fail("pf_datapath__open_and_load (embedded BPF object)", errno);
     ncpus_ = libbpf_num_possible_cpus();
     if (ncpus_ <= 0) fail("libbpf_num_possible_cpus", -ncpus_);
+    plug_engines(true);
+}
+
+void Harness::plug_engines(bool plugged) {
     // Where the Fast* programs hand over, as Datapath pins them.
     const std::uint32_t zero = 0;
-    check(bpf_map_update_elem(fd_.tc_engine, &zero, &fd_.tc, BPF_ANY), "bpf_map_update_elem(pf_tc_engine)");
-    check(bpf_map_update_elem(fd_.xdp_engine, &zero, &fd_.xdp, BPF_ANY),
-          "bpf_map_update_elem(pf_xdp_engine)");
+    for (auto [map, prog, name] : {std::tuple{fd_.tc_engine, fd_.tc, "pf_tc_engine"},
+                                   std::tuple{fd_.xdp_engine, fd_.xdp, "pf_xdp_engine"}}) {
+        if (plugged)
+            check(bpf_map_update_elem(map, &zero, &prog, BPF_ANY),
+                  std::string("bpf_map_update_elem(") + name + ")");
+        else if (bpf_map_delete_elem(map, &zero) && errno != ENOENT)
+            fail(std::string("bpf_map_delete_elem(") + name + ")", errno);
+    }
 }
 
 Harness::~Harness() = default;

@@ -107,6 +107,9 @@ public:
     std::size_t frag_size() const;
     void frag_clear();
     int events_fd() const;
+    // Whether the Fast* programs find an engine to hand over to (pf_tc_engine,
+    // pf_xdp_engine); unplugged, a packet they do not serve is dropped.
+    void plug_engines(bool plugged);
 
     int ncpus() const { return ncpus_; }
 
