@@ -57,6 +57,10 @@ cmake --build build/variant -j"$jobs" --target podfence
 # part's pod-by-pod comparison (bench/README.md).
 bench/suite/run.sh --quick --out build/bench-quick --podfence build/plugin/podfence \
   --compare build/variant/plugin/podfence
+# Where ADD and DEL wait, per hook (bench/README.md, stop 29): syscalls traced,
+# XDP's attach and detach timed.
+bench/suite/tools/trace-verbs.sh build/plugin/podfence build/bench-quick/trace-verbs >/dev/null
+bench/suite/tools/xdp-dispatcher.sh >build/bench-quick/xdp-dispatcher.txt
 step "variant build and the benchmark suite, quick"
 # The sanitizer tree ran the other layers; the Release tree is the shipped binary.
 (cd build && PFTI_VARIANT_PLUGIN=$PWD/variant/plugin/podfence ctest --output-on-failure -L '^integration$')

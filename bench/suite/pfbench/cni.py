@@ -23,6 +23,15 @@ def prev_result(host_if, host_mac, pod_if, pod_mac, pod_netns_path, addrs):
     }
 
 
+# Each way podfence can hook a pod: (label, netconf keys).
+HOOKS = (
+    ("tcx", {"mode": "tc", "tcBackend": "tcx"}),
+    ("legacy", {"mode": "tc", "tcBackend": "legacy"}),
+    ("xdp-generic", {"mode": "xdp", "xdpMode": "generic"}),
+    ("xdp-native", {"mode": "xdp", "xdpMode": "native"}),
+)
+
+
 def podfence_conf(bpffs, log_file, mode="tc", xdp_mode="native", policy=None, prev=None,
                   default_policy="allow"):
     conf = {

@@ -6,6 +6,7 @@ import random
 import re
 import subprocess
 
+from . import cni
 from .util import log, median, summary
 
 # ---- CSV -------------------------------------------------------------------
@@ -423,10 +424,10 @@ class Report:
                                      if v.get("podfence") and v.get("bandwidth")]
         backend = [r for r in rows if r["test"] == "backend"]
         if backend:
-            self._table(f"Control plane: podfence alone by tc backend ({self.ctx.p['chain_pods']} pods each, "
-                        f"alternating; ms, median (min-max))",
-                        ("tcBackend", "ADD", "DEL", "ADD+DEL", "veth deletion after DEL"))
-            for b in ("tcx", "legacy"):
+            self._table(f"Control plane: podfence alone by hook ({self.ctx.p['chain_pods']} pods each, "
+                        f"in turn; ms, median (min-max))",
+                        ("hook", "ADD", "DEL", "ADD+DEL", "veth deletion after DEL"))
+            for b in (label for label, _ in cni.HOOKS):
                 t = {v: _msecs(backend, b, v) for v in ("ADD", "DEL", "veth-delete")}
                 if t["ADD"] and t["DEL"]:
                     self.w(f"| {b} | {_ms(t['ADD'])} | {_ms(t['DEL'])} | "

@@ -377,23 +377,24 @@ def _scale_probes(ctx, node, probe, conf, policy):
 
 
 def control_backends(ctx):
-    """podfence alone, mode tc, its two tc backends pod by pod on one node:
-    ADD, DEL, then the veth's deletion. tcx waits for an RCU grace period
-    per hook when a program is first attached and when its last one goes
-    (also at the device's deletion, if programs are left there); legacy
-    cls_bpf does not."""
+    """podfence alone on each hook it offers, pod by pod on one node: ADD,
+    DEL, then the veth's deletion. tcx waits for an RCU grace period per hook
+    at each attach and detach (also at the device's deletion, if programs are
+    left there: kernel/bpf/tcx.c, tcx_entry_sync); legacy cls_bpf and generic
+    XDP do not; native XDP on a veth waits when its last program goes (the
+    veth's NAPI is taken down)."""
     k = ctx.p["chain_pods"]
     with _Node(ctx, "cpb") as node:
-        for i in node.add_pods(2 * k):
-            backend = ("tcx", "legacy")[i % 2]
+        for i in node.add_pods(len(cni.HOOKS) * k):
+            label, keys = cni.HOOKS[i % len(cni.HOOKS)]
             conf = dict(cni.podfence_conf(ctx.bpffs, ctx.podfence_log, "tc", policy=_small_policy()),
-                        tcBackend=backend, prevResult=node.prev(i, cni.CNI_VERSION))
+                        **keys, prevResult=node.prev(i, cni.CNI_VERSION))
             for verb in ("ADD", "DEL"):
                 _, secs = node.invoke(ctx.podfence, verb, conf, i)
-                ctx.rows["control"].append({"test": "backend", "plugin": backend, "verb": verb,
+                ctx.rows["control"].append({"test": "backend", "plugin": label, "verb": verb,
                                             "pod": i, "pods_before": 0, "secs": secs})
             _, secs = timed_run(["ip", "-n", node.node, "link", "del", f"h{i}"])
-            ctx.rows["control"].append({"test": "backend", "plugin": backend, "verb": "veth-delete",
+            ctx.rows["control"].append({"test": "backend", "plugin": label, "verb": "veth-delete",
                                         "pod": i, "pods_before": 0, "secs": secs})
 
 
