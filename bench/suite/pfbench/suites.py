@@ -380,9 +380,9 @@ def control_backends(ctx):
     """podfence alone on each hook it offers, pod by pod on one node: ADD,
     DEL, then the veth's deletion. tcx waits for an RCU grace period per hook
     at each attach and detach (also at the device's deletion, if programs are
-    left there: kernel/bpf/tcx.c, tcx_entry_sync); legacy cls_bpf and generic
-    XDP do not; native XDP on a veth waits when its last program goes (the
-    veth's NAPI is taken down)."""
+    left there: kernel/bpf/tcx.c, tcx_entry_sync); XDP (generic and native)
+    when a pod's program enters and leaves the kernel's XDP dispatcher;
+    legacy cls_bpf waits for none (bench/README.md, stop 29)."""
     k = ctx.p["chain_pods"]
     with _Node(ctx, "cpb") as node:
         for i in node.add_pods(len(cni.HOOKS) * k):

@@ -6,8 +6,8 @@
 # Usage: trace-verbs.sh PODFENCE OUT
 set -eu
 BIN=$(realpath "$1")
-OUT=$2
-mkdir -p "$OUT"
+mkdir -p "$2"
+OUT=$(realpath "$2") # podfence's logFile must be absolute
 ROOT=$(mktemp -d /tmp/pfgp.XXXXXX)
 mount -t bpf pfgp "$ROOT"
 ip netns add pfgp-node
