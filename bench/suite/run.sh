@@ -5,7 +5,9 @@
 #   bench/suite/run.sh [--quick] [--out DIR] [--podfence BIN] [--testrun BIN]
 #                      [--only matrix,scaling,progtime,testrun,control] [--verbose]
 #                      [--set KEY=JSON ...]   (e.g. --set scaling_rules=[1,100000])
-#                      [--compare BIN]        (control: ADD/DEL pod by pod against BIN)
+#                      [--compare BIN]        (another podfence next to this one: control
+#                                              pod by pod, compare-* configs in matrix,
+#                                              scaling and progtime)
 #   bench/suite/run.sh --report-only --out DIR  (rebuild summary.md and plots)
 #
 # Needs root. Everything it creates is named pfb-<run id>-* (netns) or lives

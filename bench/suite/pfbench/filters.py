@@ -8,6 +8,9 @@ Where each one sits (traffic = the pod's egress, received on pfbh):
                        the article's hooks (program time's floor, "progtime")
   podfence-tc          podfence CNI ADD, mode tc: tcx ingress+egress on pfbh
   podfence-xdp-*       podfence CNI ADD, mode xdp: XDP on pfbh and on eth0
+  compare-tc, compare-xdp-generic  the same with --compare's binary, on a
+                       bpffsRoot of its own (its own datapath): a change's
+                       before and after in one run
   iptables-linear      iptables-legacy INPUT -> per-pod chain, one rule each
   nft-linear           nftables input -> per-pod chain, one rule each
   nft-set              nftables input -> one lookup in an interval set
@@ -79,21 +82,26 @@ class Empty(Article):
 
 
 class Podfence(Filter):
-    def __init__(self, ctx, topo, mode, xdp_mode="native"):
+    def __init__(self, ctx, topo, mode, xdp_mode="native", label="podfence"):
         super().__init__(ctx, topo)
         self.mode, self.xdp_mode = mode, xdp_mode
-        self.name = "podfence-tc" if mode == "tc" else f"podfence-xdp-{xdp_mode}"
+        self.name = f"{label}-tc" if mode == "tc" else f"{label}-xdp-{xdp_mode}"
         self.cid = f"pfb-{ctx.run_id}-{topo.name}"
         self.added = False
+        self.binary, self.root = ctx.podfence, ctx.bpffs
+        if label == "compare":
+            # Another build may be another datapath ABI: never on this one's root.
+            self.binary, self.root = ctx.compare, os.path.join(ctx.bpffs, "compare-dp")
+            os.makedirs(self.root, exist_ok=True)
 
     def _conf(self, policy, with_prev=True):
         prev = cni.prev_result(HOST_IF, HOST_MAC, POD_IF, POD_MAC, self.topo.pod_path,
                                [f"{POD_V4}/24", f"{POD_V6}/64"]) if with_prev else None
-        return cni.podfence_conf(self.ctx.bpffs, self.ctx.podfence_log, self.mode,
+        return cni.podfence_conf(self.root, self.ctx.podfence_log, self.mode,
                                  self.xdp_mode, policy, prev)
 
     def _invoke(self, verb, conf):
-        return cni.invoke(self.ctx.podfence, verb, conf, container_id=self.cid, ifname=POD_IF,
+        return cni.invoke(self.binary, verb, conf, container_id=self.cid, ifname=POD_IF,
                           netns_path=self.topo.pod_path, node_netns=self.topo.node)
 
     def setup(self, rules, family):
@@ -106,8 +114,8 @@ class Podfence(Filter):
         path = os.path.join(self.ctx.tmp, f"{self.topo.name}.policy.json")
         with open(path, "w") as f:
             f.write(R.podfence_policy(rules))
-        proc = run([self.ctx.podfence, "update", self.cid, POD_IF, path,
-                    "--bpffs-root", self.ctx.bpffs], netns=self.topo.node, check=False)
+        proc = run([self.binary, "update", self.cid, POD_IF, path,
+                    "--bpffs-root", self.root], netns=self.topo.node, check=False)
         if proc.returncode != 0:
             log(f"{self.name}: `podfence update` failed ({proc.stderr.strip()[:300]}); "
                 "falling back to DEL + ADD")
@@ -159,6 +167,10 @@ def make(ctx, topo, name):
         return Podfence(ctx, topo, "tc")
     if name.startswith("podfence-xdp-"):
         return Podfence(ctx, topo, "xdp", name.removeprefix("podfence-xdp-"))
+    if name == "compare-tc":
+        return Podfence(ctx, topo, "tc", label="compare")
+    if name.startswith("compare-xdp-"):
+        return Podfence(ctx, topo, "xdp", name.removeprefix("compare-xdp-"), label="compare")
     if name == "iptables-linear":
         return Iptables(ctx, topo)
     if name.startswith("nft-"):

@@ -156,15 +156,16 @@ def paired_ratio(num, den, resamples=400):
             "ci": (boot[int(0.025 * len(boot))], boot[int(0.975 * len(boot)) - 1]), "resamples": resamples}
 
 
-def beyond_floor(rounds, resamples=400):
-    """rounds: {round: {program: (runs, run_ns)}} from windows that took
-    turns. Each program's mean ns per run over all rounds, and podfence's
-    mean beyond the do-nothing program's ("empty") over the article's, with
+def beyond_floor(rounds, resamples=400, prog="podfence", ref="article"):
+    """rounds: {round: {program: (count, ns)}} from windows that took
+    turns: program runs and their run time, or packets and their CPU time.
+    Each program's mean ns per count over all rounds, and prog's
+    mean beyond the do-nothing program's ("empty") over ref's, with
     a 95% bootstrap interval that resamples whole rounds (seeded). A
     window's noise here is its own, not a drift the three share, so the
     means of many windows, not per-round ratios, carry the signal. None
     without the three."""
-    keys = [r for r, v in sorted(rounds.items()) if {"empty", "article", "podfence"} <= set(v)]
+    keys = [r for r, v in sorted(rounds.items()) if {"empty", ref, prog} <= set(v)]
     if not keys:
         return None
 
@@ -178,8 +179,8 @@ def beyond_floor(rounds, resamples=400):
         return {prog: ns / runs for prog, (runs, ns) in tot.items() if runs}
 
     def ratio(mu):
-        den = mu["article"] - mu["empty"]
-        return (mu["podfence"] - mu["empty"]) / den if den > 0 else float("inf")
+        den = mu[ref] - mu["empty"]
+        return (mu[prog] - mu["empty"]) / den if den > 0 else float("inf")
 
     mu = means(keys)
     rng = random.Random(1)
@@ -333,7 +334,9 @@ class Report:
         self._plot_testrun(dp, series)
 
     def progtime(self):
-        """{(hook, metric): beyond_floor(...)} of the progtime part."""
+        """{(hook, metric): beyond_floor(...)} of the progtime part, from the
+        programs' run time, and {(hook, metric, "cpu"): ...} from CPU per
+        packet in the same windows."""
         rows = self.ctx.rows["progtime"]
         if not rows:
             return {}
@@ -342,7 +345,9 @@ class Report:
                     f"{p['progtime_rounds']} rounds)",
                     ["hook", "flow", "do-nothing program ns", "the article's ns", "podfence ns",
                      "beyond the do-nothing program: the article / podfence ns",
-                     "podfence / the article, beyond it [95% bootstrap over rounds]"])
+                     "podfence / the article, beyond it [95% bootstrap over rounds]",
+                     "CPU ns per packet: do-nothing / the article / podfence",
+                     "CPU beyond the do-nothing program, podfence / the article [95%]"])
         out = {}
         # A window that overran its length by half stalled (the VM or the
         # sender descheduled); a stall inside a program run lands in its run
@@ -350,31 +355,55 @@ class Report:
         # round goes, for all three programs, chosen by wall time alone.
         stalled = {(r["hook"], r["metric"], r["round"]) for r in rows
                    if _finite(r.get("secs")) and float(r["secs"]) > 1.5 * float(p["progtime_secs"])}
+        versus = []
         for hook in sorted({r["hook"] for r in rows}):
             for metric in ("allowed", "allowed_rst", "denied"):
-                rounds = {}
+                runs, cpu = {}, {}
                 for r in rows:
                     if r["hook"] == hook and r["metric"] == metric and _finite(r.get("prog_run_ns")) \
                             and r["check"] == "ok" and (hook, metric, r["round"]) not in stalled:
-                        rounds.setdefault(r["round"], {})[r["config"].split("-")[0]] = \
-                            (int(r["prog_runs"]), float(r["prog_run_ns"]))
-                res = beyond_floor(rounds)
-                if not res:
+                        prog = r["config"].split("-")[0]
+                        runs.setdefault(r["round"], {})[prog] = (int(r["prog_runs"]), float(r["prog_run_ns"]))
+                        # Per packet counted as traffic.blast counts them.
+                        n = int(r["sent"] if metric == "denied" else r["received"])
+                        if _finite(r.get("cpu_ns_per_pkt")) and n:
+                            cpu.setdefault(r["round"], {})[prog] = (n, float(r["cpu_ns_per_pkt"]) * n)
+                if not beyond_floor(runs):
                     continue
-                out[(hook, metric)] = res
-                mu, (lo, hi) = res["means"], res["ci"]
-                self.w(f"| {hook} | {metric} | {mu['empty']:.1f} | {mu['article']:.1f} | {mu['podfence']:.1f} | "
-                       f"{mu['article'] - mu['empty']:.1f} / {mu['podfence'] - mu['empty']:.1f} | "
-                       f"{_r(res['ratio'])} [{_r(lo)}-{_r(hi)}] |")
+                out[(hook, metric)] = beyond_floor(runs)
+                out[(hook, metric, "cpu")] = beyond_floor(cpu)
+                for prog, label in (("podfence", metric), ("compare", f"{metric}, --compare's binary")):
+                    pr, pc = beyond_floor(runs, prog=prog), beyond_floor(cpu, prog=prog)
+                    if not pr:
+                        continue
+                    mu, (lo, hi) = pr["means"], pr["ci"]
+                    cells = "n/a | n/a"
+                    if pc:
+                        # A denied packet: the do-nothing program passes it on to
+                        # the stack, which costs more than a drop; no ratio then.
+                        cm, (clo, chi) = pc["means"], pc["ci"]
+                        ratio = (f"{_r(pc['ratio'])} [{_r(clo)}-{_r(chi)}]"
+                                 if cm["article"] > cm["empty"] else "n/a")
+                        cells = f"{cm['empty']:.0f} / {cm['article']:.0f} / {cm[prog]:.0f} | {ratio}"
+                    self.w(f"| {hook} | {label} | {mu['empty']:.1f} | {mu['article']:.1f} | {mu[prog]:.1f} | "
+                           f"{mu['article'] - mu['empty']:.1f} / {mu[prog] - mu['empty']:.1f} | "
+                           f"{_r(pr['ratio'])} [{_r(lo)}-{_r(hi)}] | {cells} |")
+                both = beyond_floor(runs, prog="podfence", ref="compare")
+                if both:
+                    lo, hi = both["ci"]
+                    versus.append(f"{hook} {metric}: {_r(both['ratio'])} [{_r(lo)}-{_r(hi)}]")
         self.w()
+        if versus:
+            self.w("This binary's program time beyond the do-nothing program over --compare's, the same "
+                   "rounds [95% bootstrap]: " + "; ".join(versus) + ".")
+            self.w()
         self.w(f"Each program runs alone on its hook, in its own topology; a round gives each a "
                f"{p['progtime_secs']} s window in turn; ns are means per program run over all rounds. The "
                "statistics time each run with two clock reads, which the do-nothing program's time holds too; "
-               "subtracting it leaves what the program itself does. The hook's own cost is the same for every "
-               "program on it, so when podfence's time beyond the do-nothing program is r times the article's "
-               "and r > 1, the CPU podfence adds over no filter is at most r times what the article's adds "
-               "(less, by the share of the hook's cost). Not in it: what a program's cache footprint costs the "
-               "stack after it; the matrix's CPU figures hold that, with their noise. "
+               "subtracting it leaves what the program itself does. CPU per packet is the sender's and its "
+               "CPU's ksoftirqd's (schedstat) in the same windows, means over the rounds: beyond the "
+               "do-nothing program it holds the program's run and what the program costs the stack after it "
+               "(on tc mostly its verdict's path, bench/README.md), which the run time leaves out. "
                f"Rounds left out because a window took over 1.5 times its length (a stall): {len(stalled)}.")
         self.w()
         return out

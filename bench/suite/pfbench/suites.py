@@ -14,6 +14,15 @@ MATRIX_CONFIGS = [
     "iptables-linear", "nft-linear", "nft-set",
 ]
 SCALING_CONFIGS = ["podfence-tc", "iptables-linear", "nft-set"]
+# With --compare, its binary runs next to this one in the data-plane parts:
+# after each podfence config in matrix and scaling, last in progtime's rounds.
+COMPARE_CONFIGS = {"podfence-tc": "compare-tc", "podfence-xdp-generic": "compare-xdp-generic"}
+
+
+def _with_compare(ctx, configs):
+    if not ctx.compare:
+        return configs
+    return [c for cfg in configs for c in (cfg, COMPARE_CONFIGS.get(cfg)) if c]
 
 
 def _check(cfg, metric, m):
@@ -61,7 +70,7 @@ def _interleaved(ctx, part, cfg, topo, base, metrics, family, nrules, reps, pps_
 def matrix(ctx, base):
     nrules = ctx.p["matrix_rules"]
     rules = R.make_rules(nrules, 4)
-    for i, cfg in enumerate(MATRIX_CONFIGS):
+    for i, cfg in enumerate(_with_compare(ctx, MATRIX_CONFIGS)):
         if cfg.startswith("podfence") and not ctx.podfence:
             ctx.missing.append(f"matrix/{cfg}: podfence binary not found")
             continue
@@ -83,7 +92,7 @@ def matrix(ctx, base):
 
 
 def scaling(ctx, base):
-    for i, cfg in enumerate(SCALING_CONFIGS):
+    for i, cfg in enumerate(_with_compare(ctx, SCALING_CONFIGS)):
         if cfg.startswith("podfence") and not ctx.podfence:
             ctx.missing.append(f"scaling/{cfg}: podfence binary not found")
             continue
@@ -123,11 +132,12 @@ def progtime(ctx):
     established flow's ACKs; "denied", the matrix's; "allowed_rst", the
     allowed flow's RSTs (what the matrix sent until 2026-12-03; podfence
     sends FIN and RST through conntrack). Without podfence only the first
-    two programs run."""
+    two programs run; with --compare, its binary's takes its turn too."""
     nrules = ctx.p["matrix_rules"]
     rules = R.make_rules(nrules, 4)
     for hook in PROGTIME_HOOKS:
         cfgs = [f"empty-{hook}", f"article-{hook}"] + ([f"podfence-{hook}"] if ctx.podfence else [])
+        cfgs += [f"compare-{hook}"] if ctx.podfence and ctx.compare else []
         log(f"progtime: {', '.join(cfgs)} ({nrules} rules, {ctx.p['progtime_rounds']} rounds)")
         try:
             with contextlib.ExitStack() as stack:
