@@ -11,8 +11,8 @@
 #   integration real libcni driver, real reference plugins, real traffic in netns,
 #               with the installed Release binary
 # plus the benchmark suite in --quick mode (every configuration once, no speed
-# assertions: it only has to run and produce numbers), comparing ADD/DEL with the
-# variant build's.
+# assertions: it only has to run and produce numbers), with the variant build
+# measured next to it (--compare).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 jobs=$(nproc)
@@ -53,8 +53,9 @@ step "Release build, package and install"
 cmake -S . -B build/variant -DCMAKE_BUILD_TYPE=Release -DPODFENCE_WERROR=ON -DPODFENCE_DATAPATH_VARIANT=ON \
   -DPODFENCE_TESTS=OFF >/dev/null
 cmake --build build/variant -j"$jobs" --target podfence
-# --podfence: the newest build is now the variant. --compare runs the control
-# part's pod-by-pod comparison (bench/README.md).
+# --podfence: the newest build is now the variant. --compare runs the variant
+# next to it: ADD/DEL pod by pod, and compare-* configs in the data-plane parts
+# (bench/README.md).
 bench/suite/run.sh --quick --out build/bench-quick --podfence build/plugin/podfence \
   --compare build/variant/plugin/podfence
 # Where ADD and DEL wait, per hook (bench/README.md, stop 29): syscalls traced,
