@@ -368,10 +368,10 @@ class Report:
                         n = int(r["sent"] if metric == "denied" else r["received"])
                         if _finite(r.get("cpu_ns_per_pkt")) and n:
                             cpu.setdefault(r["round"], {})[prog] = (n, float(r["cpu_ns_per_pkt"]) * n)
-                if not beyond_floor(runs):
+                res = beyond_floor(runs)
+                if not res:
                     continue
-                out[(hook, metric)] = beyond_floor(runs)
-                out[(hook, metric, "cpu")] = beyond_floor(cpu)
+                out[(hook, metric)], out[(hook, metric, "cpu")] = res, beyond_floor(cpu)
                 for prog, label in (("podfence", metric), ("compare", f"{metric}, --compare's binary")):
                     pr, pc = beyond_floor(runs, prog=prog), beyond_floor(cpu, prog=prog)
                     if not pr:
